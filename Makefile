@@ -1,0 +1,45 @@
+# avgen: every target works on a fresh clone; the first one run creates .venv (make setup).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+AVGEN := $(VENV)/bin/avgen
+STAMP := $(VENV)/.installed
+# A CPU wheel of this version lies on the dev/CI machines; a looser spec pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+DATASET ?= folder
+ARGS ?=
+
+.PHONY: setup test test-slow data prepare bench clean help
+
+help:
+	@echo "make setup | test | test-slow | data | prepare DATASET=.. RAW=.. OUT=.. | bench   [ARGS='key=value ...']"
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(TORCH)
+	$(VENV)/bin/pip freeze | grep -iE '^torch==' > $(VENV)/constraints.txt
+	$(VENV)/bin/pip install -q -c $(VENV)/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+# The default synthetic store (data/synthetic/store): generated mp4s -> the real decode path -> store.
+data: $(STAMP)
+	$(AVGEN) prepare $(ARGS)
+
+prepare: $(STAMP)
+	@test -n "$(RAW)" -a -n "$(OUT)" || { echo "usage: make prepare DATASET=<name> RAW=<dir> OUT=<dir> [ARGS=...]"; exit 2; }
+	$(AVGEN) prepare dataset=$(DATASET) raw=$(RAW) out=$(OUT) $(ARGS)
+
+bench: data
+	$(AVGEN) bench $(ARGS)
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,44 @@
+"""`avgen <command> [key=value ...]`: the single entry point behind the Makefile targets."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+COMMANDS = {
+    "prepare": ("avgen.cli.prepare", "raw media -> clip store (configs/prepare.yaml)"),
+    "bench": ("avgen.cli.bench", "speed figures -> outputs/bench/results.json (configs/bench.yaml)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print("usage: avgen <command> [key=value ...]\n\ncommands:")
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:10s} {text}")
+        return 0
+    command, overrides = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"avgen: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    import importlib
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        return module.run(overrides) or 0
+    except (HydraException, OmegaConfBaseException) as e:  # config errors: one clear line, no traceback
+        print(f"avgen {command}: config error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, ValueError) as e:  # bad paths and inputs, named by the message
+        if os.environ.get("AVGEN_DEBUG"):
+            raise
+        print(f"avgen {command}: error: {e}  (AVGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

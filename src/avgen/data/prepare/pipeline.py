@@ -1,0 +1,298 @@
+"""Preparation: raw media -> clip store (see `avgen.data.store` for the layout).
+
+Stages: list sources (adapter) -> per source, in parallel workers: open, window, compute each
+representation -> in the main process: finalize (batched encoders), write the source's part file
+atomically -> consolidate all parts into memory-mappable arrays, the manifest and the metadata.
+
+Nothing crashes the job on bad input: a source that fails is skipped with a one-line reason in
+`report.json`. A killed job re-run skips sources whose part file exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import avgen
+from avgen.data.media import MediaError, MediaFile
+from avgen.data.prepare.base import Adapter, Source
+from avgen.data.representations import Representation
+from avgen.data.store import MANIFEST, METADATA, REPORT, STORE_FORMAT
+from avgen.utils.io import atomic_path, write_json, write_npz, write_text
+from avgen.utils.threads import free_cores
+
+PARTS = "parts"
+
+
+@dataclass
+class Windowing:
+    """How sources are cut into clips."""
+
+    clip_seconds: float            # length of a clip
+    margin_seconds: float = 0.0    # context stored on each side of a clip
+    stride_seconds: float | None = None  # distance between clip starts; None = clip_seconds
+    max_clips_per_source: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.clip_seconds <= 0 or self.margin_seconds < 0:
+            raise ValueError(f"need clip_seconds > 0 and margin_seconds >= 0, got {self}")
+        if self.stride_seconds is not None and self.stride_seconds <= 0:
+            raise ValueError(f"stride_seconds must be > 0, got {self.stride_seconds}")
+
+    def starts(self, duration: float, lo: float | None = None, hi: float | None = None) -> list[float]:
+        """Clip start times (excluding margins) that fit with their margins inside [lo, hi] of a file."""
+        lo = 0.0 if lo is None else max(lo, 0.0)
+        hi = duration if hi is None else min(hi, duration)
+        stride = self.stride_seconds or self.clip_seconds
+        first = lo + self.margin_seconds
+        span = hi - self.margin_seconds - self.clip_seconds - first
+        if span < -1e-6:
+            return []
+        count = int(math.floor(span / stride + 1e-6)) + 1
+        if self.max_clips_per_source is not None:
+            count = min(count, self.max_clips_per_source)
+        return [first + k * stride for k in range(count)]
+
+
+@dataclass
+class SourceResult:
+    source: Source
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    starts: list[float] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def process_source(source: Source, reps: dict[str, Representation], windowing: Windowing) -> SourceResult:
+    """Decode one source and compute every representation for each of its windows (runs in a worker)."""
+    t = time.perf_counter()
+    try:
+        media = MediaFile(source.path)
+        starts = windowing.starts(media.info.duration, source.start, source.end)
+        if not starts:
+            need = windowing.clip_seconds + 2 * windowing.margin_seconds
+            raise MediaError(f"too short: {media.info.duration:.2f} s usable, a clip with margins needs {need:.2f} s")
+        span = windowing.clip_seconds + 2 * windowing.margin_seconds
+        arrays = {name: np.stack([rep.compute(media, s - windowing.margin_seconds, span) for s in starts])
+                  for name, rep in reps.items()}
+    except MediaError as e:
+        return SourceResult(source, error=str(e), seconds=time.perf_counter() - t)
+    except Exception as e:  # an unexpected decoder failure must not stop the job either
+        return SourceResult(source, error=f"{type(e).__name__}: {' '.join(str(e).split())[:160]}",
+                            seconds=time.perf_counter() - t)
+    return SourceResult(source, arrays, starts, seconds=time.perf_counter() - t)
+
+
+def _worker_init() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    # One thread per worker process: the workers already fill the cores, and oversubscribed BLAS/torch
+    # threads were measured several times slower.
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _run(fn: Callable, items: list, workers: int) -> Iterator:
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+        yield from pool.map(fn, items, chunksize=4)
+
+
+class _Job:
+    """Picklable callable carrying the representations and windowing to the workers."""
+
+    def __init__(self, reps: dict[str, Representation], windowing: Windowing):
+        self.reps, self.windowing = reps, windowing
+
+    def __call__(self, source: Source) -> SourceResult:
+        return process_source(source, self.reps, self.windowing)
+
+
+def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, reps: dict[str, Representation],
+            windowing: Windowing, workers: int = 0, progress: bool = True,
+            batch_sources: int = 64) -> dict[str, Any]:
+    """Prepare a store at `out` from `raw`; returns the report (also written to `out/report.json`)."""
+    if not reps:
+        raise ValueError("no representations configured")
+    out = Path(out)
+    _check_writable(out)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    listing = adapter.list_sources(Path(raw))
+    timings["list"] = time.perf_counter() - t
+    keys = [s.key for s in listing.sources]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{adapter.name}: source ids are not unique after sanitising")
+    _check_same_config(out, reps, windowing, adapter.name)
+    parts_dir = out / PARTS
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in listing.sources if not (parts_dir / f"{s.key}.npz").is_file()]
+    done_before = len(listing.sources) - len(todo)
+    workers = workers if workers > 0 else free_cores()
+    skipped: list[dict[str, str]] = [{"path": p, "reason": r} for p, r in listing.skipped]
+
+    t = time.perf_counter()
+    decode_seconds = 0.0
+    prepared_now = 0
+    bar = tqdm(total=len(todo), desc=f"prepare {adapter.name}", unit="file", disable=not progress)
+    pending: list[SourceResult] = []
+    for result in _run(_Job(reps, windowing), todo, workers):
+        decode_seconds += result.seconds
+        bar.update()
+        if result.error is not None:
+            skipped.append({"path": result.source.path, "reason": result.error})
+            continue
+        pending.append(result)
+        prepared_now += 1
+        if len(pending) >= batch_sources:
+            _write_parts(pending, reps, parts_dir)
+            pending = []
+    _write_parts(pending, reps, parts_dir)
+    bar.close()
+    timings["decode_and_encode"] = time.perf_counter() - t
+    timings["decode_cpu_seconds"] = decode_seconds
+
+    t = time.perf_counter()
+    meta_path = out / METADATA
+    if not any((parts_dir / f"{s.key}.npz").is_file() for s in listing.sources):
+        num_clips = 0
+    elif prepared_now == 0 and meta_path.is_file() and _same_sources(out, listing.sources):
+        num_clips = json.loads(meta_path.read_text())["num_clips"]  # up to date: nothing to rewrite
+    else:
+        num_clips = _consolidate(out, listing.sources, reps, windowing, listing.label_names, adapter.name)
+    timings["consolidate"] = time.perf_counter() - t
+    report = {
+        "dataset": adapter.name,
+        "raw": str(Path(raw).resolve()),
+        "sources": len(listing.sources),
+        "sources_prepared_now": prepared_now,
+        "sources_done_before": done_before,
+        "clips_written": num_clips,
+        "skipped": skipped,
+        "num_skipped": len(skipped),
+        "seconds": timings,
+    }
+    write_json(out / REPORT, report)
+    if num_clips == 0:
+        raise RuntimeError(f"no clip was prepared into {out}; the reasons are in {out / REPORT}")
+    return report
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / ".write_test") as tmp:
+            tmp.write_text("ok")
+        (out / ".write_test").unlink()
+    except OSError as e:
+        raise PermissionError(f"OUT={out} is not writable: {e.strerror or e}") from None
+
+
+def _check_same_config(out: Path, reps: dict[str, Representation], windowing: Windowing, dataset: str) -> None:
+    """Refuse to mix parts made with another preset into one store; record the config on first use."""
+    config = {"dataset": dataset, "windowing": asdict(windowing),
+              "representations": {name: rep.describe() for name, rep in reps.items()}}
+    config = json.loads(json.dumps(config))  # normalise tuples/floats as stored
+    path = out / "prepare_config.json"
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != config:
+            raise ValueError(
+                f"OUT={out} holds a store prepared with another configuration ({path}); "
+                "choose another OUT or delete it"
+            )
+    else:
+        write_json(path, config)
+
+
+def _same_sources(out: Path, sources: list[Source]) -> bool:
+    """Whether the complete store at `out` was consolidated from exactly these sources."""
+    with open(out / MANIFEST) as f:
+        stored = {json.loads(line)["source"] for line in f if line.strip()}
+    present = {s.path for s in sources if (out / PARTS / f"{s.key}.npz").is_file()}
+    return stored == present
+
+
+def _write_parts(results: list[SourceResult], reps: dict[str, Representation], parts_dir: Path) -> None:
+    """Finalize representations batched over several sources, then write one part file per source."""
+    if not results:
+        return
+    counts = [len(r.starts) for r in results]
+    finals = {name: rep.finalize(np.concatenate([r.arrays[name] for r in results])) for name, rep in reps.items()}
+    offset = 0
+    for result, n in zip(results, counts):
+        arrays = {name: arr[offset:offset + n] for name, arr in finals.items()}
+        offset += n
+        rows = json.dumps({"source": asdict(result.source), "starts": result.starts})
+        write_npz(parts_dir / f"{result.source.key}.npz", _rows=np.array(rows), **arrays)
+
+
+def _consolidate(out: Path, sources: list[Source], reps: dict[str, Representation], windowing: Windowing,
+                 label_names: list[str], dataset: str) -> int:
+    """Gather part files (in source order) into `<rep>.npy`, the manifest and, last, the metadata."""
+    parts = [(s, out / PARTS / f"{s.key}.npz") for s in sources]
+    parts = [(s, p) for s, p in parts if p.is_file()]
+    shapes: dict[str, tuple] = {}
+    rows: list[dict[str, Any]] = []
+    for source, path in parts:
+        with np.load(path) as part:
+            info = json.loads(str(part["_rows"]))
+            for name in reps:
+                shapes.setdefault(name, part[name].shape[1:])
+                if part[name].shape[1:] != shapes[name]:
+                    raise ValueError(f"{path}: {name} has shape {part[name].shape[1:]}, others {shapes[name]}")
+        for k, start in enumerate(info["starts"]):
+            clip_id = source.source_id if len(info["starts"]) == 1 else f"{source.source_id}_{k:04d}"
+            rows.append({"index": len(rows), "id": clip_id, "source": source.path, "start": round(start, 6),
+                         "split": source.split, "label": source.label,
+                         "label_name": label_names[source.label] if source.label >= 0 else "",
+                         "caption": source.caption})
+    meta_path = out / METADATA
+    if meta_path.exists():
+        meta_path.unlink()  # the store is being rewritten: mark it incomplete until the end
+    for name, rep in reps.items():
+        with atomic_path(out / f"{name}.npy", suffix=".npy") as tmp:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=rep.dtype, shape=(len(rows), *shapes[name]))
+            i = 0
+            for _, path in parts:
+                with np.load(path) as part:
+                    block = part[name]
+                arr[i:i + len(block)] = block
+                i += len(block)
+            arr.flush()
+            del arr
+    write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
+    rep_meta = {}
+    for name, rep in reps.items():
+        meta = rep.describe()
+        meta["clip_frames"] = rep.num_frames(windowing.clip_seconds)
+        meta["margin_frames"] = rep.num_frames(windowing.margin_seconds)
+        meta["shape"] = list(shapes[name])
+        rep_meta[name] = meta
+    write_json(meta_path, {
+        "format": STORE_FORMAT,
+        "avgen_version": avgen.__version__,
+        "dataset": dataset,
+        "num_clips": len(rows),
+        "splits": {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})},
+        "label_names": label_names,
+        "clip_seconds": windowing.clip_seconds,
+        "margin_seconds": windowing.margin_seconds,
+        "stride_seconds": windowing.stride_seconds,
+        "representations": rep_meta,
+        "time_zero": "clip start minus margin; video frame k at k*seconds_per_frame, mel frame k centred there",
+    })
+    return len(rows)

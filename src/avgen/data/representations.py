@@ -1,0 +1,225 @@
+"""Representations a store can hold: how one clip window of a media file becomes one array.
+
+A representation is computed in two stages so that decoding runs in parallel CPU workers while a learned
+encoder (AutoencoderKL) runs batched in the main process (on a GPU when present):
+`compute(media, t0, seconds)` returns a per-clip array in a worker, `finalize(batch)` maps a stack of
+them to the stored form.
+
+Time conventions (SPEC §1): `t0` is the start of the stored window (clip start minus the margin) on the
+video's time axis. Video frame k shows the source frame on screen at `t0 + k / fps`. Mel frame k is centred
+at `t0 + k * hop / sample_rate` (librosa `center=True`). Waveform sample k is at `t0 + k / sample_rate`.
+The seconds per frame of each time axis go into the store metadata; nothing downstream infers them from
+shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avgen.data.media import MediaFile
+
+
+class Representation:
+    """Base class. Subclasses set `modality`, `seconds_per_frame`, `time_axis` and the array layout."""
+
+    modality: str            # "video" or "audio"
+    time_axis: int           # axis of the per-clip array that is time
+    layout: str              # e.g. "F C H W" or "C T"
+    dtype: str = "float16"
+
+    @property
+    def seconds_per_frame(self) -> float:
+        raise NotImplementedError
+
+    def num_frames(self, seconds: float) -> int:
+        """Frames covering `seconds` (floor: a frame is stored only if its start lies inside)."""
+        return int(math.floor(seconds / self.seconds_per_frame + 1e-6))
+
+    def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def finalize(self, batch: np.ndarray) -> np.ndarray:
+        """Map a stack of `compute` outputs (N, ...) to the stored arrays (N, ...)."""
+        return batch.astype(self.dtype)
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata recorded in the store for this representation."""
+        return {
+            "modality": self.modality,
+            "class": type(self).__name__,
+            "layout": self.layout,
+            "time_axis": self.time_axis,
+            "seconds_per_frame": self.seconds_per_frame,
+            "dtype": self.dtype,
+        }
+
+
+def resize_square(frames: np.ndarray, size: int) -> torch.Tensor:
+    """Centre-crop to a square and resize: (N, H, W, 3) uint8 -> (N, 3, size, size) float in [-1, 1]."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (N, H, W, 3) -> (N, 3, H, W)
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = x[..., top:top + side, left:left + side]
+    if side != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=side > size, align_corners=False)
+    return (x / 127.5 - 1.0).clamp(-1.0, 1.0)
+
+
+class VideoPixels(Representation):
+    """Centre-cropped, resized RGB frames in [-1, 1]: (F, 3, size, size)."""
+
+    modality = "video"
+    time_axis = 0
+    layout = "F C H W"
+
+    def __init__(self, fps: float, size: int, dtype: str = "float16"):
+        if fps <= 0 or size <= 0:
+            raise ValueError(f"VideoPixels needs fps > 0 and size > 0, got fps={fps}, size={size}")
+        self.fps, self.size, self.dtype = float(fps), int(size), dtype
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return 1.0 / self.fps
+
+    def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
+        times = t0 + np.arange(self.num_frames(seconds)) / self.fps
+        return resize_square(media.frames_at(times), self.size).numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "fps": self.fps, "size": self.size, "encoder": "pixels",
+                "range": [-1.0, 1.0]}
+
+
+class VideoVAELatents(VideoPixels):
+    """SD-VAE latents of each frame: (F, 4, size/8, size/8), scaled by `scaling_factor`.
+
+    Frames are encoded by a diffusers AutoencoderKL loaded from a local directory (`vae_path`, as written by
+    `save_pretrained`). The posterior mean is stored (deterministic) unless `sample_posterior` is set.
+    """
+
+    layout = "F C h w"
+
+    def __init__(self, fps: float, size: int, vae_path: str, scaling_factor: float | None = None,
+                 batch_size: int = 64, sample_posterior: bool = False, device: str = "auto",
+                 dtype: str = "float16"):
+        super().__init__(fps, size, dtype)
+        self.vae_path = str(vae_path)
+        self.scaling_factor = scaling_factor
+        self.batch_size = batch_size
+        self.sample_posterior = sample_posterior
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self._vae = None
+
+    def _load(self):
+        if self._vae is None:
+            from diffusers import AutoencoderKL
+
+            path = Path(self.vae_path)
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"vae_path={path}: expected a diffusers AutoencoderKL directory with config.json "
+                    "(as written by save_pretrained)"
+                )
+            self._vae = AutoencoderKL.from_pretrained(path).to(self.device).eval()
+            if self.scaling_factor is None:
+                self.scaling_factor = float(self._vae.config.scaling_factor)
+        return self._vae
+
+    @torch.no_grad()
+    def finalize(self, batch: np.ndarray) -> np.ndarray:
+        vae = self._load()
+        n, f = batch.shape[:2]
+        frames = torch.from_numpy(batch.astype(np.float32)).flatten(0, 1)  # (N, F, 3, H, W) -> (N*F, 3, H, W)
+        out = []
+        for chunk in frames.split(self.batch_size):
+            dist = vae.encode(chunk.to(self.device)).latent_dist
+            z = dist.sample() if self.sample_posterior else dist.mean
+            out.append((z * self.scaling_factor).float().cpu())
+        latents = torch.cat(out).unflatten(0, (n, f))  # (N*F, c, h, w) -> (N, F, c, h, w)
+        return latents.numpy().astype(self.dtype)
+
+    def describe(self) -> dict[str, Any]:
+        self._load()
+        return {**super().describe(), "encoder": "AutoencoderKL", "vae_path": self.vae_path,
+                "scaling_factor": self.scaling_factor, "sample_posterior": self.sample_posterior,
+                "range": None}
+
+
+class AudioLogMel(Representation):
+    """Log-mel spectrogram normalised to [-1, 1]: (n_mels, T).
+
+    `value = 2 * (clip(dB, min_db, max_db) - min_db) / (max_db - min_db) - 1` with dB = 10 log10(power mel);
+    the fixed range (not per-clip normalisation) keeps loudness comparable across clips and invertible.
+    """
+
+    modality = "audio"
+    time_axis = 1
+    layout = "C T"
+
+    def __init__(self, sample_rate: int = 16000, n_mels: int = 80, n_fft: int = 512, hop_length: int = 256,
+                 fmin: float = 0.0, fmax: float | None = None, min_db: float = -80.0, max_db: float = 20.0,
+                 dtype: str = "float16"):
+        if hop_length <= 0 or n_fft <= 0 or n_mels <= 0:
+            raise ValueError("AudioLogMel needs positive n_mels, n_fft and hop_length")
+        if not min_db < max_db:
+            raise ValueError(f"AudioLogMel needs min_db < max_db, got {min_db} >= {max_db}")
+        self.sample_rate, self.n_mels, self.n_fft, self.hop_length = sample_rate, n_mels, n_fft, hop_length
+        self.fmin, self.fmax = fmin, (fmax if fmax is not None else sample_rate / 2)
+        self.min_db, self.max_db, self.dtype = min_db, max_db, dtype
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.hop_length / self.sample_rate
+
+    def mel_power(self, wav: np.ndarray) -> np.ndarray:
+        return librosa.feature.melspectrogram(
+            y=wav, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
+            fmin=self.fmin, fmax=self.fmax, power=2.0, center=True,
+        )
+
+    def normalise(self, power: np.ndarray) -> np.ndarray:
+        db = 10.0 * np.log10(np.maximum(power, 10.0 ** (self.min_db / 10.0)))
+        return 2.0 * (np.clip(db, self.min_db, self.max_db) - self.min_db) / (self.max_db - self.min_db) - 1.0
+
+    def denormalise(self, value: np.ndarray) -> np.ndarray:
+        """Inverse of `normalise` (up to the clipping): normalised values -> power mel."""
+        db = (np.asarray(value, dtype=np.float64) + 1.0) / 2.0 * (self.max_db - self.min_db) + self.min_db
+        return 10.0 ** (db / 10.0)
+
+    def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
+        wav = media.audio(self.sample_rate, t0, seconds)
+        return self.normalise(self.mel_power(wav))[:, : self.num_frames(seconds)].astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "sample_rate": self.sample_rate, "n_mels": self.n_mels,
+                "n_fft": self.n_fft, "hop_length": self.hop_length, "fmin": self.fmin, "fmax": self.fmax,
+                "min_db": self.min_db, "max_db": self.max_db, "range": [-1.0, 1.0], "center": True}
+
+
+class AudioWaveform(Representation):
+    """Mono waveform: (1, samples)."""
+
+    modality = "audio"
+    time_axis = 1
+    layout = "C T"
+
+    def __init__(self, sample_rate: int = 16000, dtype: str = "float32"):
+        self.sample_rate, self.dtype = sample_rate, dtype
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return 1.0 / self.sample_rate
+
+    def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
+        return media.audio(self.sample_rate, t0, seconds)[None, : self.num_frames(seconds)]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "sample_rate": self.sample_rate, "range": [-1.0, 1.0]}

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from avgen.utils.threads import set_torch_threads
+
+set_torch_threads()
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(scope="session")
+def synthetic_preset():
+    """The default synthetic preset's representations and windowing, built from configs/."""
+    from avgen.cli.config import load_config
+
+    cfg = load_config("prepare")
+    reps = {name: instantiate(node) for name, node in cfg.preset.representations.items()}
+    return cfg, reps, instantiate(cfg.preset.windowing)
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory, synthetic_preset) -> Path:
+    """A small synthetic dataset (48 train + 40 test clips) generated and prepared through the real path."""
+    from avgen.data.prepare.pipeline import prepare
+
+    cfg, reps, windowing = synthetic_preset
+    root = tmp_path_factory.mktemp("synthetic")
+    adapter = instantiate(cfg.dataset, num_train=48, num_test=40)
+    prepare(adapter, root / "raw", root / "store", reps, windowing, progress=False)
+    return root / "store"

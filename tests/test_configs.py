@@ -1,0 +1,66 @@
+"""Every config composes in struct mode and builds; misspelt keys fail, naming the key."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from avgen.cli.config import load_config, repo_root
+
+ROOT = repo_root()
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (ROOT / "configs" / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("dataset", group_options("dataset"))
+@pytest.mark.parametrize("preset", group_options("preset"))
+def test_prepare_configs_compose_and_build(dataset, preset, tmp_path):
+    cfg = load_config("prepare", [f"dataset={dataset}", f"preset={preset}", f"raw={tmp_path}", f"out={tmp_path}"])
+    assert OmegaConf.is_struct(cfg)
+    assert instantiate(cfg.dataset).name == dataset
+    reps = {name: instantiate(node) for name, node in cfg.preset.representations.items()}
+    assert {r.modality for r in reps.values()} == {"video", "audio"}
+    instantiate(cfg.preset.windowing)
+
+
+@pytest.mark.parametrize("data", group_options("data"))
+def test_data_configs_compose(data):
+    cfg = load_config("bench", [f"data={data}"])
+    dm = instantiate(cfg.data)
+    assert dm.batch_size > 0
+
+
+def test_misspelt_override_fails_naming_the_key():
+    with pytest.raises(ConfigCompositionException, match="num_trian"):
+        load_config("prepare", ["dataset.num_trian=3"])
+
+
+def test_reading_an_unknown_key_fails():
+    cfg = load_config("prepare")
+    with pytest.raises((ConfigAttributeError, ConfigKeyError)):
+        _ = cfg.dataset.num_trian
+
+
+def test_misspelt_key_in_an_experiment_file_fails(tmp_path, monkeypatch):
+    """An experiment file may only override keys that exist."""
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "bad.yaml").write_text("# @package _global_\ndataset:\n  num_trian: 3\n")
+    (tmp_path / "experiments" / "good.yaml").write_text("# @package _global_\ndataset:\n  num_train: 3\n")
+    monkeypatch.setenv("AVGEN_ROOT", str(tmp_path))
+    assert load_config("prepare", experiment="good").dataset.num_train == 3
+    with pytest.raises(ConfigCompositionException) as err:
+        load_config("prepare", experiment="bad")
+    assert "num_trian" in str(err.value.__cause__ or err.value)
+
+
+def test_unknown_experiment_is_named():
+    with pytest.raises(ValueError, match="no_such_experiment"):
+        load_config("prepare", experiment="no_such_experiment")

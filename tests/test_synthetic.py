@@ -1,0 +1,89 @@
+"""The embedded synthetic dataset: deterministic, and its correspondences are exact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from avgen.data.media import MediaFile
+from avgen.data.synthetic import CLASS_COLOURS, SyntheticConfig, class_pitches, generate, make_clip
+
+
+def test_clip_is_deterministic_and_independent_of_dataset_size():
+    a = make_clip(SyntheticConfig(num_train=10), "train", 7)
+    b = make_clip(SyntheticConfig(num_train=5000), "train", 7)
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2], b[2])
+    c = make_clip(SyntheticConfig(seed=1), "train", 7)
+    assert c[0].event_times != a[0].event_times
+
+
+def test_generate_twice_gives_the_same_dataset(tmp_path):
+    cfg = SyntheticConfig(num_train=3, num_test=2)
+    for d in ("a", "b"):
+        generate(cfg, tmp_path / d, workers=1, progress=False)
+    for sidecar in sorted((tmp_path / "a").rglob("*_*.json")):
+        twin = tmp_path / "b" / sidecar.relative_to(tmp_path / "a")
+        assert json.loads(sidecar.read_text()) == json.loads(twin.read_text())
+    assert len(list((tmp_path / "a" / "test").glob("*.mp4"))) == 2
+
+
+def test_generate_refuses_a_directory_of_another_config(tmp_path):
+    generate(SyntheticConfig(num_train=1, num_test=1), tmp_path, workers=1, progress=False)
+    try:
+        generate(SyntheticConfig(num_train=1, num_test=1, seed=5), tmp_path, workers=1, progress=False)
+    except ValueError as e:
+        assert "another config" in str(e)
+    else:
+        raise AssertionError("mixing configs in one directory must fail")
+
+
+def test_audio_onsets_are_exactly_at_the_bounces():
+    cfg = SyntheticConfig()
+    truth, frames, audio = make_clip(cfg, "train", 3)
+    assert len(truth.event_times) >= 2
+    sr = cfg.sample_rate
+    for e in truth.event_times:
+        k = int(np.ceil(e * sr))
+        before = np.abs(audio[max(k - 200, 0):k]).max()
+        after = np.abs(audio[k:k + 200]).max()
+        assert after > 0.3 and after > 20 * before or before > 0.05  # a tone starts at the bounce
+    # first event: silence (noise floor) before it
+    k0 = int(truth.event_times[0] * sr)
+    assert np.abs(audio[: max(k0 - 1, 1)]).max() < 0.02
+
+
+def test_ball_touches_a_wall_at_each_bounce():
+    cfg = SyntheticConfig()
+    truth, _, _ = make_clip(cfg, "test", 11)
+    xs = np.array(truth.positions)
+    t = np.arange(len(xs)) / cfg.fps
+    for e in truth.event_times:
+        x = np.interp(e, t, xs)
+        assert min(abs(x - cfg.ball_radius), abs(x - (1 - cfg.ball_radius))) < 1.0 / cfg.fps
+
+
+def test_colour_and_pitch_follow_the_class(tmp_path):
+    cfg = SyntheticConfig(num_train=8, num_test=0)
+    for i in range(8):
+        truth, frames, audio = make_clip(cfg, "train", i)
+        assert truth.pitch_hz == class_pitches(cfg.num_classes)[truth.label]
+        ball = frames.reshape(-1, 3)[frames.reshape(-1, 3).max(axis=1) > 200].mean(axis=0) / 255
+        assert np.argmin(((CLASS_COLOURS[: cfg.num_classes] - ball / ball.max()) ** 2).sum(1)) == truth.label
+        spectrum = np.abs(np.fft.rfft(audio))
+        peak_hz = np.argmax(spectrum) * cfg.sample_rate / len(audio)
+        assert abs(peak_hz - truth.pitch_hz) < 5
+
+
+def test_mp4_is_real_h264_aac(tmp_path):
+    generate(SyntheticConfig(num_train=1, num_test=0), tmp_path, workers=1, progress=False)
+    media = MediaFile(tmp_path / "train" / "train_000000.mp4")
+    assert media.info.fps == 24 and media.info.width == 64 and media.info.sample_rate == 16000
+    assert abs(media.info.video_duration - 2.75) < 0.05
+    import av
+
+    with av.open(str(tmp_path / "train" / "train_000000.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert c.streams.audio[0].codec_context.name == "aac"
