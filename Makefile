@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 # A CPU wheel of this version lies on the dev/CI machines; a looser spec pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 DATASET ?= folder
+EXP ?= cmmd_synthetic
+RESUME ?=
 ARGS ?=
 
-.PHONY: setup test test-slow data prepare bench clean help
+.PHONY: setup test test-slow data prepare train bench clean help
 
 help:
-	@echo "make setup | test | test-slow | data | prepare DATASET=.. RAW=.. OUT=.. | bench   [ARGS='key=value ...']"
+	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +39,11 @@ data: $(STAMP)
 prepare: $(STAMP)
 	@test -n "$(RAW)" -a -n "$(OUT)" || { echo "usage: make prepare DATASET=<name> RAW=<dir> OUT=<dir> [ARGS=...]"; exit 2; }
 	$(AVGEN) prepare dataset=$(DATASET) raw=$(RAW) out=$(OUT) $(ARGS)
+
+# Train an experiment (experiments/<EXP>.yaml); synthetic ones build the synthetic store first if needed.
+train: $(STAMP)
+	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
+	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
 
 bench: data
 	$(AVGEN) bench $(ARGS)

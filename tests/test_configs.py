@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from avgen.cli.config import load_config, repo_root
+from avgen.cli.config import experiment_names, load_config, repo_root
 
 ROOT = repo_root()
 
@@ -64,3 +64,15 @@ def test_misspelt_key_in_an_experiment_file_fails(tmp_path, monkeypatch):
 def test_unknown_experiment_is_named():
     with pytest.raises(ValueError, match="no_such_experiment"):
         load_config("prepare", experiment="no_such_experiment")
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_every_experiment_composes_and_builds(name):
+    cfg = load_config("train", experiment=name)
+    assert OmegaConf.is_struct(cfg) and cfg.name == name
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.method, net=net, init_from=None)
+    assert module.net is net
+    instantiate(cfg.data)
+    for callback in cfg.callbacks.values():
+        instantiate(callback)

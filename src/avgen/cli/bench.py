@@ -5,6 +5,10 @@ Figures (name: meaning, goal):
   CMMD's context margins (goal >= 1000, so that loading never bounds a GPU step).
 - prepare_clips_per_s: clips per second through the preparation path (decode + resample + log-mel, pixels
   encoder) on freshly generated synthetic mp4s, every free core.
+- unet_ms_per_fe_<coupling>: milliseconds per function evaluation of the dual U-Net (configs/model/<bench.unet_model>)
+  with each coupling at equal widths, on a CMMD-shaped input (18 frames of 4x16x16 latents, an 80x112 mel),
+  batch 1, CPU, median of `unet_repeats`; easy_fusion_overhead = easy_fusion / none - 1 (goal <= 0.15) and
+  rs_mma_overhead = rs_mma / none - 1.
 """
 
 from __future__ import annotations
@@ -50,7 +54,34 @@ def bench_prepare(cfg: DictConfig) -> dict[str, float]:
     return {"prepare_clips_per_s": report["clips_written"] / seconds}
 
 
-BENCHES = {"data": bench_data, "prepare": bench_prepare}
+def bench_unet(cfg: DictConfig) -> dict[str, float]:
+    import statistics
+
+    import torch
+
+    from avgen.models.unets.dual_unet import DualUNet
+
+    model_cfg = load_config("train", [f"model={cfg.unet_model}", "name=bench"]).model
+    x = {"video": torch.randn(1, 18, 4, 16, 16), "audio": torch.randn(1, 80, 112)}
+    t = torch.tensor([500])
+    results = {}
+    for coupling in ("none", "easy_fusion", "rs_mma"):
+        net = instantiate(model_cfg, coupling=coupling, video_channels=4, audio_channels=80).eval()
+        assert isinstance(net, DualUNet)
+        times = []
+        with torch.inference_mode():
+            for i in range(cfg.unet_repeats + 2):
+                start = time.perf_counter()
+                net(x, t)
+                if i >= 2:  # two warm-up calls
+                    times.append(time.perf_counter() - start)
+        results[f"unet_ms_per_fe_{coupling}"] = 1000 * statistics.median(times)
+    results["easy_fusion_overhead"] = results["unet_ms_per_fe_easy_fusion"] / results["unet_ms_per_fe_none"] - 1
+    results["rs_mma_overhead"] = results["unet_ms_per_fe_rs_mma"] / results["unet_ms_per_fe_none"] - 1
+    return results
+
+
+BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet}
 
 
 def run(overrides: list[str]) -> int:

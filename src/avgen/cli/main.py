@@ -6,6 +6,7 @@ import os
 import sys
 
 COMMANDS = {
+    "train": ("avgen.cli.train", "train an experiment: experiment=<name> (configs/train.yaml, experiments/)"),
     "prepare": ("avgen.cli.prepare", "raw media -> clip store (configs/prepare.yaml)"),
     "bench": ("avgen.cli.bench", "speed figures -> outputs/bench/results.json (configs/bench.yaml)"),
 }

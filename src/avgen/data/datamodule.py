@@ -7,6 +7,7 @@ Batches are dicts::
     label:   (B,) int64 (-1 = none)
     id, caption: lists of str
     margin:  {"video": m_v, "audio": m_a}   frames of context on each side of the clip
+    seconds_per_frame: {"video": ..., "audio": ...}   of each time axis, from the store metadata
 
 A dataset fetches a whole batch at once (`__getitems__`): one sorted fancy-index read per memory-mapped
 array instead of B small reads, which is what keeps loading far from bounding a training step.
@@ -35,6 +36,7 @@ class ClipDataset(Dataset):
         self.names = {"video": video, "audio": audio}
         self.windows: dict[str, tuple[int, int, int]] = {}  # key -> (time axis, first frame, length)
         self.margin: dict[str, int] = {}                     # key -> context frames on each side
+        self.seconds_per_frame: dict[str, float] = {}
         for key, name in self.names.items():
             info = store.rep(name)
             if info.modality != key:
@@ -49,6 +51,7 @@ class ClipDataset(Dataset):
             first = info.margin_frames - margin
             self.windows[key] = (info.time_axis, first, info.clip_frames + 2 * margin)
             self.margin[key] = margin
+            self.seconds_per_frame[key] = info.seconds_per_frame
         manifest = store.manifest
         self.ids = [manifest[i]["id"] for i in self.indices]
         self.captions = [manifest[i]["caption"] for i in self.indices]
@@ -79,6 +82,7 @@ class ClipDataset(Dataset):
         batch["id"] = [self.ids[p] for p in positions]
         batch["caption"] = [self.captions[p] for p in positions]
         batch["margin"] = dict(self.margin)
+        batch["seconds_per_frame"] = dict(self.seconds_per_frame)
         return batch
 
     def __getitem__(self, position: int) -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""eps / v / x0 conversions (SPEC §1), the one place they live.
+
+With `a = sqrt(abar_t)` and `s = sigma_t = sqrt(1 - abar_t)`:
+    x_t = a x0 + s eps,     v = a eps - s x0,     x0 = a x_t - s v,     eps = s x_t + a v.
+All functions take `abar` already broadcast to the tensor's rank (see `append_dims`), so audio (B, C, T) and
+video (B, F, C, H, W) share them.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def append_dims(x: Tensor, ndim: int) -> Tensor:
+    """(B,) -> (B, 1, ..., 1) with `ndim` dims in total: per-sample scalars for tensors of any rank."""
+    if x.ndim > ndim:
+        raise ValueError(f"cannot broadcast a {x.ndim}-d tensor to {ndim} dims")
+    return x.reshape(*x.shape, *([1] * (ndim - x.ndim)))
+
+
+def x0_from_v(x_t: Tensor, v: Tensor, abar: Tensor) -> Tensor:
+    return abar.sqrt() * x_t - (1 - abar).sqrt() * v
+
+
+def eps_from_v(x_t: Tensor, v: Tensor, abar: Tensor) -> Tensor:
+    return (1 - abar).sqrt() * x_t + abar.sqrt() * v
+
+
+def x0_from_eps(x_t: Tensor, eps: Tensor, abar: Tensor) -> Tensor:
+    return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+
+def eps_from_x0(x_t: Tensor, x0: Tensor, abar: Tensor) -> Tensor:
+    return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+
+def v_from_x0_eps(x0: Tensor, eps: Tensor, abar: Tensor) -> Tensor:
+    return abar.sqrt() * eps - (1 - abar).sqrt() * x0
+
+
+def noisy(x0: Tensor, eps: Tensor, abar: Tensor) -> Tensor:
+    """x_t = sqrt(abar) x0 + sigma eps."""
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * eps

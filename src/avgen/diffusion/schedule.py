@@ -1,0 +1,50 @@
+"""Noise schedules, from diffusers schedulers (never re-implemented here).
+
+`NoiseSchedule` reads `alphas_cumprod` from a diffusers scheduler config, so training noise and every
+sampler (DDIM, DPM-Solver, ...) share one definition of abar_t. Each modality may have its own schedule,
+indexed by one shared discrete t in {0..N-1} (SPEC §1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from torch import Tensor, nn
+
+from avgen.diffusion.conversions import append_dims
+
+SAMPLERS = {"ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
+
+
+class NoiseSchedule(nn.Module):
+    """abar_t of a diffusers DDPM schedule, as a buffer (moves with the module to the right device)."""
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
+                 beta_start: float = 0.0001, beta_end: float = 0.02):
+        super().__init__()
+        self.config: dict[str, Any] = dict(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
+                                           beta_start=beta_start, beta_end=beta_end)
+        scheduler = DDPMScheduler(**self.config)
+        self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.config["num_train_timesteps"]
+
+    def abar(self, t: Tensor, ndim: int) -> Tensor:
+        """abar_t per sample, broadcast to a tensor of rank `ndim`."""
+        return append_dims(self.alphas_cumprod[t.long()], ndim)
+
+    def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """t ~ U{0..N-1}, one per example."""
+        return torch.randint(0, self.num_train_timesteps, (batch,), device=device, generator=generator)
+
+    def sampler(self, name: str, steps: int, **kwargs: Any):
+        """A diffusers sampling scheduler on this schedule, fed x0 predictions (prediction_type='sample')."""
+        if name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+        scheduler = SAMPLERS[name](**self.config, prediction_type="sample", **kwargs)
+        scheduler.set_timesteps(steps)
+        return scheduler

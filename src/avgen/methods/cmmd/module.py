@@ -1,0 +1,116 @@
+"""CMMD LightningModule: wires a joint network, a schedule, the losses and the negatives (paper §2, App. B.2).
+
+It receives built parts (network, schedule, negative sampler, optimizer partial) and only wires them; the
+math lives in `losses.py`, `negatives.py`, `avgen.diffusion` and `avgen.sampling`. EMA weights come from
+Lightning's `EMAWeightAveraging` callback (configs/callbacks/), which also makes checkpoints hold them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from avgen.diffusion.denoiser import NetworkDenoiser
+from avgen.diffusion.schedule import NoiseSchedule
+from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
+from avgen.methods.cmmd.negatives import NegativeSampler, centre
+from avgen.sampling.guidance import ReconstructionGuidance
+from avgen.sampling.samplers import initial_noise, sample
+
+
+def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> float:
+    """CMMD App. B.2: the learning rate is multiplied by `factor` every `every` steps, down to a floor."""
+    return max(factor ** (step // every), floor_ratio)
+
+
+class CMMDModule(L.LightningModule):
+    def __init__(self, net: nn.Module, schedule: NoiseSchedule, optimizer: partial, negatives: NegativeSampler,
+                 eta: float = 5e-5, max_negative_loss: float | None = None, negatives_per_step: int | None = None,
+                 lr_decay_every: int = 80_000,
+                 lr_decay_factor: float = 0.8, lr_floor: float = 2e-5, init_from: str | None = None):
+        super().__init__()
+        self.net, self.schedule, self.negatives = net, schedule, negatives
+        self.optimizer_factory = optimizer
+        self.eta, self.max_negative_loss = float(eta), max_negative_loss
+        self.negatives_per_step = negatives_per_step
+        self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
+        self.denoiser = NetworkDenoiser(net, {"audio": schedule, "video": schedule}, prediction="v")
+        if init_from:
+            self.load_network(init_from)
+
+    def load_network(self, path: str) -> None:
+        """Fine-tuning start (e.g. CMMD from nCMMD): network weights from an avgen checkpoint."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"init_from={path} does not exist: train the run this one fine-tunes from first "
+                                    "(for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)")
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        net_state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        self.net.load_state_dict(net_state)
+
+    # --------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        margin, spf = batch["margin"], batch["seconds_per_frame"]
+        x0 = {m: centre(batch[m], m, margin[m]) for m in ("audio", "video")}
+        t = self.schedule.sample_timesteps(x0["audio"].shape[0], self.device)
+        if self.eta == 0.0:  # nCMMD: the joint diffusion loss alone
+            loss = joint_diffusion_loss(self.net, self.schedule, x0, t, _noise_like(x0)).mean()
+            self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True)
+            return loss
+        neg_audio, _ = self.negatives(batch["audio"], "audio", margin["audio"], spf)
+        neg_video, _ = self.negatives(batch["video"], "video", margin["video"], spf)
+        # a random subset of the negatives per step (SPEC §3: memory and time)
+        b = x0["audio"].shape[0]
+        k = min(self.negatives_per_step or b, b)
+        sub = torch.randperm(b, device=self.device)[:k]
+        # positives, (a', v) and (a, v') in one forward pass, each pair with its own noise
+        pairs = {"audio": torch.cat([x0["audio"], neg_audio[sub], x0["audio"][sub]]),
+                 "video": torch.cat([x0["video"], x0["video"][sub], neg_video[sub]])}
+        per_sample = joint_diffusion_loss(self.net, self.schedule, pairs, torch.cat([t, t[sub], t[sub]]),
+                                          _noise_like(pairs))
+        positive, negative_audio, negative_video = per_sample.split([b, k, k])
+        loss = contrastive_loss(positive.mean(), negative_audio.mean(), negative_video.mean(), self.eta,
+                                self.max_negative_loss)
+        self.log_dict({"train/loss": loss, "train/loss_positive": positive.mean(),
+                       "train/loss_negative_audio": negative_audio.mean(),
+                       "train/loss_negative_video": negative_video.mean()}, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        x0 = {m: centre(batch[m], m, batch["margin"][m]) for m in ("audio", "video")}
+        g = torch.Generator().manual_seed(batch_idx)  # the same t and noise at every validation
+        t = torch.randint(0, self.schedule.num_train_timesteps, (x0["audio"].shape[0],), generator=g).to(self.device)
+        noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
+        self.log("val/loss_positive", joint_diffusion_loss(self.net, self.schedule, x0, t, noise).mean(),
+                 sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.parameters())
+        every, factor, floor = self.lr_decay
+        base_lr = optimizer.param_groups[0]["lr"]
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
+                 known: dict[str, Tensor] | None = None, guidance_scale: float = 5.0,
+                 **sampler_kwargs: Any) -> dict[str, Tensor]:
+        """Unconditional joint samples, or conditional ones (v2a / a2v) when `known` holds one modality's x0.
+
+        Shapes are free in time: pass twice the training length for double-length generation.
+        """
+        denoiser = self.denoiser
+        if known:
+            denoiser = ReconstructionGuidance(self.denoiser, known, guidance_scale, generator)
+        x = initial_noise(shapes, generator, self.device)
+        return sample(denoiser, x, "ddim", steps, generator, **sampler_kwargs)
+
+
+def _noise_like(x: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {m: torch.randn_like(v) for m, v in x.items()}

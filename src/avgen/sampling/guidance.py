@@ -1,0 +1,52 @@
+"""Guidance as denoiser wrappers: the sampler is never edited (SPEC §2, §3).
+
+`ReconstructionGuidance` implements CMMD Eq. 3 (conditional generation, after Ho et al.'s video diffusion
+reconstruction guidance): for known modality m with clean value x0_m and a noise eps_m drawn once,
+
+    x_t^m = sqrt(abar_t) x0_m + sigma_t eps_m                                (replacement)
+    x0_hat^u = x0_bar^u - lambda * sqrt(abar_t) * grad_{x_t^u} || x0_m - x0_hat^m ||^2   (CMMD Eq. 3)
+
+for the unknown modality u. lambda = 0 is the replacement method. The known modality's prediction is
+returned as x0_m itself, so the sampler's copy of it converges to the condition.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from avgen.diffusion.conversions import noisy
+from avgen.diffusion.denoiser import Denoiser
+
+
+class ReconstructionGuidance(Denoiser):
+    def __init__(self, denoiser: Denoiser, known: dict[str, Tensor], scale: float = 5.0,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if len(known) != 1 or next(iter(known)) not in denoiser.modalities:
+            raise ValueError(f"known must hold exactly one of {denoiser.modalities}, got {sorted(known)}")
+        self.inner, self.scale = denoiser, float(scale)
+        self.schedules = denoiser.schedules
+        self.known_name, x0 = next(iter(known.items()))
+        self.unknown = [m for m in denoiser.modalities if m != self.known_name]
+        self.x0_known = x0
+        # one fixed noise for the known modality, drawn once (CMMD Eq. 3)
+        self.eps_known = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+
+    def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
+        k = self.known_name
+        x = dict(x)
+        x[k] = noisy(self.x0_known, self.eps_known, self.abar(k, t, self.x0_known))
+        if self.scale == 0.0:
+            out = self.inner(x, t)  # replacement: no gradient needed
+        else:
+            with torch.enable_grad():
+                leaves = {u: x[u].detach().requires_grad_(True) for u in self.unknown}
+                out = self.inner({**x, **leaves}, t)
+                error = (self.x0_known - out[k]).pow(2).sum()  # per-sample squared norms, summed over the batch
+                grads = torch.autograd.grad(error, list(leaves.values()))
+            out = {m: v.detach() for m, v in out.items()}
+            for u, g in zip(self.unknown, grads):
+                out[u] = out[u] - self.scale * self.abar(u, t, g).sqrt() * g
+        out[k] = self.x0_known
+        return out

@@ -1,0 +1,42 @@
+"""One short CPU training run through the real command line, per coupling: outputs, checkpoint, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from avgen.cli.main import main
+
+
+@pytest.mark.parametrize("coupling,experiment", [("easy_fusion", "cmmd_synthetic"), ("rs_mma", "cmmd_synthetic"),
+                                                 ("none", "ncmmd_synthetic")])
+def test_smoke_train(synthetic_store, tmp_path, coupling, experiment):
+    out = tmp_path / "run"
+    rc = main(["train", f"experiment={experiment}", f"data.store={synthetic_store}", f"output_dir={out}",
+               f"model.coupling={coupling}", "model.base_channels=8", "model.head_dim=8", "data.batch_size=4",
+               "trainer.max_steps=3", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
+               "trainer.enable_progress_bar=false", "callbacks.checkpoint.every_n_train_steps=2",
+               "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("temporal_alignment", "semantic_agreement", "temporal_alignment_shuffled",
+                "semantic_agreement_shuffled"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["steps"] == 3 and metrics["parameters"] > 0
+    assert (out / "samples" / "sample_000.mp4").stat().st_size > 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["avgen_config"]["model"]["coupling"] == coupling  # reloadable without the command line
+    assert any(k.startswith("net.") for k in ckpt["state_dict"])
+
+
+def test_missing_store_names_the_command(tmp_path, capsys):
+    rc = main(["train", "experiment=cmmd_synthetic", f"data.store={tmp_path / 'nowhere'}", f"output_dir={tmp_path}"])
+    assert rc == 2
+    assert "make data" in capsys.readouterr().err
+
+
+def test_misspelt_train_key_fails(tmp_path, capsys):
+    assert main(["train", "experiment=cmmd_synthetic", "trainer.max_stepz=3", f"output_dir={tmp_path}"]) == 2
+    assert "max_stepz" in capsys.readouterr().err
