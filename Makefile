@@ -11,7 +11,7 @@ EXP ?= cmmd_synthetic
 RESUME ?=
 ARGS ?=
 
-.PHONY: setup test test-slow data prepare train bench clean help
+.PHONY: setup test test-slow data prepare train toy bench clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -50,3 +50,7 @@ bench: data
 
 clean:
 	rm -rf outputs .pytest_cache
+
+# MMDisCo's 2-D toy experiment -> outputs/toy/ (results.json, samples_*.npy, figure.png)
+toy: $(STAMP)
+	$(AVGEN) toy $(ARGS)

@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "train": ("avgen.cli.train", "train an experiment: experiment=<name> (configs/train.yaml, experiments/)"),
     "prepare": ("avgen.cli.prepare", "raw media -> clip store (configs/prepare.yaml)"),
+    "toy": ("avgen.cli.toy", "MMDisCo's 2-D toy experiment -> outputs/toy/ (configs/toy.yaml)"),
     "bench": ("avgen.cli.bench", "speed figures -> outputs/bench/results.json (configs/bench.yaml)"),
 }
 

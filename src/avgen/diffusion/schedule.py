@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from avgen.diffusion.conversions import append_dims
 
-SAMPLERS = {"ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
+SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
 
 
 class NoiseSchedule(nn.Module):

@@ -28,14 +28,14 @@ def sample(denoiser: Denoiser, x: dict[str, Tensor], sampler: str = "ddim", step
            ) -> dict[str, Tensor]:
     """Run `steps` solver steps from pure noise `x` (dict per modality) to samples.
 
-    sampler: "ddim" (DDIM, Song et al. 2021; `step_kwargs={"eta": 0.0}` is deterministic) or "dpm_solver"
+    sampler: "ddpm" (ancestral), "ddim" (DDIM, Song et al. 2021; `step_kwargs={"eta": 0.0}` is deterministic) or "dpm_solver"
     (DPM-Solver / DPM-Solver++ via `scheduler_kwargs={"algorithm_type": ..., "solver_order": ...}`).
     """
     schedulers = {m: denoiser.schedules[m].sampler(sampler, steps, **(scheduler_kwargs or {}))
                   for m in denoiser.modalities}
     timesteps = schedulers[denoiser.modalities[0]].timesteps
     step_kwargs = dict(step_kwargs or {})
-    if sampler == "ddim" and generator is not None:
+    if sampler in ("ddim", "ddpm") and generator is not None:
         step_kwargs.setdefault("generator", generator)
     x = dict(x)
     for t in tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False):

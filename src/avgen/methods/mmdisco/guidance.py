@@ -1,0 +1,38 @@
+"""Discriminator guidance (MMDisCo Eqs. 11-12) as a denoiser wrapper: samplers are never edited.
+
+    eps_joint_m = eps_m(x_t^m, t) - s_m * sigma_t^m * grad_{x_t^m} d_phi(a_t, v_t, t)
+
+The base denoiser is used as a black box (only its outputs); no gradient flows into it. Scale 0 for every
+modality is exactly the unguided ("no joint") sampler.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from avgen.diffusion.conversions import eps_from_x0, x0_from_eps
+from avgen.diffusion.denoiser import Denoiser
+from avgen.methods.mmdisco.losses import joint_eps, logit_gradients
+
+
+class DiscriminatorGuidance(Denoiser):
+    def __init__(self, base: Denoiser, discriminator: nn.Module, scales: dict[str, float]):
+        super().__init__()
+        self.base, self.discriminator = base, discriminator
+        self.schedules = base.schedules
+        self.scales = {m: float(scales.get(m, 0.0)) for m in base.modalities}
+
+    def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():
+            x0 = self.base(x, t)
+        if not any(self.scales.values()):
+            return x0
+        _, grads = logit_gradients(self.discriminator, x, t, create_graph=False)
+        out = {}
+        for m in self.modalities:
+            abar = self.abar(m, t, x[m])
+            eps = eps_from_x0(x[m], x0[m], abar)
+            eps = joint_eps(eps, (1 - abar).sqrt(), grads[m].detach(), self.scales[m])
+            out[m] = x0_from_eps(x[m], eps, abar)
+        return out
