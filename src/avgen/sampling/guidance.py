@@ -44,7 +44,8 @@ class ReconstructionGuidance(Denoiser):
                 leaves = {u: x[u].detach().requires_grad_(True) for u in self.unknown}
                 out = self.inner({**x, **leaves}, t)
                 error = (self.x0_known - out[k]).pow(2).sum()  # per-sample squared norms, summed over the batch
-                grads = torch.autograd.grad(error, list(leaves.values()))
+                # an uncoupled model's known-modality prediction does not depend on the others: zero gradient
+                grads = torch.autograd.grad(error, list(leaves.values()), allow_unused=True, materialize_grads=True)
             out = {m: v.detach() for m, v in out.items()}
             for u, g in zip(self.unknown, grads):
                 out[u] = out[u] - self.scale * self.abar(u, t, g).sqrt() * g

@@ -31,13 +31,14 @@ def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> floa
 class CMMDModule(L.LightningModule):
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, optimizer: partial, negatives: NegativeSampler,
                  eta: float = 5e-5, max_negative_loss: float | None = None, negatives_per_step: int | None = None,
-                 lr_decay_every: int = 80_000,
+                 contrastive_from_step: int = 0, lr_decay_every: int = 80_000,
                  lr_decay_factor: float = 0.8, lr_floor: float = 2e-5, init_from: str | None = None):
         super().__init__()
         self.net, self.schedule, self.negatives = net, schedule, negatives
         self.optimizer_factory = optimizer
         self.eta, self.max_negative_loss = float(eta), max_negative_loss
         self.negatives_per_step = negatives_per_step
+        self.contrastive_from_step = contrastive_from_step
         self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
         self.denoiser = NetworkDenoiser(net, {"audio": schedule, "video": schedule}, prediction="v")
         if init_from:
@@ -57,7 +58,7 @@ class CMMDModule(L.LightningModule):
         margin, spf = batch["margin"], batch["seconds_per_frame"]
         x0 = {m: centre(batch[m], m, margin[m]) for m in ("audio", "video")}
         t = self.schedule.sample_timesteps(x0["audio"].shape[0], self.device)
-        if self.eta == 0.0:  # nCMMD: the joint diffusion loss alone
+        if self.eta == 0.0 or self.global_step < self.contrastive_from_step:  # nCMMD: the joint loss alone
             loss = joint_diffusion_loss(self.net, self.schedule, x0, t, _noise_like(x0)).mean()
             self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True)
             return loss
