@@ -124,3 +124,27 @@ def test_toy_command_writes_the_results(tmp_path):
 
     assert np.load(tmp_path / "samples_ood_both.npy").shape == (64, 2)
     assert (tmp_path / "figure.png").stat().st_size > 0
+
+
+def _disc_inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"video": torch.randn(2, 6, 3, 8, 8, generator=g), "audio": torch.randn(2, 16, 12, generator=g)}
+
+
+@pytest.mark.parametrize("head,separable", [("mlp", False), ("transformer", False), ("linear", True)])
+def test_video_guidance_depends_on_audio_only_for_non_separable_heads(head, separable):
+    from avgen.models.discriminators.av_discriminator import AVDiscriminator
+
+    torch.manual_seed(0)
+    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2),
+                           blocks_per_level=1, head=head, head_dim=32)
+    with torch.no_grad():  # open the zero-initialised convolutions
+        for p in disc.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, t = _disc_inputs(), torch.tensor([10, 300])
+    assert disc(x, t).shape == (2,)
+    _, g1 = logit_gradients(disc, x, t, create_graph=False)
+    _, g2 = logit_gradients(disc, {"video": x["video"], "audio": x["audio"] + torch.randn_like(x["audio"])}, t,
+                            create_graph=False)
+    changed = (g1["video"] - g2["video"]).abs().max().item() > 1e-6
+    assert changed != separable
