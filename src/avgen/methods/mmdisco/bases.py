@@ -1,0 +1,55 @@
+"""Frozen base models behind the shared denoiser interface (MMDisCo §3; SPEC §2).
+
+Bases are black boxes: only their outputs are used, they are frozen (eval mode, no parameter requires
+grad) and called under `torch.no_grad()`, so nothing can ever backpropagate into them.
+
+- `load_checkpoint_denoiser`: any avgen checkpoint (a single-modal dual U-Net with coupling `none`, or a
+  joint CMMD model used as a black box), rebuilt from the resolved config the checkpoint carries.
+- `IndependentBases`: two single-modal denoisers as one joint (factorised) denoiser: the "no joint" model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from avgen.diffusion.denoiser import Denoiser, NetworkDenoiser
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def load_checkpoint_denoiser(path: str | Path, map_location: str = "cpu") -> NetworkDenoiser:
+    """The frozen denoiser of an avgen training checkpoint (EMA weights), without the original command line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"base checkpoint {path} does not exist: train the base experiment first")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if "avgen_config" not in ckpt:
+        raise ValueError(f"{path} carries no avgen_config: not an avgen training checkpoint")
+    cfg = ckpt["avgen_config"]
+    net = instantiate(cfg["model"])
+    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    net.load_state_dict(state)
+    schedule = instantiate(cfg["method"]["schedule"])
+    return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction="v"))
+
+
+class IndependentBases(Denoiser):
+    """{"audio": audio_base, "video": video_base}: each sees only its own modality."""
+
+    def __init__(self, bases: dict[str, Denoiser]):
+        super().__init__()
+        self.bases = nn.ModuleDict({m: freeze(b) for m, b in bases.items()})
+        self.schedules = nn.ModuleDict({m: b.schedules[m] for m, b in bases.items()})
+
+    @torch.no_grad()
+    def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
+        return {m: base({m: x[m]}, t)[m] for m, base in self.bases.items()}

@@ -1,0 +1,82 @@
+"""MMDisCo bases: frozen black boxes rebuilt from checkpoints; the resumable fake-pair cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avgen.data.datamodule import AVDataModule
+from avgen.data.store import Store
+from avgen.diffusion.denoiser import NetworkDenoiser
+from avgen.diffusion.schedule import NoiseSchedule
+from avgen.methods.mmdisco import fake_cache
+from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
+from avgen.models.unets.dual_unet import DualUNet
+
+SMALL = dict(base_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], head_dim=8,
+             coupling="none", video_channels=3, audio_channels=16)
+
+
+def _single(modality: str, seed: int) -> NetworkDenoiser:
+    torch.manual_seed(seed)
+    net = DualUNet(modalities=(modality,), **SMALL)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return NetworkDenoiser(net, {modality: NoiseSchedule()}, prediction="v")
+
+
+def test_checkpoint_base_round_trip_and_frozen(tmp_path):
+    den = _single("audio", 0)
+    config = {"model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", "modalities": ["audio"], **SMALL},
+              "method": {"schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
+    torch.save({"state_dict": {f"net.{k}": v for k, v in den.net.state_dict().items()}, "avgen_config": config},
+               tmp_path / "base.ckpt")
+    loaded = load_checkpoint_denoiser(tmp_path / "base.ckpt")
+    assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
+    x, t = {"audio": torch.randn(2, 16, 8)}, torch.tensor([5, 600])
+    torch.testing.assert_close(loaded(x, t)["audio"], den.eval()(x, t)["audio"])
+    with pytest.raises(FileNotFoundError, match="train the base"):
+        load_checkpoint_denoiser(tmp_path / "missing.ckpt")
+
+
+def test_independent_bases_see_only_their_modality():
+    a, v = _single("audio", 1), _single("video", 2)
+    bases = IndependentBases({"audio": a, "video": v})
+    x = {"audio": torch.randn(2, 16, 8), "video": torch.randn(2, 4, 3, 8, 8)}
+    t = torch.tensor([3, 300])
+    out = bases(x, t)
+    torch.testing.assert_close(out["audio"], a({"audio": x["audio"]}, t)["audio"])
+    x2 = {"audio": x["audio"], "video": torch.randn_like(x["video"])}
+    torch.testing.assert_close(bases(x2, t)["audio"], out["audio"])  # audio ignores the video
+    assert not out["audio"].requires_grad
+
+
+def test_fake_cache_resumes_to_the_same_store(synthetic_store, tmp_path, monkeypatch):
+    real = Store(synthetic_store)
+    bases = IndependentBases({"audio": _single("audio", 1), "video": _single("video", 2)})
+    reps = {"video": "video_pixels", "audio": "audio_mel"}
+    kwargs = dict(num=5, batch_size=2, steps=2, seed=3, progress=False)
+    calls = []
+    real_sample = fake_cache.sample
+
+    def killed(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_sample(*a, **k)
+
+    monkeypatch.setattr(fake_cache, "sample", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fake_cache.build_fake_cache(bases, real, reps, tmp_path / "resumed", **kwargs)
+    monkeypatch.setattr(fake_cache, "sample", lambda *a, **k: calls.append(1) or real_sample(*a, **k))
+    resumed = fake_cache.build_fake_cache(bases, real, reps, tmp_path / "resumed", **kwargs)
+    assert len(calls) == 3  # two batches before the kill, only the third after
+    once = fake_cache.build_fake_cache(bases, real, reps, tmp_path / "once", **kwargs)
+    for name in reps.values():
+        np.testing.assert_array_equal(resumed.array(name), once.array(name))
+    assert resumed.array("video_pixels").shape == (5, 12, 3, 16, 16) and len(resumed) == 5
+    batch = next(iter(AVDataModule(str(tmp_path / "resumed"), "video_pixels", "audio_mel", batch_size=2,
+                                   train_split="fake").train_dataloader()))
+    assert batch["video"].shape == (2, 12, 3, 16, 16) and batch["audio"].shape == (2, 16, 24)
