@@ -72,7 +72,9 @@ def run(overrides: list[str]) -> int:
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
     from avgen.cli.evaluate import evaluate_synthetic
 
-    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if dm.store.metadata["dataset"] == "synthetic" else {}
+    joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
+    synthetic = dm.store.metadata["dataset"] == "synthetic"
+    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if joint and synthetic else {}
     metrics.update({"experiment": experiment or cfg.name, "method": cfg.method._target_.rsplit(".", 1)[0],
                     "steps": trainer.global_step, "train_seconds": train_seconds, "torch_threads": threads,
                     "parameters": sum(p.numel() for p in module.net.parameters())})

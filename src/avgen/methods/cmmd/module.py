@@ -40,7 +40,11 @@ class CMMDModule(L.LightningModule):
         self.negatives_per_step = negatives_per_step
         self.contrastive_from_step = contrastive_from_step
         self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
-        self.denoiser = NetworkDenoiser(net, {"audio": schedule, "video": schedule}, prediction="v")
+        # a single-branch network (coupling none) makes this the single-modal base trainer MMDisCo needs
+        self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
+        if eta and len(self.modalities) < 2:
+            raise ValueError("the contrastive loss needs both modalities; single-modal bases train with eta=0")
+        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction="v")
         if init_from:
             self.load_network(init_from)
 
@@ -56,8 +60,8 @@ class CMMDModule(L.LightningModule):
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         margin, spf = batch["margin"], batch["seconds_per_frame"]
-        x0 = {m: centre(batch[m], m, margin[m]) for m in ("audio", "video")}
-        t = self.schedule.sample_timesteps(x0["audio"].shape[0], self.device)
+        x0 = {m: centre(batch[m], m, margin[m]) for m in self.modalities}
+        t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
         if self.eta == 0.0 or self.global_step < self.contrastive_from_step:  # nCMMD: the joint loss alone
             loss = joint_diffusion_loss(self.net, self.schedule, x0, t, _noise_like(x0)).mean()
             self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True)
@@ -82,9 +86,9 @@ class CMMDModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x0 = {m: centre(batch[m], m, batch["margin"][m]) for m in ("audio", "video")}
+        x0 = {m: centre(batch[m], m, batch["margin"][m]) for m in self.modalities}
         g = torch.Generator().manual_seed(batch_idx)  # the same t and noise at every validation
-        t = torch.randint(0, self.schedule.num_train_timesteps, (x0["audio"].shape[0],), generator=g).to(self.device)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (batch["label"].shape[0],), generator=g).to(self.device)
         noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
         self.log("val/loss_positive", joint_diffusion_loss(self.net, self.schedule, x0, t, noise).mean(),
                  sync_dist=True)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avgen.diffusion.conversions import eps_from_x0, noisy
+
 
 # MMDisCo Eq. 10: binary cross-entropy, real noisy pairs -> 1, fake noisy pairs -> 0 (stable logits form)
 def discriminator_loss(logit_real: Tensor, logit_fake: Tensor) -> Tensor:
@@ -38,3 +40,30 @@ def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[
              grads: dict[str, Tensor]) -> Tensor:
     """Per-sample sum over modalities of mean squared ||eps^m - eps_joint_m||, (B,)."""
     return sum((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2).flatten(1).mean(1) for m in noise)
+
+
+def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
+                 generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
+                 dsm_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging.
+
+    One t per example for both modalities, fresh noise per modality; the bases only give outputs, under
+    no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations.
+    """
+    abar = {m: bases.abar(m, t, x) for m, x in real.items()}
+    noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
+    real_t = {m: noisy(real[m], noise[m], abar[m]) for m in real}
+    terms: dict[str, Tensor] = {}
+    if use_disc:
+        fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
+                  for m in fake}
+        terms["disc"] = discriminator_loss(discriminator(real_t, t), discriminator(fake_t, t)).mean()
+    if use_dsm:
+        with torch.no_grad():
+            x0 = bases(real_t, t)
+            eps_base = {m: eps_from_x0(real_t[m], x0[m], abar[m]) for m in real}
+        _, grads = logit_gradients(discriminator, real_t, t, create_graph=True)
+        sigma = {m: (1 - abar[m]).sqrt() for m in real}
+        terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads).mean()
+    loss = terms.get("disc", torch.zeros(())) + dsm_weight * terms.get("dsm", torch.zeros(()))
+    return loss, terms

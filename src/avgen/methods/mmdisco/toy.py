@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from avgen.diffusion.conversions import eps_from_x0, noisy
+from avgen.diffusion.conversions import noisy
 from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance
-from avgen.methods.mmdisco.losses import discriminator_loss, dsm_loss, logit_gradients
+from avgen.methods.mmdisco.losses import mmdisco_loss
 from avgen.models.toy import PerModality, ToyBase, ToyDiscriminator
 from avgen.sampling.samplers import initial_noise, sample
 
@@ -112,27 +112,13 @@ def train_discriminator(bases: NetworkDenoiser, real: Tensor, fake: Tensor, vari
     """L_disc, L_dsm or both on (a, v) points; bases frozen, used only through their outputs."""
     disc = ToyDiscriminator()
     opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
-    schedule = bases.schedules["audio"]
-    use_disc, use_dsm = variant in ("disc", "both"), variant in ("dsm", "both")
+    split = lambda x: {"audio": x[:, :1], "video": x[:, 1:]}  # noqa: E731  (n, 2) -> two (n, 1)
     for _ in range(cfg.disc_steps):
         r = real[torch.randint(len(real), (cfg.batch,), generator=g)]
-        t = torch.randint(cfg.timesteps, (cfg.batch,), generator=g)                  # one t for both modalities
-        abar = schedule.abar(t, 2)
-        noise_r = {m: torch.randn(cfg.batch, 1, generator=g) for m in ("audio", "video")}
-        r_t = {m: noisy(r[:, i:i + 1], noise_r[m], abar) for i, m in enumerate(("audio", "video"))}
-        loss = torch.zeros(())
-        if use_disc:
-            f = fake[torch.randint(len(fake), (cfg.batch,), generator=g)]
-            f_t = {m: noisy(f[:, i:i + 1], torch.randn(cfg.batch, 1, generator=g), abar)
-                   for i, m in enumerate(("audio", "video"))}
-            loss = loss + discriminator_loss(disc(r_t, t), disc(f_t, t)).mean()
-        if use_dsm:
-            with torch.no_grad():
-                x0 = bases(r_t, t)
-                eps_base = {m: eps_from_x0(r_t[m], x0[m], abar) for m in r_t}
-            _, grads = logit_gradients(disc, r_t, t, create_graph=True)
-            sigma = {m: (1 - abar).sqrt() for m in r_t}
-            loss = loss + cfg.dsm_weight * dsm_loss(noise_r, eps_base, sigma, grads).mean()
+        f = fake[torch.randint(len(fake), (cfg.batch,), generator=g)]
+        t = torch.randint(cfg.timesteps, (cfg.batch,), generator=g)
+        loss, _ = mmdisco_loss(disc, bases, split(r), split(f), t, g, use_disc=variant in ("disc", "both"),
+                               use_dsm=variant in ("dsm", "both"), dsm_weight=cfg.dsm_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
