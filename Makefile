@@ -10,8 +10,9 @@ DATASET ?= folder
 EXP ?= cmmd_synthetic
 RESUME ?=
 ARGS ?=
+BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train toy bench clean help
+.PHONY: setup test test-slow data prepare train pipeline toy bench clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -44,6 +45,14 @@ prepare: $(STAMP)
 train: $(STAMP)
 	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
+
+# MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
+# fake-pair cache is built from the bases on first use), then its samples and metrics.
+pipeline: $(STAMP)
+	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset> (got $(EXP))"; exit 2 ;; esac
+	$(MAKE) --no-print-directory train EXP=base_audio_$(subst mmdisco_,,$(EXP)) ARGS="$(BASE_ARGS)"
+	$(MAKE) --no-print-directory train EXP=base_video_$(subst mmdisco_,,$(EXP)) ARGS="$(BASE_ARGS)"
+	$(MAKE) --no-print-directory train EXP=$(EXP)
 
 bench: data
 	$(AVGEN) bench $(ARGS)

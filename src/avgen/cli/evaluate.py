@@ -42,7 +42,7 @@ def evaluate_synthetic(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dic
     video_meta, audio_meta = (dm.store.rep(ds.names[k]).meta for k in ("video", "audio"))
     t = time.perf_counter()
     pairs = generate_pairs(module, dm, cfg.evaluate.num_samples, cfg.evaluate.batch_size, cfg.evaluate.seed,
-                           cfg.sampler.steps, cfg.evaluate.length_factor,
+                           cfg.sampler.steps, cfg.evaluate.length_factor, sampler=cfg.sampler.name,
                            scheduler_kwargs=dict(cfg.sampler.scheduler_kwargs),
                            step_kwargs=dict(cfg.sampler.step_kwargs))
     sampling_seconds = time.perf_counter() - t
@@ -55,6 +55,14 @@ def evaluate_synthetic(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dic
         write_sample(samples_dir / f"sample_{i:03d}.mp4", pairs["video"][i], pairs["audio"][i], fps, vocoder)
     probe = SyntheticProbe.from_metadata(video_meta, audio_meta, num_classes=len(dm.store.label_names))
     metrics = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
+    if hasattr(module, "guidance_scales"):  # MMDisCo: the same bases and seed without guidance ("no joint")
+        plain = generate_pairs(module, dm, cfg.evaluate.num_samples, cfg.evaluate.batch_size, cfg.evaluate.seed,
+                               cfg.sampler.steps, cfg.evaluate.length_factor, sampler=cfg.sampler.name,
+                               scales={m: 0.0 for m in module.guidance_scales},
+                               scheduler_kwargs=dict(cfg.sampler.scheduler_kwargs),
+                               step_kwargs=dict(cfg.sampler.step_kwargs))
+        no_joint = synthetic_metrics(probe, [to_frames_01(v) for v in plain["video"]], list(plain["audio"]))
+        metrics.update({f"no_joint_{k}": v for k, v in no_joint.items() if k.startswith(("temporal", "semantic"))})
     metrics.update({"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
                     "sampling_seconds": sampling_seconds})
     if cfg.evaluate.num_video_to_audio:
@@ -72,7 +80,7 @@ def _video_to_audio(module, dm: AVDataModule, probe: SyntheticProbe, cfg: Any) -
         a_len = batch["audio"].shape[-1] - 2 * batch["margin"]["audio"]
         out = module.generate({"video": tuple(v0.shape), "audio": (*batch["audio"].shape[:-1], a_len)},
                               steps=cfg.sampler.steps, generator=g, known={"video": v0.to(module.device)},
-                              guidance_scale=cfg.sampler.guidance_scale,
+                              guidance_scale=cfg.sampler.guidance_scale, sampler=cfg.sampler.name,
                               scheduler_kwargs=dict(cfg.sampler.scheduler_kwargs),
                               step_kwargs=dict(cfg.sampler.step_kwargs))
         videos += [to_frames_01(v) for v in v0.numpy()]

@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return module.run(overrides) or 0
     except (HydraException, OmegaConfBaseException) as e:  # config errors: one clear line, no traceback
-        print(f"avgen {command}: config error: {' '.join(str(e).split())}", file=sys.stderr)
+        cause = e.__cause__
+        if isinstance(cause, (FileNotFoundError, PermissionError, ValueError)) and not os.environ.get("AVGEN_DEBUG"):
+            print(f"avgen {command}: error: {cause}", file=sys.stderr)  # a user error raised while building a part
+        else:
+            print(f"avgen {command}: config error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except (FileNotFoundError, PermissionError, ValueError) as e:  # bad paths and inputs, named by the message
         if os.environ.get("AVGEN_DEBUG"):

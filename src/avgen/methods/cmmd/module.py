@@ -104,7 +104,7 @@ class CMMDModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- generation
     @torch.no_grad()
     def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
-                 known: dict[str, Tensor] | None = None, guidance_scale: float = 5.0,
+                 known: dict[str, Tensor] | None = None, guidance_scale: float = 5.0, sampler: str = "ddim",
                  **sampler_kwargs: Any) -> dict[str, Tensor]:
         """Unconditional joint samples, or conditional ones (v2a / a2v) when `known` holds one modality's x0.
 
@@ -114,7 +114,7 @@ class CMMDModule(L.LightningModule):
         if known:
             denoiser = ReconstructionGuidance(self.denoiser, known, guidance_scale, generator)
         x = initial_noise(shapes, generator, self.device)
-        return sample(denoiser, x, "ddim", steps, generator, **sampler_kwargs)
+        return sample(denoiser, x, sampler, steps, generator, **sampler_kwargs)
 
 
 def _noise_like(x: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -1,0 +1,105 @@
+"""MMDisCo LightningModule: a discriminator trained on top of two frozen base models (paper §3, SPEC §2).
+
+Receives the built discriminator and wires it to the frozen bases (loaded from their checkpoints), the loss
+(`losses.mmdisco_loss`) and guided sampling (`guidance.DiscriminatorGuidance` driving diffusers' DPM-Solver).
+The fake-pair cache is built in `prepare_data` if missing (resumable), from the bases and shaped like the
+real store's clips.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch import Tensor, nn
+
+from avgen.data.datamodule import AVDataModule
+from avgen.data.store import METADATA, Store
+from avgen.methods.cmmd.negatives import centre
+from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
+from avgen.methods.mmdisco.fake_cache import build_fake_cache
+from avgen.methods.mmdisco.guidance import DiscriminatorGuidance
+from avgen.methods.mmdisco.losses import mmdisco_loss
+from avgen.sampling.samplers import initial_noise, sample
+
+
+class RealFakeDataModule(L.LightningDataModule):
+    """Real pairs (any store) and the fake-pair cache, drawn side by side in every training batch."""
+
+    def __init__(self, real: AVDataModule, fake_store: str):
+        super().__init__()
+        self.real, self.fake_store = real, fake_store
+
+    @property
+    def store(self) -> Store:
+        return self.real.store
+
+    @property
+    def batch_size(self) -> int:
+        return self.real.batch_size
+
+    def dataset(self, stage: str):
+        return self.real.dataset(stage)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.real.setup(stage)
+
+    def train_dataloader(self) -> CombinedLoader:
+        fake = AVDataModule(self.fake_store, self.real.video, self.real.audio, batch_size=self.real.batch_size,
+                            train_split="fake", seed=self.real.seed + 1)
+        return CombinedLoader({"real": self.real.train_dataloader(), "fake": fake.train_dataloader()},
+                              mode="max_size_cycle")
+
+    def val_dataloader(self):
+        return self.real.val_dataloader()
+
+
+class MMDisCoModule(L.LightningModule):
+    def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
+                 use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
+                 guidance_scales: dict[str, float] | None = None):
+        super().__init__()
+        missing = {m: p for m, p in bases.items() if not Path(p).is_file()}
+        if missing:
+            lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" for m, p in missing.items())
+            raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
+        self.net = net  # the discriminator
+        self.bases = IndependentBases({m: load_checkpoint_denoiser(p) for m, p in bases.items()})
+        self.modalities = tuple(self.bases.modalities)
+        self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
+        self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
+        self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
+        if not (use_disc or use_dsm):
+            raise ValueError("at least one of use_disc and use_dsm must be on")
+
+    def prepare_data(self) -> None:
+        dm = self.trainer.datamodule
+        if not (Path(dm.fake_store) / METADATA).is_file():
+            real = dm.real
+            build_fake_cache(self.bases, real.store, {"video": real.video, "audio": real.audio}, dm.fake_store,
+                             **self.fake_cache)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        real, fake = batch["real"], batch["fake"]
+        x_real = {m: centre(real[m], m, real["margin"][m]) for m in self.modalities}
+        x_fake = {m: fake[m] for m in self.modalities}
+        t = self.bases.schedules["audio"].sample_timesteps(real["label"].shape[0], self.device)
+        loss, terms = mmdisco_loss(self.net, self.bases, x_real, x_fake, t, use_disc=self.use_disc,
+                                   use_dsm=self.use_dsm, dsm_weight=self.dsm_weight)
+        self.log_dict({"train/loss": loss, **{f"train/loss_{k}": v for k, v in terms.items()}}, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(self.net.parameters())
+
+    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 20, generator: torch.Generator | None = None,
+                 sampler: str = "dpm_solver", scales: dict[str, float] | None = None, **sampler_kwargs: Any
+                 ) -> dict[str, Tensor]:
+        """Joint samples from the bases guided by the discriminator (scales 0 = the "no joint" baseline)."""
+        denoiser = DiscriminatorGuidance(self.bases, self.net, scales or self.guidance_scales)
+        return sample(denoiser, initial_noise(shapes, generator, self.device), sampler, steps, generator,
+                      **sampler_kwargs)
