@@ -8,14 +8,13 @@ from functools import partial
 import pytest
 import torch
 
-from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.module import CMMDModule, step_decay
 from avgen.methods.cmmd.negatives import NegativeSampler, centre, partner_permutation, segment_swap, time_shift
 from avgen.models.unets.dual_unet import DualUNet
 from avgen.sampling.guidance import ReconstructionGuidance
-from avgen.sampling.samplers import initial_noise, sample
+from avgen.sampling.samplers import initial_noise
 
 SPF = {"video": 0.125, "audio": 0.0625}  # the synthetic store: 8 fps video, 16 mel frames per second
 

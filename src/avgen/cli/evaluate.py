@@ -13,14 +13,24 @@ from tqdm.auto import tqdm
 from avgen.data.datamodule import AVDataModule
 from avgen.metrics.synthetic import SyntheticProbe, synthetic_metrics, to_frames_01
 from avgen.sampling.export import GriffinLim, write_sample
-from avgen.utils.io import write_json
 
 
-def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, steps: int,
-                   length_factor: int = 1, **sampler_kwargs: Any) -> dict[str, np.ndarray]:
+def rep_metadata(dm: AVDataModule) -> tuple[dict, dict]:
+    """Store metadata of the video and the audio representation the data module loads."""
+    names = dm.dataset("val").names
+    return dm.store.rep(names["video"]).meta, dm.store.rep(names["audio"]).meta
+
+
+def sampler_kwargs(cfg: Any) -> dict[str, Any]:
+    """The `sampler:` config group as keyword arguments of a module's `generate`."""
+    return {"steps": cfg.sampler.steps, "sampler": cfg.sampler.name,
+            "scheduler_kwargs": dict(cfg.sampler.scheduler_kwargs), "step_kwargs": dict(cfg.sampler.step_kwargs)}
+
+
+def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
+                   **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time)."""
-    ds = dm.dataset("val")
-    video_meta, audio_meta = (dm.store.rep(ds.names[k]).meta for k in ("video", "audio"))
+    video_meta, audio_meta = rep_metadata(dm)
     v_shape, a_shape = list(video_meta["shape"]), list(audio_meta["shape"])
     v_shape[video_meta["time_axis"]] = video_meta["clip_frames"] * length_factor
     a_shape[audio_meta["time_axis"]] = audio_meta["clip_frames"] * length_factor
@@ -29,8 +39,7 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
     module.eval()
     for start in tqdm(range(0, num, batch_size), desc="sampling", leave=False):
         b = min(batch_size, num - start)
-        x = module.generate({"video": (b, *v_shape), "audio": (b, *a_shape)}, steps=steps, generator=g,
-                            **sampler_kwargs)
+        x = module.generate({"video": (b, *v_shape), "audio": (b, *a_shape)}, generator=g, **generate_kwargs)
         for m in out:
             out[m].append(x[m].float().cpu().numpy())
     return {m: np.concatenate(v) for m, v in out.items()}
@@ -38,13 +47,11 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
 
 def evaluate_synthetic(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any]:
     """Sample, write mp4s, score with the exact synthetic metrics, write metrics.json; returns the metrics."""
-    ds = dm.dataset("val")
-    video_meta, audio_meta = (dm.store.rep(ds.names[k]).meta for k in ("video", "audio"))
+    video_meta, audio_meta = rep_metadata(dm)
+    draw = dict(num=cfg.evaluate.num_samples, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
+                length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
     t = time.perf_counter()
-    pairs = generate_pairs(module, dm, cfg.evaluate.num_samples, cfg.evaluate.batch_size, cfg.evaluate.seed,
-                           cfg.sampler.steps, cfg.evaluate.length_factor, sampler=cfg.sampler.name,
-                           scheduler_kwargs=dict(cfg.sampler.scheduler_kwargs),
-                           step_kwargs=dict(cfg.sampler.step_kwargs))
+    pairs = generate_pairs(module, dm, **draw)
     sampling_seconds = time.perf_counter() - t
     samples_dir = out_dir / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
@@ -56,11 +63,7 @@ def evaluate_synthetic(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dic
     probe = SyntheticProbe.from_metadata(video_meta, audio_meta, num_classes=len(dm.store.label_names))
     metrics = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
     if hasattr(module, "guidance_scales"):  # MMDisCo: the same bases and seed without guidance ("no joint")
-        plain = generate_pairs(module, dm, cfg.evaluate.num_samples, cfg.evaluate.batch_size, cfg.evaluate.seed,
-                               cfg.sampler.steps, cfg.evaluate.length_factor, sampler=cfg.sampler.name,
-                               scales={m: 0.0 for m in module.guidance_scales},
-                               scheduler_kwargs=dict(cfg.sampler.scheduler_kwargs),
-                               step_kwargs=dict(cfg.sampler.step_kwargs))
+        plain = generate_pairs(module, dm, **draw, scales={m: 0.0 for m in module.guidance_scales})
         no_joint = synthetic_metrics(probe, [to_frames_01(v) for v in plain["video"]], list(plain["audio"]))
         metrics.update({f"no_joint_{k}": v for k, v in no_joint.items() if k.startswith(("temporal", "semantic"))})
     metrics.update({"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
@@ -79,10 +82,8 @@ def _video_to_audio(module, dm: AVDataModule, probe: SyntheticProbe, cfg: Any) -
         v0 = batch["video"][:, batch["margin"]["video"]:batch["video"].shape[1] - batch["margin"]["video"]]
         a_len = batch["audio"].shape[-1] - 2 * batch["margin"]["audio"]
         out = module.generate({"video": tuple(v0.shape), "audio": (*batch["audio"].shape[:-1], a_len)},
-                              steps=cfg.sampler.steps, generator=g, known={"video": v0.to(module.device)},
-                              guidance_scale=cfg.sampler.guidance_scale, sampler=cfg.sampler.name,
-                              scheduler_kwargs=dict(cfg.sampler.scheduler_kwargs),
-                              step_kwargs=dict(cfg.sampler.step_kwargs))
+                              generator=g, known={"video": v0.to(module.device)},
+                              guidance_scale=cfg.sampler.guidance_scale, **sampler_kwargs(cfg))
         videos += [to_frames_01(v) for v in v0.numpy()]
         audios += list(out["audio"].float().cpu().numpy())
         if len(videos) >= cfg.evaluate.num_video_to_audio:

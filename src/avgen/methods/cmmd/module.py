@@ -8,7 +8,6 @@ Lightning's `EMAWeightAveraging` callback (configs/callbacks/), which also makes
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,6 +20,7 @@ from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.negatives import NegativeSampler, centre
 from avgen.sampling.guidance import ReconstructionGuidance
 from avgen.sampling.samplers import initial_noise, sample
+from avgen.utils.checkpoints import load_checkpoint, network_state
 
 
 def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> float:
@@ -50,12 +50,9 @@ class CMMDModule(L.LightningModule):
 
     def load_network(self, path: str) -> None:
         """Fine-tuning start (e.g. CMMD from nCMMD): network weights from an avgen checkpoint."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"init_from={path} does not exist: train the run this one fine-tunes from first "
-                                    "(for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-        net_state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
-        self.net.load_state_dict(net_state)
+        ckpt = load_checkpoint(path, "train the run this one fine-tunes from first "
+                                     "(for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)")
+        self.net.load_state_dict(network_state(ckpt))
 
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from avgen.diffusion.denoiser import Denoiser, NetworkDenoiser
+from avgen.utils.checkpoints import load_checkpoint, network_state
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -26,18 +27,14 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def load_checkpoint_denoiser(path: str | Path, map_location: str = "cpu") -> NetworkDenoiser:
+def load_checkpoint_denoiser(path: str | Path) -> NetworkDenoiser:
     """The frozen denoiser of an avgen training checkpoint (EMA weights), without the original command line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"base checkpoint {path} does not exist: train the base experiment first")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = load_checkpoint(path, "train the base experiment first")
     if "avgen_config" not in ckpt:
         raise ValueError(f"{path} carries no avgen_config: not an avgen training checkpoint")
     cfg = ckpt["avgen_config"]
     net = instantiate(cfg["model"])
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state)
+    net.load_state_dict(network_state(ckpt))
     schedule = instantiate(cfg["method"]["schedule"])
     return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction="v"))
 
