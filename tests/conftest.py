@@ -32,3 +32,14 @@ def synthetic_store(tmp_path_factory, synthetic_preset) -> Path:
     adapter = instantiate(cfg.dataset, num_train=48, num_test=40)
     prepare(adapter, root / "raw", root / "store", reps, windowing, progress=False)
     return root / "store"
+
+
+@pytest.fixture(scope="session")
+def tiny_vaes(tmp_path_factory) -> dict[str, Path]:
+    """Random AutoencoderKLs built from config: an SD-VAE-like one (x2) and an AudioLDM pipeline dir (vae/, x4)."""
+    from media_helpers import tiny_vae
+
+    root = tmp_path_factory.mktemp("vaes")
+    return {"video": tiny_vae(root / "sd_vae"),
+            "audioldm": tiny_vae(root / "audioldm" / "vae", in_channels=1, latent_channels=8, levels=3,
+                                 scaling_factor=0.9).parent}

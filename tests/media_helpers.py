@@ -45,3 +45,18 @@ def audio_only(path: Path, sample_rate: int = 16000, seconds: float = 3.0) -> Pa
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def tiny_vae(path: Path, in_channels: int = 3, latent_channels: int = 4, levels: int = 2,
+             scaling_factor: float = 0.18215) -> Path:
+    """A random diffusers AutoencoderKL built from config (downsampling 2**(levels-1)), saved to `path`."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(in_channels=in_channels, out_channels=in_channels, latent_channels=latent_channels,
+                        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
+                        block_out_channels=(8,) * levels, layers_per_block=1, norm_num_groups=4,
+                        scaling_factor=scaling_factor)
+    vae.save_pretrained(path)
+    return path

@@ -13,6 +13,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
+# ${clip_window:clip,margin}: the seconds a clip spans with a margin on each side
+OmegaConf.register_new_resolver("clip_window", lambda clip, margin: float(clip) + 2 * float(margin), replace=True)
+
 
 def repo_root() -> Path:
     """The directory holding `configs/` and `experiments/`: $AVGEN_ROOT, else the source checkout."""

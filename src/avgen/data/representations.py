@@ -111,6 +111,9 @@ class VideoVAELatents(VideoPixels):
                  batch_size: int = 64, sample_posterior: bool = False, device: str = "auto",
                  dtype: str = "float16"):
         super().__init__(fps, size, dtype)
+        if not vae_path:
+            raise ValueError("vae_path is required for SD-VAE video latents: pass vae_path=<a diffusers "
+                             "AutoencoderKL directory, as written by save_pretrained>")
         self.vae_path = str(vae_path)
         self.scaling_factor = scaling_factor
         self.batch_size = batch_size
@@ -223,3 +226,73 @@ class AudioWaveform(Representation):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sample_rate": self.sample_rate, "range": [-1.0, 1.0]}
+
+
+class AudioLDMLatents(Representation):
+    """AudioLDM VAE latents of AudioLDM's log-mel: (C, T/r, n_mels/r), r the VAE's downsampling (4).
+
+    The mel follows AudioLDM's features (16 kHz, n_fft = win = 1024, hop 160, 64 Slaney mel bins 0-8 kHz,
+    magnitude, `log(clamp(mel, 1e-5))`), computed with librosa `center=True` so that mel frame k is centred at
+    `t0 + k * hop / sample_rate` like every other audio representation (AudioLDM's own padding puts it half a
+    hop, 5 ms, later). The encoder is the `vae/` of a local AudioLDM pipeline directory (or an AutoencoderKL
+    directory itself); its posterior mean times its scaling factor is stored.
+    """
+
+    modality = "audio"
+    time_axis = 1
+    layout = "C T M"
+
+    def __init__(self, vae_path: str | None, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 1024,
+                 hop_length: int = 160, fmin: float = 0.0, fmax: float = 8000.0, batch_size: int = 32,
+                 device: str = "auto", dtype: str = "float16"):
+        if not vae_path:
+            raise ValueError("vae_path is required for AudioLDM latents: pass audioldm_path=<a local AudioLDM "
+                             "pipeline directory (with vae/)>")
+        path = Path(vae_path)
+        path = path / "vae" if (path / "vae" / "config.json").is_file() else path
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{vae_path}: expected an AudioLDM pipeline directory with vae/config.json, "
+                                    "or an AutoencoderKL directory with config.json")
+        import json
+
+        config = json.loads((path / "config.json").read_text())
+        self.downsample = 2 ** (len(config["block_out_channels"]) - 1)
+        self.scaling_factor = float(config.get("scaling_factor", 1.0))
+        self.vae_path, self.sample_rate, self.n_mels, self.n_fft = str(path), sample_rate, n_mels, n_fft
+        self.hop_length, self.fmin, self.fmax, self.batch_size = hop_length, fmin, fmax, batch_size
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.dtype = dtype
+        self._vae = None
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.downsample * self.hop_length / self.sample_rate
+
+    def log_mel(self, wav: np.ndarray) -> np.ndarray:
+        """AudioLDM's log-magnitude mel: (n_mels, frames)."""
+        mel = librosa.feature.melspectrogram(y=wav, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+                                             n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, power=1.0,
+                                             center=True)
+        return np.log(np.maximum(mel, 1e-5))
+
+    def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
+        wav = media.audio(self.sample_rate, t0, seconds)
+        frames = self.num_frames(seconds) * self.downsample
+        return self.log_mel(wav)[:, :frames].T.astype(np.float32)  # (n_mels, T) -> (T, n_mels), AudioLDM's layout
+
+    @torch.no_grad()
+    def finalize(self, batch: np.ndarray) -> np.ndarray:
+        if self._vae is None:
+            from diffusers import AutoencoderKL
+
+            self._vae = AutoencoderKL.from_pretrained(self.vae_path).to(self.device).eval()
+        mel = torch.from_numpy(batch.astype(np.float32))[:, None]  # (N, T, M) -> (N, 1, T, M)
+        out = [self._vae.encode(chunk.to(self.device)).latent_dist.mean.float().cpu() * self.scaling_factor
+               for chunk in mel.split(self.batch_size)]
+        return torch.cat(out).numpy().astype(self.dtype)  # (N, C, T/r, M/r)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "encoder": "AudioLDM AutoencoderKL", "vae_path": self.vae_path,
+                "sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "fmin": self.fmin, "fmax": self.fmax,
+                "downsample": self.downsample, "scaling_factor": self.scaling_factor, "range": None}

@@ -30,11 +30,13 @@ class Source:
 
 @dataclass
 class Listing:
-    """An adapter's answer: the sources, the class names and the inputs it skipped (path, reason)."""
+    """An adapter's answer: the sources, the class names, the inputs it skipped (path, reason) and the files
+    its index names that are not on disk (common for datasets scraped from the web)."""
 
     sources: list[Source]
     label_names: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 class Adapter:

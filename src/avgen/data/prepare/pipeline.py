@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from avgen.utils.io import atomic_path, write_json, write_npz, write_text
 from avgen.utils.threads import free_cores
 
 PARTS = "parts"
+SHARD_REPORT = "report.shard-{}-of-{}.json"
 
 
 @dataclass
@@ -121,12 +123,30 @@ class _Job:
         return process_source(source, self.reps, self.windowing)
 
 
+def parse_shard(shard: str) -> tuple[int, int]:
+    """`"i/n"` -> (i, n) with 0 <= i < n."""
+    try:
+        index, count = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {shard}: need 0 <= i < n")
+    return index, count
+
+
 def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, reps: dict[str, Representation],
-            windowing: Windowing, workers: int = 0, progress: bool = True,
-            batch_sources: int = 64) -> dict[str, Any]:
-    """Prepare a store at `out` from `raw`; returns the report (also written to `out/report.json`)."""
+            windowing: Windowing, workers: int = 0, progress: bool = True, batch_sources: int = 64,
+            shard: str | None = None, merge: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
+    """Prepare a store at `out` from `raw`; returns the report (also written to `out/report.json`).
+
+    `shard="i/n"` prepares only every n-th source from the i-th (an independent job, e.g. one per GPU or
+    node) into `out`'s part files, without consolidating. `merge=[shard outs]` then gathers the shards' part
+    files into `out` and consolidates them; the store equals the one a single run gives.
+    """
     if not reps:
         raise ValueError("no representations configured")
+    if shard is not None and merge:
+        raise ValueError("shard and merge exclude each other: run the shards, then one merge")
     out = Path(out)
     _check_writable(out)
     timings: dict[str, float] = {}
@@ -136,13 +156,26 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
     keys = [s.key for s in listing.sources]
     if len(set(keys)) != len(keys):
         raise ValueError(f"{adapter.name}: source ids are not unique after sanitising")
-    _check_same_config(out, reps, windowing, adapter.name)
+    config = _check_same_config(out, reps, windowing, adapter.name)
     parts_dir = out / PARTS
     parts_dir.mkdir(parents=True, exist_ok=True)
+    skipped: list[dict[str, str]] = [{"path": p, "reason": r} for p, r in listing.skipped]
+    if merge:
+        skipped += _merge_parts([Path(m) for m in merge], out, config, listing.sources)
     todo = [s for s in listing.sources if not (parts_dir / f"{s.key}.npz").is_file()]
     done_before = len(listing.sources) - len(todo)
+    if shard is not None:
+        index, count = parse_shard(shard)
+        mine = {s.key for k, s in enumerate(listing.sources) if k % count == index}
+        todo = [s for s in todo if s.key in mine]
+    elif merge:
+        failed = {entry["source"] for entry in skipped if "source" in entry}
+        uncovered = [s.source_id for s in todo if s.key not in failed]
+        if uncovered:
+            raise RuntimeError(f"merge: {len(uncovered)} sources were prepared by none of the shards "
+                               f"(first: {uncovered[:3]}); run the missing shards, then merge again")
+        todo = []
     workers = workers if workers > 0 else free_cores()
-    skipped: list[dict[str, str]] = [{"path": p, "reason": r} for p, r in listing.skipped]
 
     t = time.perf_counter()
     decode_seconds = 0.0
@@ -153,7 +186,7 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
         decode_seconds += result.seconds
         bar.update()
         if result.error is not None:
-            skipped.append({"path": result.source.path, "reason": result.error})
+            skipped.append({"path": result.source.path, "source": result.source.key, "reason": result.error})
             continue
         pending.append(result)
         prepared_now += 1
@@ -164,6 +197,14 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
     bar.close()
     timings["decode_and_encode"] = time.perf_counter() - t
     timings["decode_cpu_seconds"] = decode_seconds
+
+    if shard is not None:
+        report = {"dataset": adapter.name, "raw": str(Path(raw).resolve()), "shard": shard,
+                  "sources": len(mine), "sources_prepared_now": prepared_now,
+                  "skipped": skipped, "num_skipped": len(skipped), "missing": listing.missing,
+                  "num_missing": len(listing.missing), "seconds": timings}
+        write_json(out / SHARD_REPORT.format(*parse_shard(shard)), report)
+        return report
 
     t = time.perf_counter()
     meta_path = out / METADATA
@@ -183,6 +224,8 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
         "clips_written": num_clips,
         "skipped": skipped,
         "num_skipped": len(skipped),
+        "missing": listing.missing,
+        "num_missing": len(listing.missing),
         "seconds": timings,
     }
     write_json(out / REPORT, report)
@@ -201,7 +244,7 @@ def _check_writable(out: Path) -> None:
         raise PermissionError(f"OUT={out} is not writable: {e.strerror or e}") from None
 
 
-def _check_same_config(out: Path, reps: dict[str, Representation], windowing: Windowing, dataset: str) -> None:
+def _check_same_config(out: Path, reps: dict[str, Representation], windowing: Windowing, dataset: str) -> dict:
     """Refuse to mix parts made with another preset into one store; record the config on first use."""
     config = {"dataset": dataset, "windowing": asdict(windowing),
               "representations": {name: rep.describe() for name, rep in reps.items()}}
@@ -216,6 +259,28 @@ def _check_same_config(out: Path, reps: dict[str, Representation], windowing: Wi
             )
     else:
         write_json(path, config)
+    return config
+
+
+def _merge_parts(shards: list[Path], out: Path, config: dict, sources: list[Source]) -> list[dict[str, str]]:
+    """Copy the shards' part files into `out` (same preparation config required); returns their skipped lists."""
+    keys = {s.key for s in sources}
+    skipped: list[dict[str, str]] = []
+    for shard in shards:
+        config_path = shard / "prepare_config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"merge: {shard} holds no prepare_config.json: not a shard of `avgen prepare`")
+        if json.loads(config_path.read_text()) != config:
+            raise ValueError(f"merge: {shard} was prepared with another configuration than this run")
+        if shard.resolve() != out.resolve():
+            for part in sorted((shard / PARTS).glob("*.npz")):
+                target = out / PARTS / part.name
+                if part.stem in keys and not target.is_file():
+                    with atomic_path(target, suffix=".npz") as tmp:
+                        shutil.copyfile(part, tmp)
+        for report in sorted(shard.glob(SHARD_REPORT.replace("{}", "*"))):
+            skipped += [e for e in json.loads(report.read_text())["skipped"] if "source" in e]
+    return skipped
 
 
 def _same_sources(out: Path, sources: list[Source]) -> bool:
