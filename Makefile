@@ -48,11 +48,16 @@ train: $(STAMP)
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
 
 # MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
-# fake-pair cache is built from the bases on first use), then its samples and metrics.
+# fake-pair cache is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd
+# trains nCMMD and CMMD first and uses the CMMD checkpoint as the black-box joint base.
 pipeline: $(STAMP)
-	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset> (got $(EXP))"; exit 2 ;; esac
-	$(MAKE) --no-print-directory train EXP=base_audio_$(subst mmdisco_,,$(EXP)) ARGS="$(BASE_ARGS)"
-	$(MAKE) --no-print-directory train EXP=base_video_$(subst mmdisco_,,$(EXP)) ARGS="$(BASE_ARGS)"
+	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset>[_cmmd] (got $(EXP))"; exit 2 ;; esac
+	@set -e; ds=$$(echo "$(EXP)" | sed -e 's/^mmdisco_//' -e 's/_cmmd$$//'); \
+	case "$(EXP)" in \
+	  *_cmmd) prereqs="ncmmd_$$ds cmmd_$$ds" ;; \
+	  *) prereqs="base_audio_$$ds base_video_$$ds" ;; \
+	esac; \
+	for exp in $$prereqs; do $(MAKE) --no-print-directory train EXP=$$exp ARGS="$(BASE_ARGS)"; done
 	$(MAKE) --no-print-directory train EXP=$(EXP)
 
 bench: data

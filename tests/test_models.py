@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hydra.utils import instantiate
+
+from avgen.cli.config import load_config
 from avgen.models.unets.couplings import RandomShiftCrossAttention
 from avgen.models.unets.dual_unet import DualUNet, parameter_count
 
@@ -94,3 +97,10 @@ def test_paper_config_has_about_106m_parameters():
     net = DualUNet(video_channels=4, audio_channels=80, base_channels=128, channel_mult=(1, 2, 3, 4),
                    num_res_blocks=1, attention_levels=(1, 2, 3), head_dim=64, coupling="easy_fusion")
     assert abs(parameter_count(net) - 106e6) / 106e6 < 0.10
+
+
+def test_in_domain_discriminator_has_about_12_7m_parameters():
+    """MMDisCo paper A.3: the in-domain discriminator (channels 128, mult 1,2,4, 2 blocks) has 12.7M."""
+    cfg = load_config("train", ["model=discriminator_paper", "name=p"]).model
+    net = instantiate(cfg)
+    assert abs(parameter_count(net) - 12.7e6) / 12.7e6 < 0.03

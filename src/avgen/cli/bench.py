@@ -9,6 +9,7 @@ Figures (name: meaning, goal):
   with each coupling at equal widths, on a CMMD-shaped input (18 frames of 4x16x16 latents, an 80x112 mel),
   batch 1, CPU, median of `unet_repeats`; easy_fusion_overhead = easy_fusion / none - 1 (goal <= 0.15) and
   rs_mma_overhead = rs_mma / none - 1.
+- mmdisco_step_over_base_finetune_step and guided_sampling_overhead: see `avgen.cli.bench_mmdisco`.
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ def bench_unet(cfg: DictConfig) -> dict[str, float]:
     return results
 
 
-BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet}
+def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
+    from avgen.cli.bench_mmdisco import bench_mmdisco as run_mmdisco
+
+    return run_mmdisco(cfg)
+
+
+BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco}
 
 
 def run(overrides: list[str]) -> int:
@@ -90,7 +97,10 @@ def run(overrides: list[str]) -> int:
     out = Path(cfg.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.update({"bench_cpu_cores": free_cores(), "bench_torch_threads": threads})
+    only = set(cfg.only or BENCHES)
     for name, fn in BENCHES.items():
+        if name not in only:
+            continue
         results.update(fn(cfg))
         write_json(out, results)  # after each bench: a later failure keeps the earlier figures
     width = max(len(k) for k in results)

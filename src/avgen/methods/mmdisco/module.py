@@ -61,14 +61,21 @@ class RealFakeDataModule(L.LightningDataModule):
 class MMDisCoModule(L.LightningModule):
     def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
-                 guidance_scales: dict[str, float] | None = None):
+                 guidance_scales: dict[str, float] | None = None, joint_base: str | None = None):
         super().__init__()
-        missing = {m: p for m, p in bases.items() if not Path(p).is_file()}
+        # a joint checkpoint (e.g. CMMD) as the black box (paper §4.2 uses MM-Diffusion so), else one per modality
+        needed = {"joint": joint_base} if joint_base else dict(bases)
+        missing = {m: p for m, p in needed.items() if not Path(p).is_file()}
         if missing:
             lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" for m, p in missing.items())
             raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
         self.net = net  # the discriminator
-        self.bases = IndependentBases({m: load_checkpoint_denoiser(p) for m, p in bases.items()})
+        if joint_base:
+            self.bases = load_checkpoint_denoiser(joint_base)
+            if set(self.bases.modalities) != {"audio", "video"}:
+                raise ValueError(f"joint_base={joint_base} generates {self.bases.modalities}, not audio and video")
+        else:
+            self.bases = IndependentBases({m: load_checkpoint_denoiser(p) for m, p in bases.items()})
         self.modalities = tuple(self.bases.modalities)
         self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight

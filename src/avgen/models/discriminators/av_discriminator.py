@@ -68,12 +68,13 @@ class AVDiscriminator(nn.Module):
         head_dim: int = 256,              # width of the fusion head
         transformer_layers: int = 2,
         transformer_heads: int = 4,
+        time_embed_dim: int | None = None,  # width of the timestep embedding; None = base_channels (paper: 12.7M)
     ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.head_kind, self.base_channels = head, base_channels
-        emb_dim = 4 * base_channels
+        emb_dim = time_embed_dim or base_channels
         self.time_embed = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim)
         self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim)
