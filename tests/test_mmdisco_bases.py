@@ -80,3 +80,34 @@ def test_fake_cache_resumes_to_the_same_store(synthetic_store, tmp_path, monkeyp
     batch = next(iter(AVDataModule(str(tmp_path / "resumed"), "video_pixels", "audio_mel", batch_size=2,
                                    train_split="fake").train_dataloader()))
     assert batch["video"].shape == (2, 12, 3, 16, 16) and batch["audio"].shape == (2, 16, 24)
+
+
+def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):
+    """A joint (CMMD-like) checkpoint as MMDisCo's base: both modalities from one frozen network."""
+    from functools import partial
+
+    from avgen.methods.mmdisco.module import MMDisCoModule
+    from avgen.models.discriminators.av_discriminator import AVDiscriminator
+
+    torch.manual_seed(0)
+    joint = {**SMALL, "coupling": "easy_fusion"}
+    net = DualUNet(**joint)
+    with torch.no_grad():  # zero-initialised output layers would hide the coupling
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    config = {"model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", **joint},
+              "method": {"schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
+               tmp_path / "cmmd.ckpt")
+    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,), blocks_per_level=1,
+                           head_dim=8)
+    module = MMDisCoModule(disc, bases={"audio": "unused", "video": "unused"}, optimizer=partial(torch.optim.Adam),
+                           fake_cache={}, joint_base=str(tmp_path / "cmmd.ckpt"))
+    assert set(module.bases.modalities) == {"audio", "video"} and not module.bases.training
+    assert not any(p.requires_grad for p in module.bases.parameters())
+    x, t = {"audio": torch.randn(2, 16, 8), "video": torch.randn(2, 4, 3, 8, 8)}, torch.tensor([5, 600])
+    x2 = {"audio": x["audio"], "video": torch.randn_like(x["video"])}
+    assert not torch.allclose(module.bases(x, t)["audio"], module.bases(x2, t)["audio"])  # joint: audio sees video
+    with pytest.raises(FileNotFoundError, match="make train EXP=cmmd_x"):
+        MMDisCoModule(disc, bases={}, optimizer=partial(torch.optim.Adam), fake_cache={},
+                      joint_base=str(tmp_path / "cmmd_x" / "checkpoints" / "last.ckpt"))
