@@ -72,6 +72,14 @@ def test_dsm_loss_is_zero_when_the_gradient_is_the_true_residual():
     assert (dsm_loss(noise, eps_base, sigma, {m: 0 * g for m, g in grads.items()}) > 0).all()
 
 
+def test_dsm_loss_is_the_squared_norm_summed_over_modalities():
+    """Paper Eq. 15: ||eps^a - eps_joint_a||^2 + ||eps^v - eps_joint_v||^2, a sum over elements (not a mean)."""
+    noise = {"audio": torch.ones(2, 3), "video": torch.full((2, 2, 5), 2.0)}
+    zero = {m: torch.zeros_like(x) for m, x in noise.items()}
+    sigma = {m: torch.ones(2, *([1] * (x.ndim - 1))) for m, x in noise.items()}
+    torch.testing.assert_close(dsm_loss(noise, zero, sigma, zero), torch.tensor([3.0 + 40.0, 43.0]))
+
+
 def test_discriminator_loss_is_bce_with_logits():
     real, fake = torch.tensor([0.0, 10.0]), torch.tensor([0.0, -10.0])
     loss = discriminator_loss(real, fake)

@@ -38,14 +38,20 @@ def joint_eps(eps: Tensor, sigma: Tensor, grad: Tensor, scale: float = 1.0) -> T
 # MMDisCo Eqs. 13-15 (DLSM-style): the guided prediction (s = 1) must denoise the real pair
 def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[str, Tensor],
              grads: dict[str, Tensor]) -> Tensor:
-    """Per-sample sum over modalities of mean squared ||eps^m - eps_joint_m||, (B,)."""
-    return sum((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2).flatten(1).mean(1) for m in noise)
+    """Per-sample sum over modalities of the squared norm ||eps^m - eps_joint_m||^2, (B,).
+
+    The squared norm (a sum over elements, as in the paper), not a mean: with a mean, lambda = 1 would weigh
+    the denoising regulariser ~1/D against L_disc (D = 9,216 elements for a 12x3x16x16 video), i.e. leave
+    the discriminator trained by L_disc alone.
+    """
+    return sum((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2).flatten(1).sum(1) for m in noise)
 
 
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
                  dsm_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-    """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging.
+    """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
+    discriminator's accuracy on this batch, `disc_accuracy`).
 
     One t per example for both modalities, fresh noise per modality; the bases only give outputs, under
     no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations.
@@ -57,7 +63,10 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     if use_disc:
         fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
                   for m in fake}
-        terms["disc"] = discriminator_loss(discriminator(real_t, t), discriminator(fake_t, t)).mean()
+        logit_real, logit_fake = discriminator(real_t, t), discriminator(fake_t, t)
+        terms["disc"] = discriminator_loss(logit_real, logit_fake).mean()
+        with torch.no_grad():
+            terms["disc_accuracy"] = ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean()) / 2
     if use_dsm:
         with torch.no_grad():
             x0 = bases(real_t, t)

@@ -97,7 +97,8 @@ class MMDisCoModule(L.LightningModule):
         t = self.bases.schedules["audio"].sample_timesteps(real["label"].shape[0], self.device)
         loss, terms = mmdisco_loss(self.net, self.bases, x_real, x_fake, t, use_disc=self.use_disc,
                                    use_dsm=self.use_dsm, dsm_weight=self.dsm_weight)
-        self.log_dict({"train/loss": loss, **{f"train/loss_{k}": v for k, v in terms.items()}}, prog_bar=True)
+        logs = {f"train/{k}" if k.endswith("accuracy") else f"train/loss_{k}": v for k, v in terms.items()}
+        self.log_dict({"train/loss": loss, **logs}, prog_bar=True, batch_size=x_real["audio"].shape[0])
         return loss
 
     def configure_optimizers(self):
