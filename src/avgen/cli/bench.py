@@ -10,6 +10,7 @@ Figures (name: meaning, goal):
   batch 1, CPU, median of `unet_repeats`; easy_fusion_overhead = easy_fusion / none - 1 (goal <= 0.15) and
   rs_mma_overhead = rs_mma / none - 1.
 - mmdisco_step_over_base_finetune_step and guided_sampling_overhead: see `avgen.cli.bench_mmdisco`.
+- lightning_overhead: a Trainer step over a bare PyTorch loop's step; see `avgen.cli.bench_lightning`.
 """
 
 from __future__ import annotations
@@ -88,7 +89,14 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
     return run_mmdisco(cfg)
 
 
-BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco}
+def bench_lightning(cfg: DictConfig) -> dict[str, float]:
+    from avgen.cli.bench_lightning import bench_lightning as run_lightning
+
+    return run_lightning(cfg)
+
+
+BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco,
+           "lightning": bench_lightning}
 
 
 def run(overrides: list[str]) -> int:

@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"avgen {command}: error: {e}  (AVGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from avgen.callbacks.reliability import TrainingDiverged
+
+        if not isinstance(e, TrainingDiverged):
+            raise
+        print(f"avgen {command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,18 +16,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from avgen.cli.config import load_config
-from avgen.utils.io import write_json, write_text
-from avgen.utils.threads import set_torch_threads
+from avgen.callbacks.reliability import AtomicCheckpointIO, ResolvedConfigInCheckpoint
+from avgen.utils.io import check_writable, write_json, write_text
+from avgen.utils.threads import free_cores, set_torch_threads
 
 
-class ResolvedConfigInCheckpoint(L.Callback):
-    """Checkpoints carry the resolved config, so they reload without the original command line."""
-
-    def __init__(self, cfg: DictConfig):
-        self.config = OmegaConf.to_container(cfg, resolve=True)
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint["avgen_config"] = self.config
+def cpu_processes(trainer_cfg: DictConfig) -> int:
+    """Training processes sharing this machine's cores (CPU DDP runs one per device)."""
+    devices = trainer_cfg.get("devices", 1)
+    return devices if trainer_cfg.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1 else 1
 
 
 def split_experiment(overrides: list[str]) -> tuple[str | None, list[str]]:
@@ -50,18 +47,25 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
     return dm, module, callbacks
 
 
+def make_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
+    """The configured Trainer, writing checkpoints atomically."""
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger),
+                       default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()])
+
+
 def run(overrides: list[str]) -> int:
     experiment, overrides = split_experiment(overrides)
     cfg = load_config("train", overrides, experiment=experiment)
-    threads = set_torch_threads(cfg.threads or None)
+    threads = set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(out_dir, "output_dir")  # before any work
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     dm, module, callbacks = build(cfg)
     dm.setup("fit")  # a missing store fails here, naming the path and the command that makes it
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger),
-                          default_root_dir=str(out_dir))
+    if cfg.compile:
+        module.net.compile()  # in place: checkpoint keys stay those of the plain network
+    trainer = make_trainer(cfg, callbacks)
     last = out_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.is_file() else None
     t = time.perf_counter()
@@ -74,7 +78,8 @@ def run(overrides: list[str]) -> int:
 
     joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
     synthetic = dm.store.metadata["dataset"] == "synthetic"
-    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if joint and synthetic else {}
+    evaluate = joint and synthetic and cfg.evaluate.num_samples > 0
+    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
     metrics.update({"experiment": experiment or cfg.name, "method": cfg.method._target_.rsplit(".", 1)[0],
                     "steps": trainer.global_step, "train_seconds": train_seconds, "torch_threads": threads,
                     "parameters": sum(p.numel() for p in module.net.parameters())})

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from avgen.data.sampler import ResumableLoader, ResumableSampler
 from avgen.data.store import Store
 
 
@@ -95,7 +96,8 @@ def _identity_collate(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 class AVDataModule(L.LightningDataModule):
-    """Train/val/test loaders over a store. Under DDP, Lightning wraps the samplers in DistributedSampler."""
+    """Train/val/test loaders over a store. The train loader is resumable mid-epoch and shards itself over
+    DDP ranks; the val/test loaders are wrapped in DistributedSampler by Lightning."""
 
     def __init__(self, store: str, video: str, audio: str, batch_size: int = 16, num_workers: int = 0,
                  margin_seconds: float = 0.0, train_split: str = "train", val_split: str = "test",
@@ -130,19 +132,39 @@ class AVDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.store  # fail early, naming the missing store and the command that makes it
 
-    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+    def _replicas(self) -> tuple[int, int]:
+        return (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+
+    def _loader(self, stage: str) -> DataLoader:
+        """An evaluation loader: fixed order, sharded over DDP ranks."""
+        dataset = self.dataset(stage)
+        replicas, rank = self._replicas()
         return DataLoader(
-            self.dataset(stage), batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-            num_workers=self.num_workers, collate_fn=_identity_collate, drop_last=self.drop_last and shuffle,
+            dataset, batch_size=self.batch_size, sampler=ResumableSampler(len(dataset), shuffle=False,
+                                                                          num_replicas=replicas, rank=rank),
+            num_workers=self.num_workers, collate_fn=_identity_collate,
             persistent_workers=self.persistent_workers, pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """The resumable training order (`avgen.data.sampler`), sharded over DDP ranks by itself (the trainer
+        configs set `use_distributed_sampler: false`)."""
+        trainer = self.trainer
+        replicas, rank = self._replicas()
+        dataset = self.dataset("train")
+        if len(dataset) < self.batch_size * replicas and self.drop_last:
+            raise ValueError(f"store {self.store_path}: the train split has {len(dataset)} clips, fewer than one "
+                             f"batch of {self.batch_size} per process ({replicas} processes)")
+        sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
+        consumed = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None
+        return ResumableLoader(
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+            collate_fn=_identity_collate, drop_last=self.drop_last, persistent_workers=self.persistent_workers,
+            pin_memory=self.pin_memory, consumed=consumed,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

@@ -54,3 +54,15 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def check_writable(directory: str | os.PathLike, name: str = "OUT") -> None:
+    """Fail before any work when `directory` cannot be created or written, naming it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / ".write_test") as tmp:
+            tmp.write_text("ok")
+        (directory / ".write_test").unlink()
+    except OSError as e:
+        raise PermissionError(f"{name}={directory} is not writable: {e.strerror or e}") from None

@@ -29,7 +29,7 @@ from avgen.data.media import MediaError, MediaFile
 from avgen.data.prepare.base import Adapter, Source
 from avgen.data.representations import Representation
 from avgen.data.store import MANIFEST, METADATA, REPORT, STORE_FORMAT
-from avgen.utils.io import atomic_path, write_json, write_npz, write_text
+from avgen.utils.io import atomic_path, check_writable, write_json, write_npz, write_text
 from avgen.utils.threads import free_cores
 
 PARTS = "parts"
@@ -148,7 +148,7 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
     if shard is not None and merge:
         raise ValueError("shard and merge exclude each other: run the shards, then one merge")
     out = Path(out)
-    _check_writable(out)
+    check_writable(out)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     listing = adapter.list_sources(Path(raw))
@@ -232,16 +232,6 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
     if num_clips == 0:
         raise RuntimeError(f"no clip was prepared into {out}; the reasons are in {out / REPORT}")
     return report
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / ".write_test") as tmp:
-            tmp.write_text("ok")
-        (out / ".write_test").unlink()
-    except OSError as e:
-        raise PermissionError(f"OUT={out} is not writable: {e.strerror or e}") from None
 
 
 def _check_same_config(out: Path, reps: dict[str, Representation], windowing: Windowing, dataset: str) -> dict:

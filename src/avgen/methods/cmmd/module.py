@@ -20,7 +20,7 @@ from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.negatives import NegativeSampler, centre
 from avgen.sampling.guidance import ReconstructionGuidance
 from avgen.sampling.samplers import initial_noise, sample
-from avgen.utils.checkpoints import load_checkpoint, network_state
+from avgen.utils.checkpoints import load_checkpoint, load_network as load_network_weights
 
 
 def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> float:
@@ -52,7 +52,7 @@ class CMMDModule(L.LightningModule):
         """Fine-tuning start (e.g. CMMD from nCMMD): network weights from an avgen checkpoint."""
         ckpt = load_checkpoint(path, "train the run this one fine-tunes from first "
                                      "(for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)")
-        self.net.load_state_dict(network_state(ckpt))
+        load_network_weights(self.net, ckpt, path)
 
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from avgen.diffusion.denoiser import Denoiser, NetworkDenoiser
-from avgen.utils.checkpoints import load_checkpoint, network_state
+from avgen.utils.checkpoints import load_checkpoint, load_network
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -34,7 +34,7 @@ def load_checkpoint_denoiser(path: str | Path) -> NetworkDenoiser:
         raise ValueError(f"{path} carries no avgen_config: not an avgen training checkpoint")
     cfg = ckpt["avgen_config"]
     net = instantiate(cfg["model"])
-    net.load_state_dict(network_state(ckpt))
+    load_network(net, ckpt, path)
     schedule = instantiate(cfg["method"]["schedule"])
     return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction="v"))
 

@@ -51,6 +51,7 @@ class RealFakeDataModule(L.LightningDataModule):
     def train_dataloader(self) -> CombinedLoader:
         fake = AVDataModule(self.fake_store, self.real.video, self.real.audio, batch_size=self.real.batch_size,
                             train_split="fake", seed=self.real.seed + 1)
+        fake.trainer = self.trainer  # shard over the same ranks and resume with the same progress
         return CombinedLoader({"real": self.real.train_dataloader(), "fake": fake.train_dataloader()},
                               mode="max_size_cycle")
 

@@ -1,0 +1,111 @@
+"""What makes a long run survive: exact resume, atomic checkpoints, non-finite steps skipped.
+
+- `StepSeeding`: every training step reseeds torch, numpy and random from (seed, global step, rank), so the
+  randomness of step k is the same whether the run was interrupted or not, on every rank, with no RNG state
+  to save (the data order is resumed by `avgen.data.sampler`).
+- `NonFiniteGuard`: a step whose gradients are not finite (after DDP's all-reduce, so every rank decides
+  alike) is skipped: its gradients are dropped, the optimizer leaves the weights and its state untouched.
+  Skips are counted and logged; `max_consecutive` in a row stop the run with `TrainingDiverged`, leaving the
+  last checkpoint (written before the trouble) as it was.
+- `AtomicCheckpointIO`: checkpoints are written to a temporary file and renamed, so `last.ckpt` is always a
+  complete checkpoint, whenever the job is killed.
+- `ResolvedConfigInCheckpoint`: checkpoints carry the resolved config (reload without the command line).
+- `ReplicaConsistencyCheck`: under DDP, the replicas' weights are compared at the end of training.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from avgen.utils.io import atomic_path, write_json
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised after too many non-finite steps in a row."""
+
+
+class StepSeeding(L.Callback):
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        # distinct streams per (step, rank); 64-bit mixing keeps neighbouring steps unrelated
+        value = (self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9 + trainer.global_rank) % 2**63
+        torch.manual_seed(value)
+        np.random.seed(value % 2**32)
+        random.seed(value)
+
+
+class NonFiniteGuard(L.Callback):
+    def __init__(self, max_consecutive: int = 5):
+        if max_consecutive < 1:
+            raise ValueError(f"max_consecutive must be >= 1, got {max_consecutive}")
+        self.max_consecutive = max_consecutive
+        self.skipped, self.consecutive = 0, 0
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        if finite:
+            self.consecutive = 0
+        else:
+            for group in optimizer.param_groups:  # parameters without a gradient are left alone by the optimizer
+                for p in group["params"]:
+                    p.grad = None
+            self.skipped += 1
+            self.consecutive += 1
+        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False, sync_dist=False,
+                      rank_zero_only=True)
+        if self.consecutive >= self.max_consecutive:
+            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            raise TrainingDiverged(
+                f"{self.consecutive} non-finite steps in a row at step {trainer.global_step} ({self.skipped} in all): "
+                f"stopping. The last good checkpoint is {last}; lower the learning rate or check the data, then "
+                "resume with RESUME=1"
+            )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"skipped": self.skipped}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.skipped = state_dict.get("skipped", 0)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        with atomic_path(path, suffix=".ckpt") as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class ResolvedConfigInCheckpoint(L.Callback):
+    def __init__(self, cfg: DictConfig):
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["avgen_config"] = self.config
+
+
+class ReplicaConsistencyCheck(L.Callback):
+    """At the end of training, every rank's weights must be identical (DDP keeps them in lockstep; a
+    divergence means a rank-dependent bug). Rank 0 writes every rank's checksum to `<output>/replicas.json`;
+    differing checksums fail the run."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size < 2:
+            return
+        checksum = torch.stack([p.detach().double().sum() for p in pl_module.parameters()]).sum()
+        checksums = trainer.strategy.all_gather(checksum.to(pl_module.device)).flatten().tolist()
+        if trainer.is_global_zero:
+            write_json(Path(trainer.default_root_dir) / "replicas.json",
+                       {"world_size": trainer.world_size, "checksums": checksums, "step": trainer.global_step})
+        if len(set(checksums)) != 1:
+            raise RuntimeError(f"the {trainer.world_size} replicas' weights differ after training: {checksums}")

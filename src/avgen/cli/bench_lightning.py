@@ -1,0 +1,74 @@
+"""`lightning_overhead` for `avgen bench` (issue: scale and reliability): the median step time of the default
+experiment (configs/bench.yaml `overhead_experiment`) under Lightning's Trainer, over the median step time of
+a bare PyTorch loop doing the same work on the same model and batches: the method's `training_step`, backward,
+gradient clipping and the optimizer step. Both sides leave out EMA and checkpoint writes (the same work
+either way); the Trainer side keeps everything else the experiment configures (logging, progress bar,
+per-step seeding, the non-finite guard, the LR monitor). Goal: at most 1.10.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import warnings
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, open_dict
+
+from avgen.cli.config import load_config
+from avgen.cli.train import build, make_trainer
+
+
+class _StepTimer(L.Callback):
+    def __init__(self):
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, *args) -> None:
+        self.starts.append(time.perf_counter())
+
+
+def bench_lightning(cfg: DictConfig) -> dict[str, float]:
+    steps, warmup = cfg.overhead_steps, 5
+    with tempfile.TemporaryDirectory() as tmp:
+        train_cfg = load_config("train", [f"output_dir={tmp}", f"trainer.max_steps={steps + warmup + 1}",
+                                          "trainer.enable_progress_bar=true"], experiment=cfg.overhead_experiment)
+        with open_dict(train_cfg):
+            del train_cfg.callbacks["ema"]
+            del train_cfg.callbacks["checkpoint"]
+        train_cfg.trainer.enable_checkpointing = False
+
+        # Lightning
+        L.seed_everything(0, verbose=False)
+        dm, module, callbacks = build(train_cfg)
+        timer = _StepTimer()
+        trainer = make_trainer(train_cfg, [*callbacks, timer])
+        trainer.fit(module, datamodule=dm)
+        lightning_step = statistics.median(b - a for a, b in zip(timer.starts[warmup:], timer.starts[warmup + 1:]))
+
+        # the same work in a bare loop
+        L.seed_everything(0, verbose=False)
+        dm, module, _ = build(train_cfg)
+        dm.setup("fit")
+        optimizer = module.configure_optimizers()
+        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        clip = train_cfg.trainer.gradient_clip_val
+        module.train()
+        times, batches = [], iter(dm.train_dataloader())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # self.log without a trainer is a no-op that warns
+            for i in range(steps + warmup):
+                start = time.perf_counter()
+                batch = next(batches)
+                loss = module.training_step(batch, i)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+                optimizer.step()
+                if i >= warmup:
+                    times.append(time.perf_counter() - start)
+        bare_step = statistics.median(times)
+    return {"lightning_step_ms": 1000 * lightning_step, "bare_step_ms": 1000 * bare_step,
+            "lightning_overhead": lightning_step / bare_step}

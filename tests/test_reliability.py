@@ -1,0 +1,179 @@
+"""Long runs survive: exact resume after a kill, atomic checkpoints, non-finite steps, bad outputs, wrong
+checkpoints; the resumable, sharded data order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from avgen.callbacks.reliability import AtomicCheckpointIO, NonFiniteGuard, TrainingDiverged
+from avgen.cli.main import main
+from avgen.data.sampler import ResumableLoader, ResumableSampler
+
+TINY = ["model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "trainer.enable_progress_bar=false",
+        "trainer.val_check_interval=1000", "evaluate.num_samples=0", "threads=1"]
+
+
+# ------------------------------------------------------------------------------------------ data order
+
+def test_sampler_order_depends_on_seed_and_epoch_only():
+    a, b = ResumableSampler(10, seed=3), ResumableSampler(10, seed=3)
+    assert list(a) == list(b) and sorted(a) == list(range(10))
+    b.set_epoch(1)
+    assert list(b) != list(a)
+
+
+def test_sharded_sampler_covers_every_index_once_per_epoch():
+    shards = [list(ResumableSampler(10, seed=0, num_replicas=3, rank=r)) for r in range(3)]
+    assert all(len(s) == 4 for s in shards)  # padded to equal lengths, like DistributedSampler
+    assert set(sum(shards, [])) == set(range(10))
+
+
+def test_loader_resumes_with_the_next_unseen_batch():
+    data = list(range(20))
+    make = lambda: ResumableLoader(data, batch_size=4, sampler=ResumableSampler(20, seed=1))  # noqa: E731
+    full = [b.tolist() for b in make()]
+    first = make()
+    it = iter(first)
+    seen = [next(it).tolist() for _ in range(2)]
+    next(it)  # prefetched by the trainer but never trained on: the state counts what was consumed
+    state = {"epoch": 0, "batches": 2, "batch_size": 4}
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert seen + [b.tolist() for b in resumed] == full
+    assert [b.tolist() for b in resumed] == full  # the skip applies to the resumed pass only
+    with pytest.raises(ValueError, match="same batch size"):
+        make().load_state_dict({**state, "batch_size": 8})
+
+
+# ---------------------------------------------------------------------------------- non-finite steps
+
+class NaNAt(L.LightningModule):
+    """A linear model whose loss is NaN at the given steps."""
+
+    def __init__(self, nan_steps: set[int]):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net, self.nan_steps, self.history = nn.Linear(3, 1), nan_steps, []
+
+    def training_step(self, batch, batch_idx):
+        loss = self.net(batch[0]).pow(2).mean()
+        return loss * float("nan") if self.global_step in self.nan_steps else loss
+
+    def on_train_batch_end(self, *args) -> None:
+        self.history.append(self.net.weight.detach().clone())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(64, 3)), batch_size=8)
+
+
+def _trainer(tmp_path, steps, guard, **kw):
+    return L.Trainer(max_steps=steps, callbacks=[guard, *kw.pop("callbacks", [])], logger=False,
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, **kw)
+
+
+def test_nonfinite_steps_are_skipped_and_counted(tmp_path):
+    guard = NonFiniteGuard(max_consecutive=3)
+    model = NaNAt({2, 3})
+    _trainer(tmp_path, 6, guard, enable_checkpointing=False).fit(model)
+    w = model.history
+    assert torch.equal(w[1], w[2]) and torch.equal(w[2], w[3])  # the NaN steps left the weights alone
+    assert not torch.equal(w[3], w[4]) and all(torch.isfinite(x).all() for x in w)
+    assert guard.skipped == 2
+
+
+def test_consecutive_nonfinite_steps_stop_keeping_the_last_good_checkpoint(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=1)
+    with pytest.raises(TrainingDiverged, match="3 non-finite steps in a row.*last good checkpoint"):
+        _trainer(tmp_path, 20, NonFiniteGuard(max_consecutive=3), callbacks=[ckpt],
+                 plugins=[AtomicCheckpointIO()]).fit(NaNAt(set(range(4, 20))))
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+
+
+def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+
+    def crash(checkpoint, target):
+        Path(target).write_bytes(b"partial")
+        raise KeyboardInterrupt  # killed while writing
+
+    import lightning.fabric.plugins.io.torch_io as torch_io
+
+    monkeypatch.setattr(torch_io, "_atomic_save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+# ------------------------------------------------------------------------------- command-line faults
+
+def test_unwritable_output_dir_fails_before_training(synthetic_store, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    rc = main(["train", "experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={blocker / 'run'}", *TINY])
+    assert rc == 2 and "output_dir=" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_architecture_lists_the_mismatched_keys(synthetic_store, tmp_path, capsys):
+    args = ["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", *TINY, "trainer.max_steps=1"]
+    assert main([*args, f"output_dir={tmp_path / 'a'}"]) == 0
+    rc = main([*args, f"output_dir={tmp_path / 'b'}", "model.base_channels=16",
+               f"method.init_from={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not fit this model" in err and "shape (checkpoint vs model)" in err
+
+
+# ---------------------------------------------------------------------------------- resume after kill
+
+def _train_cmd(store, out, *extra):
+    return [sys.executable, "-m", "avgen.cli.main", "train", "experiment=cmmd_synthetic", f"data.store={store}",
+            f"output_dir={out}", *TINY, "trainer.max_steps=40", "callbacks.checkpoint.every_n_train_steps=8",
+            "method.contrastive_from_step=10", "method.negatives_per_step=2", *extra]
+
+
+def _weights(out):
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    return ckpt["state_dict"], ckpt["global_step"]
+
+
+def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
+    """SIGKILL a run after its first checkpoint, resume it: the weights (and EMA) equal an uninterrupted run's."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    subprocess.run(_train_cmd(synthetic_store, tmp_path / "straight"), check=True, env=env, capture_output=True)
+    killed = subprocess.Popen(_train_cmd(synthetic_store, tmp_path / "killed"), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    _, step_at_kill = _weights(tmp_path / "killed")
+    assert 0 < step_at_kill < 40  # killed mid-run
+    subprocess.run(_train_cmd(synthetic_store, tmp_path / "killed", "resume=true"), check=True, env=env,
+                   capture_output=True)
+    straight, steps = _weights(tmp_path / "straight")
+    resumed, steps_resumed = _weights(tmp_path / "killed")
+    assert steps == steps_resumed == 40
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0, msg=k)
