@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train pipeline toy bench clean help
+.PHONY: setup test test-slow data prepare train pipeline toy bench compare gpu-smoke clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -60,8 +60,23 @@ pipeline: $(STAMP)
 	for exp in $$prereqs; do $(MAKE) --no-print-directory train EXP=$$exp ARGS="$(BASE_ARGS)"; done
 	$(MAKE) --no-print-directory train EXP=$(EXP)
 
+# One short DDP + bf16 run of each method on the visible GPUs (outputs/gpu_smoke/): checks a GPU install.
+GPU_SMOKE := trainer=gpu trainer.max_steps=20 trainer.val_check_interval=10 trainer.log_every_n_steps=5 \
+	paths.output_dir=outputs/gpu_smoke evaluate.num_samples=0
+gpu-smoke: data
+	$(AVGEN) train experiment=cmmd_synthetic $(GPU_SMOKE) $(ARGS)
+	$(AVGEN) train experiment=base_audio_synthetic $(GPU_SMOKE) $(ARGS)
+	$(AVGEN) train experiment=base_video_synthetic $(GPU_SMOKE) $(ARGS)
+	$(AVGEN) train experiment=mmdisco_synthetic $(GPU_SMOKE) data.fake_store=outputs/gpu_smoke/fake_cache \
+	  method.fake_cache.num=64 $(ARGS)
+	@echo "gpu-smoke: every method trained under DDP + bf16; replicas agree (outputs/gpu_smoke/*/replicas.json)"
+
 bench: data
 	$(AVGEN) bench $(ARGS)
+
+# Every run's metrics side by side: outputs/compare/<dataset>.md and PNG plots (offline).
+compare: $(STAMP)
+	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -90,9 +90,9 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
 
 
 def bench_lightning(cfg: DictConfig) -> dict[str, float]:
-    from avgen.cli.bench_lightning import bench_lightning as run_lightning
+    from avgen.cli.bench_lightning import bench_gpu, bench_lightning as run_lightning
 
-    return run_lightning(cfg)
+    return {**run_lightning(cfg), **bench_gpu(cfg)}
 
 
 BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco,

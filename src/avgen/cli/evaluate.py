@@ -66,8 +66,9 @@ def evaluate_synthetic(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dic
         plain = generate_pairs(module, dm, **draw, scales={m: 0.0 for m in module.guidance_scales})
         no_joint = synthetic_metrics(probe, [to_frames_01(v) for v in plain["video"]], list(plain["audio"]))
         metrics.update({f"no_joint_{k}": v for k, v in no_joint.items() if k.startswith(("temporal", "semantic"))})
-    metrics.update({"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
-                    "sampling_seconds": sampling_seconds})
+    calls = cfg.sampler.steps * -(-cfg.evaluate.num_samples // cfg.evaluate.batch_size)  # denoiser calls
+    metrics.update({"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps, "num_samples": len(pairs["video"]),
+                    "sampling_seconds": sampling_seconds, "ms_per_fe": 1000 * sampling_seconds / calls})
     if cfg.evaluate.num_video_to_audio:
         metrics.update(_video_to_audio(module, dm, probe, cfg))
     return metrics

@@ -27,6 +27,16 @@ def cpu_processes(trainer_cfg: DictConfig) -> int:
     return devices if trainer_cfg.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1 else 1
 
 
+def variant(cfg: DictConfig) -> str:
+    """What tells runs of one method apart in a comparison (coupling and eta; discriminator head)."""
+    if "head" in cfg.model:
+        return f"head={cfg.model.head}"
+    parts = [f"coupling={cfg.model.get('coupling')}", f"eta={cfg.method.get('eta')}"]
+    if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
+        parts.insert(0, f"{cfg.model.modalities[0]} only")
+    return ", ".join(parts)
+
+
 def split_experiment(overrides: list[str]) -> tuple[str | None, list[str]]:
     experiment = None
     rest = []
@@ -80,7 +90,8 @@ def run(overrides: list[str]) -> int:
     synthetic = dm.store.metadata["dataset"] == "synthetic"
     evaluate = joint and synthetic and cfg.evaluate.num_samples > 0
     metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
-    metrics.update({"experiment": experiment or cfg.name, "method": cfg.method._target_.rsplit(".", 1)[0],
+    metrics.update({"experiment": experiment or cfg.name, "dataset": dm.store.metadata["dataset"],
+                    "method": cfg.method._target_.split(".")[2], "variant": variant(cfg),
                     "steps": trainer.global_step, "train_seconds": train_seconds, "torch_threads": threads,
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     write_json(out_dir / "metrics.json", metrics)
