@@ -156,3 +156,19 @@ def test_video_guidance_depends_on_audio_only_for_non_separable_heads(head, sepa
                             create_graph=False)
     changed = (g1["video"] - g2["video"]).abs().max().item() > 1e-6
     assert changed != separable
+
+
+@pytest.mark.parametrize("head", ["mlp", "transformer", "linear"])
+def test_dsm_double_backprop_reaches_every_head(head):
+    """L_dsm differentiates the input gradient w.r.t. the parameters: every head must support it (on CPU the
+    fused attention kernels have no double backward)."""
+    from avgen.models.discriminators.av_discriminator import AVDiscriminator
+
+    torch.manual_seed(0)
+    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2),
+                           blocks_per_level=1, head=head, head_dim=32)
+    x, t = _disc_inputs(), torch.tensor([10, 300])
+    _, grads = logit_gradients(disc, x, t, create_graph=True)
+    sum(g.pow(2).sum() for g in grads.values()).backward()
+    head_params = [p for n, p in disc.named_parameters() if n.startswith(("fuse", "out", "encoder", "proj"))]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head_params)

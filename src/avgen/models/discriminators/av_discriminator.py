@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from avgen.models.unets.blocks import Downsample, ResBlock, timestep_embedding
 from avgen.models.unets.couplings import audio_per_frame
@@ -108,7 +109,10 @@ class AVDiscriminator(nn.Module):
         pv, pa = self.proj_v(fv), self.proj_a(fa)                           # (B, F, D), (B, T, D)
         tokens = torch.cat([pv + self.modality[0] + _time_code(pv.shape[1], pv),
                             pa + self.modality[1] + _time_code(pa.shape[1], pa)], dim=1)  # (B, F+T, D)
-        return self.out(self.encoder(tokens).mean(1)).squeeze(-1)
+        # the math kernel: L_dsm differentiates through the input gradient, and the fused kernels
+        # (flash, memory-efficient) have no double backward
+        with sdpa_kernel(SDPBackend.MATH):
+            return self.out(self.encoder(tokens).mean(1)).squeeze(-1)
 
 
 def _time_code(length: int, ref: Tensor) -> Tensor:
