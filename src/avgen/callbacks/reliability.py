@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from avgen.utils.io import atomic_path, write_json
+from avgen.utils.io import atomic_path, redact, write_json
 
 
 class TrainingDiverged(RuntimeError):
@@ -88,7 +88,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class ResolvedConfigInCheckpoint(L.Callback):
     def __init__(self, cfg: DictConfig):
-        self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.config = redact(OmegaConf.to_container(cfg, resolve=True))
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint["avgen_config"] = self.config

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from avgen.cli.config import load_config
 from avgen.callbacks.reliability import AtomicCheckpointIO, ResolvedConfigInCheckpoint
-from avgen.utils.io import check_writable, write_json, write_text
+from avgen.utils.io import check_writable, redact, write_json, write_text
 from avgen.utils.threads import free_cores, set_torch_threads
 
 
@@ -57,9 +57,20 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
     return dm, module, callbacks
 
 
-def make_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
+def make_logger(cfg: DictConfig, dataset: str | None = None):
+    """The configured logger; W&B runs of one dataset share a group, the method is the job type, so methods
+    sit side by side in the W&B UI."""
+    kwargs: dict[str, Any] = {}
+    if cfg.logger._target_.endswith("WandbLogger") and dataset is not None:
+        method = cfg.method._target_.split(".")[2]
+        kwargs = {"group": cfg.logger.group or dataset, "job_type": cfg.logger.job_type or method,
+                  "tags": [dataset, method, variant(cfg)]}
+    return instantiate(cfg.logger, **kwargs)
+
+
+def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | None = None) -> L.Trainer:
     """The configured Trainer, writing checkpoints atomically."""
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger),
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=make_logger(cfg, dataset),
                        default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()])
 
 
@@ -70,12 +81,16 @@ def run(overrides: list[str]) -> int:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
     check_writable(out_dir, "output_dir")  # before any work
-    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     dm, module, callbacks = build(cfg)
     dm.setup("fit")  # a missing store fails here, naming the path and the command that makes it
+    dataset = dm.store.metadata["dataset"]
     if cfg.compile:
         module.net.compile()  # in place: checkpoint keys stay those of the plain network
-    trainer = make_trainer(cfg, callbacks)
+    trainer = make_trainer(cfg, callbacks, dataset)
+    if trainer.logger is not None:
+        trainer.logger.log_hyperparams(resolved)
     last = out_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.is_file() else None
     t = time.perf_counter()
@@ -87,14 +102,20 @@ def run(overrides: list[str]) -> int:
     from avgen.cli.evaluate import evaluate_synthetic
 
     joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
-    synthetic = dm.store.metadata["dataset"] == "synthetic"
+    synthetic = dataset == "synthetic"
     evaluate = joint and synthetic and cfg.evaluate.num_samples > 0
     metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
-    metrics.update({"experiment": experiment or cfg.name, "dataset": dm.store.metadata["dataset"],
+    metrics.update({"experiment": experiment or cfg.name, "dataset": dataset,
                     "method": cfg.method._target_.split(".")[2], "variant": variant(cfg),
                     "steps": trainer.global_step, "train_seconds": train_seconds, "torch_threads": threads,
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     write_json(out_dir / "metrics.json", metrics)
+    if trainer.logger is not None:  # the same keys for every method: val/temporal_alignment, ...
+        numbers = {f"val/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "steps"}
+        trainer.logger.log_metrics(numbers, step=trainer.global_step)
+        trainer.logger.save()
+        if type(trainer.logger).__name__ == "WandbLogger":
+            trainer.logger.experiment.finish()  # writes the run's summary and config files
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=1))
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,3 +67,16 @@ def check_writable(directory: str | os.PathLike, name: str = "OUT") -> None:
         (directory / ".write_test").unlink()
     except OSError as e:
         raise PermissionError(f"{name}={directory} is not writable: {e.strerror or e}") from None
+
+
+SECRET = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+
+
+def redact(node: Any) -> Any:
+    """A plain config (dicts, lists) with the values of secret-looking keys replaced, so that nothing secret
+    reaches logs, checkpoints or saved configs."""
+    if isinstance(node, dict):
+        return {k: "<redacted>" if SECRET.search(str(k)) and v is not None else redact(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact(v) for v in node]
+    return node
