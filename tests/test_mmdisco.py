@@ -172,3 +172,16 @@ def test_dsm_double_backprop_reaches_every_head(head):
     sum(g.pow(2).sum() for g in grads.values()).backward()
     head_params = [p for n, p in disc.named_parameters() if n.startswith(("fuse", "out", "encoder", "proj"))]
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head_params)
+
+
+def test_denoising_errors_are_l_dsm_ends():
+    """Validation signal: the bases' and the guided eps error on real pairs. A base that is exact on these
+    pairs (x0 = 0 data, x0 = 0 predictions) has zero error; a residual -sigma*w adds exactly sum (sigma w)^2."""
+    from avgen.methods.mmdisco.losses import denoising_errors
+
+    real = {"audio": torch.zeros(3, 4), "video": torch.zeros(3, 2, 5)}
+    t = torch.tensor([10, 500, 900])
+    base, guided = denoising_errors(LinearLogit(0.1, 0.2), ZeroBase(), real, t, torch.Generator().manual_seed(0))
+    sigma2 = 1 - NoiseSchedule().abar(t, 1)
+    torch.testing.assert_close(base, torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(guided, sigma2 * (4 * 0.1**2 + 10 * 0.2**2), rtol=1e-4, atol=1e-6)

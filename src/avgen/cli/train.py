@@ -111,7 +111,10 @@ def run(overrides: list[str]) -> int:
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:  # the same keys for every method: val/temporal_alignment, ...
-        numbers = {f"val/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "steps"}
+        info = {"parameters", "train_seconds", "ms_per_fe", "torch_threads", "sampling_seconds", "sampler_steps",
+                "num_samples", "num_clips", "steps"}
+        numbers = {f"{'run' if k in info else 'val'}/{k}": float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
         trainer.logger.log_metrics(numbers, step=trainer.global_step)
         trainer.logger.save()
         if type(trainer.logger).__name__ == "WandbLogger":

@@ -39,7 +39,7 @@ class NoiseSchedule(nn.Module):
 
     def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
         """t ~ U{0..N-1}, one per example."""
-        return torch.randint(0, self.num_train_timesteps, (batch,), device=device, generator=generator)
+        return torch.randint(0, self.num_train_timesteps, (batch,), generator=generator).to(device)  # CPU draw: same on any device
 
     def sampler(self, name: str, steps: int, **kwargs: Any):
         """A diffusers sampling scheduler on this schedule, fed x0 predictions (prediction_type='sample')."""

@@ -76,3 +76,20 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
         terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads).mean()
     loss = terms.get("disc", torch.zeros(())) + dsm_weight * terms.get("dsm", torch.zeros(()))
     return loss, terms
+
+
+def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None = None
+                     ) -> tuple[Tensor, Tensor]:
+    """Per-sample squared errors (B,), (B,) of the bases' eps and of the guided eps (s = 1) on noised real pairs:
+    L_dsm's two ends. The guided error below the bases' means the discriminator's residual denoises real pairs
+    better, i.e. moves the bases toward the real joint (a validation signal that needs no fake pairs)."""
+    abar = {m: bases.abar(m, t, x) for m, x in real.items()}
+    noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
+    real_t = {m: noisy(real[m], noise[m], abar[m]) for m in real}
+    with torch.no_grad():
+        x0 = bases(real_t, t)
+        eps_base = {m: eps_from_x0(real_t[m], x0[m], abar[m]) for m in real}
+    _, grads = logit_gradients(discriminator, real_t, t, create_graph=False)
+    sigma = {m: (1 - abar[m]).sqrt() for m in real}
+    zero = {m: torch.zeros_like(g) for m, g in grads.items()}
+    return dsm_loss(noise, eps_base, sigma, zero).detach(), dsm_loss(noise, eps_base, sigma, grads).detach()

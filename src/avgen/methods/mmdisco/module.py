@@ -23,7 +23,7 @@ from avgen.methods.cmmd.negatives import centre
 from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance
-from avgen.methods.mmdisco.losses import mmdisco_loss
+from avgen.methods.mmdisco.losses import denoising_errors, mmdisco_loss
 from avgen.sampling.samplers import initial_noise, sample
 
 
@@ -101,6 +101,17 @@ class MMDisCoModule(L.LightningModule):
         logs = {f"train/{k}" if k.endswith("accuracy") else f"train/loss_{k}": v for k, v in terms.items()}
         self.log_dict({"train/loss": loss, **logs}, prog_bar=True, batch_size=x_real["audio"].shape[0])
         return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """How much the guidance reduces the bases' denoising error on held-out real pairs (fixed t and noise
+        per batch, so validations are comparable)."""
+        g = torch.Generator().manual_seed(batch_idx)
+        with torch.inference_mode(False):  # the residual needs input gradients; batches are inference tensors
+            x = {m: centre(batch[m], m, batch["margin"][m]).clone() for m in self.modalities}
+            t = self.bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
+            base, guided = denoising_errors(self.net, self.bases, x, t, generator=g)
+        self.log_dict({"val/eps_error_bases": base.mean(), "val/eps_error_guided": guided.mean(),
+                       "val/dsm_gain": (base - guided).mean()}, batch_size=x["audio"].shape[0], sync_dist=True)
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.net.parameters())
