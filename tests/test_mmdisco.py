@@ -185,3 +185,16 @@ def test_denoising_errors_are_l_dsm_ends():
     sigma2 = 1 - NoiseSchedule().abar(t, 1)
     torch.testing.assert_close(base, torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(guided, sigma2 * (4 * 0.1**2 + 10 * 0.2**2), rtol=1e-4, atol=1e-6)
+
+
+def test_waveform_discriminator_uses_a_strided_stem():
+    """MMDisCo in-domain audio is a 16 kHz waveform (1, 25600): a strided stem brings it to a feature rate."""
+    from avgen.models.discriminators.av_discriminator import AVDiscriminator
+
+    disc = AVDiscriminator(video_channels=3, audio_channels=1, base_channels=8, channel_mult=(1,), blocks_per_level=1,
+                           head_dim=16, audio_stem_stride=160)
+    x = {"video": torch.randn(2, 16, 3, 16, 16), "audio": torch.randn(2, 1, 25600)}
+    emb = disc.time_embed(torch.zeros(2, 8))
+    assert disc.audio(x["audio"], emb).shape == (2, 160, 8)  # 25600 / 160 feature steps
+    _, grads = logit_gradients(disc, x, torch.tensor([5, 50]), create_graph=False)
+    assert grads["audio"].shape == (2, 1, 25600)

@@ -3,8 +3,9 @@
 Two independent streams of ResBlocks (GroupNorm -> SiLU -> conv; adaptive GroupNorm scale/shift from the
 timestep embedding -> SiLU -> zero-initialised conv; residual skip), no attention in the streams. The video
 stream uses 2D (per frame) + 1D (over frames) convolutions and downsamples space only; the audio stream uses
-1D convolutions over the aligned time axis and never downsamples it. Both are pooled to per-frame features,
-(B, F, Cv) and (B, T, Ca), then fused into one logit by a head:
+1D convolutions over the aligned time axis and never downsamples it (a waveform first goes through one strided
+stem, `audio_stem_stride`, to a feature rate: 25,600 samples at full rate would cost more than the bases).
+Both are pooled to per-frame features, (B, F, Cv) and (B, T, Ca), then fused into one logit by a head:
 
 - `mlp` (default): audio features averaged onto the video frames, concatenated per frame, an MLP per frame,
   then the mean over frames: non-separable, so the video guidance depends on the audio;
@@ -32,11 +33,16 @@ HEADS = ("mlp", "transformer", "linear")
 class Stream(nn.Module):
     """One modality's ResBlock stream: (B, C, F, H, W) -> (B, F, C') or (B, C, T) -> (B, T, C')."""
 
-    def __init__(self, kind: str, in_channels: int, base: int, mult: Sequence[int], blocks: int, emb_dim: int):
+    def __init__(self, kind: str, in_channels: int, base: int, mult: Sequence[int], blocks: int, emb_dim: int,
+                 stem_stride: int = 1):
         super().__init__()
         self.kind = kind
-        conv = nn.Conv3d(in_channels, base, (1, 3, 3), padding=(0, 1, 1)) if kind == "video" else \
-            nn.Conv1d(in_channels, base, 3, padding=1)
+        if kind == "video":
+            conv = nn.Conv3d(in_channels, base, (1, 3, 3), padding=(0, 1, 1))
+        elif stem_stride > 1:  # a waveform: one strided stem to a feature rate, then the same stream
+            conv = nn.Conv1d(in_channels, base, 2 * stem_stride, stride=stem_stride, padding=stem_stride // 2)
+        else:
+            conv = nn.Conv1d(in_channels, base, 3, padding=1)
         self.stem = conv
         layers, ch = [], base
         for level, m in enumerate(mult):
@@ -70,6 +76,7 @@ class AVDiscriminator(nn.Module):
         transformer_layers: int = 2,
         transformer_heads: int = 4,
         time_embed_dim: int | None = None,  # width of the timestep embedding; None = base_channels (paper: 12.7M)
+        audio_stem_stride: int = 1,       # >1 for waveforms: samples per audio feature step (e.g. 160 at 16 kHz)
     ):
         super().__init__()
         if head not in HEADS:
@@ -78,7 +85,8 @@ class AVDiscriminator(nn.Module):
         emb_dim = time_embed_dim or base_channels
         self.time_embed = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim)
-        self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim)
+        self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
+                            stem_stride=audio_stem_stride)
         cv, ca = self.video.out_channels, self.audio.out_channels
         if head == "linear":
             self.fuse = nn.Linear(cv + ca, 1)
