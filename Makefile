@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train pipeline toy bench compare gpu-smoke clean help
+.PHONY: setup test test-slow data prepare train eval pipeline toy bench compare gpu-smoke clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -46,6 +46,11 @@ prepare: $(STAMP)
 train: $(STAMP)
 	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
+
+# Score a trained run again (more samples, other sampler/guidance settings): outputs/<EXP>/eval/metrics.json
+CKPT ?=
+eval: $(STAMP)
+	$(AVGEN) eval experiment=$(EXP) $(if $(CKPT),ckpt=$(CKPT)) $(ARGS)
 
 # MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
 # fake-pair cache is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd

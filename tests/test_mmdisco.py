@@ -198,3 +198,15 @@ def test_waveform_discriminator_uses_a_strided_stem():
     assert disc.audio(x["audio"], emb).shape == (2, 160, 8)  # 25600 / 160 feature steps
     _, grads = logit_gradients(disc, x, torch.tensor([5, 50]), create_graph=False)
     assert grads["audio"].shape == (2, 1, 25600)
+
+
+def test_no_guidance_below_min_alpha():
+    """Near pure noise (sqrt(abar) < min_alpha) the guided denoiser is the base; above it, guidance acts."""
+    base, disc = ZeroBase(), LinearLogit(0.5, -0.25)
+    x = {"audio": torch.randn(2, 3), "video": torch.randn(2, 2, 2)}
+    t = torch.tensor([999, 200])  # cosine schedule: sqrt(abar) 0.0016 and 0.95
+    guided = DiscriminatorGuidance(base, disc, {"audio": 1.0, "video": 1.0}, min_alpha=0.05)(x, t)
+    plain = base(x, t)
+    for m in x:
+        torch.testing.assert_close(guided[m][0], plain[m][0])
+        assert not torch.allclose(guided[m][1], plain[m][1])

@@ -74,6 +74,20 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
                        default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()])
 
 
+def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) -> dict[str, Any]:
+    """Samples and metrics of a trained module (joint models on the synthetic store), with what identifies
+    the run in a comparison."""
+    from avgen.cli.evaluate import evaluate_synthetic
+
+    dataset = dm.store.metadata["dataset"]
+    joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
+    evaluate = joint and dataset == "synthetic" and cfg.evaluate.num_samples > 0
+    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
+    metrics.update({"dataset": dataset, "method": cfg.method._target_.split(".")[2], "variant": variant(cfg),
+                    "parameters": sum(p.numel() for p in module.net.parameters())})
+    return metrics
+
+
 def run(overrides: list[str]) -> int:
     experiment, overrides = split_experiment(overrides)
     cfg = load_config("train", overrides, experiment=experiment)
@@ -99,16 +113,9 @@ def run(overrides: list[str]) -> int:
     if not trainer.is_global_zero:
         return 0
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
-    from avgen.cli.evaluate import evaluate_synthetic
-
-    joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
-    synthetic = dataset == "synthetic"
-    evaluate = joint and synthetic and cfg.evaluate.num_samples > 0
-    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
-    metrics.update({"experiment": experiment or cfg.name, "dataset": dataset,
-                    "method": cfg.method._target_.split(".")[2], "variant": variant(cfg),
-                    "steps": trainer.global_step, "train_seconds": train_seconds, "torch_threads": threads,
-                    "parameters": sum(p.numel() for p in module.net.parameters())})
+    metrics = score(cfg, module, dm, out_dir)
+    metrics.update({"experiment": experiment or cfg.name, "steps": trainer.global_step,
+                    "train_seconds": train_seconds, "torch_threads": threads})
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:  # the same keys for every method: val/temporal_alignment, ...
         info = {"parameters", "train_seconds", "ms_per_fe", "torch_threads", "sampling_seconds", "sampler_steps",

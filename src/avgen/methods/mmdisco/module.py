@@ -62,7 +62,8 @@ class RealFakeDataModule(L.LightningDataModule):
 class MMDisCoModule(L.LightningModule):
     def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
-                 guidance_scales: dict[str, float] | None = None, joint_base: str | None = None):
+                 guidance_scales: dict[str, float] | None = None, joint_base: str | None = None,
+                 guidance_min_alpha: float = 0.0):
         super().__init__()
         # a joint checkpoint (e.g. CMMD) as the black box (paper §4.2 uses MM-Diffusion so), else one per modality
         needed = {"joint": joint_base} if joint_base else dict(bases)
@@ -81,6 +82,7 @@ class MMDisCoModule(L.LightningModule):
         self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
         self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
+        self.guidance_min_alpha = guidance_min_alpha
         if not (use_disc or use_dsm):
             raise ValueError("at least one of use_disc and use_dsm must be on")
 
@@ -120,6 +122,6 @@ class MMDisCoModule(L.LightningModule):
                  sampler: str = "dpm_solver", scales: dict[str, float] | None = None, **sampler_kwargs: Any
                  ) -> dict[str, Tensor]:
         """Joint samples from the bases guided by the discriminator (scales 0 = the "no joint" baseline)."""
-        denoiser = DiscriminatorGuidance(self.bases, self.net, scales or self.guidance_scales)
+        denoiser = DiscriminatorGuidance(self.bases, self.net, scales or self.guidance_scales, self.guidance_min_alpha)
         return sample(denoiser, initial_noise(shapes, generator, self.device), sampler, steps, generator,
                       **sampler_kwargs)
