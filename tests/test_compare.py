@@ -46,3 +46,13 @@ def test_compare_report_and_plots(tmp_path, capsys):
 def test_compare_without_runs_names_what_to_do(tmp_path, capsys):
     assert main(["compare", f"paths.output_dir={tmp_path}"]) == 2
     assert "make train" in capsys.readouterr().err
+
+
+def test_rescored_metrics_take_precedence(tmp_path):
+    out = tmp_path / "outputs"
+    write_run(out, "run", {"dataset": "synthetic", "method": "mmdisco", "temporal_alignment": 0.1, "train_seconds": 60.0})
+    (out / "run" / "eval").mkdir()
+    (out / "run" / "eval" / "metrics.json").write_text(json.dumps({"temporal_alignment": 0.5}))
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "| 0.500 |" in report and "1.0 min" in report and "0.100" not in report

@@ -30,3 +30,7 @@ def test_mmdisco_chain(synthetic_store, tmp_path, capsys):
     metrics = json.loads((outputs / "mmdisco_synthetic" / "metrics.json").read_text())
     assert 0.0 <= metrics["semantic_agreement"] <= 1.0 and metrics["steps"] == 2
     assert (tmp_path / "data" / "synthetic" / "fake_cache" / "metadata.json").is_file()
+    # re-scored from the checkpoint, e.g. with another guidance scale: eval/metrics.json beside the run's own
+    assert main(["eval", *args[1:], "method.guidance_scales.audio=2"]) == 0
+    rescored = json.loads((outputs / "mmdisco_synthetic" / "eval" / "metrics.json").read_text())
+    assert rescored["steps"] == 2 and 0.0 <= rescored["no_joint_semantic_agreement"] <= 1.0

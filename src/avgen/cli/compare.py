@@ -1,6 +1,7 @@
 """`avgen compare [dataset_name=...]` (`make compare DATASET=...`): every run's metrics side by side, offline.
 
-Reads `<outputs>/*/metrics.json` (written by `avgen train` after training) and each run's `logs/metrics.csv`,
+Reads `<outputs>/*/metrics.json` (written by `avgen train` after training; `eval/metrics.json`, written by
+`avgen eval`, takes precedence where present) and each run's `logs/metrics.csv`,
 and writes `<outputs>/compare/<dataset>.md` (rows: runs; columns: the metrics, parameters, training time,
 ms per function evaluation) with PNG plots: one bar chart per metric and the training-loss curves. An
 MMDisCo run also gives the row of its frozen bases sampled without guidance ("no joint"): the independent
@@ -34,6 +35,9 @@ def load_runs(outputs: Path) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError) as e:
             print(f"compare: skipping {path}: {e}")
             continue
+        rescored = path.parent / "eval" / "metrics.json"
+        if rescored.is_file():  # `avgen eval` re-scored the trained run: its metrics replace the training-time ones
+            metrics = {**metrics, **json.loads(rescored.read_text())}
         run = path.parent.name
         row = {"run": run, "dir": path.parent, "dataset": metrics.get("dataset", "unknown"),
                **metrics, "method": f"{metrics.get('method', '')} ({metrics.get('variant', '')})"}
