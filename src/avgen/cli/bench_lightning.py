@@ -37,7 +37,7 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
         with open_dict(train_cfg):
             del train_cfg.callbacks["ema"]
             del train_cfg.callbacks["checkpoint"]
-        train_cfg.trainer.enable_checkpointing = False
+            train_cfg.trainer.enable_checkpointing = False
 
         # Lightning
         L.seed_everything(0, verbose=False)

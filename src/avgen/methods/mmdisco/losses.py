@@ -60,20 +60,22 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
     real_t = {m: noisy(real[m], noise[m], abar[m]) for m in real}
     terms: dict[str, Tensor] = {}
-    if use_disc:
-        fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
-                  for m in fake}
-        logit_real, logit_fake = discriminator(real_t, t), discriminator(fake_t, t)
-        terms["disc"] = discriminator_loss(logit_real, logit_fake).mean()
-        with torch.no_grad():
-            terms["disc_accuracy"] = ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean()) / 2
-    if use_dsm:
+    logit_real = None
+    if use_dsm:  # one forward on the real pairs serves both terms: its logits and (double-backprop) gradients
         with torch.no_grad():
             x0 = bases(real_t, t)
             eps_base = {m: eps_from_x0(real_t[m], x0[m], abar[m]) for m in real}
-        _, grads = logit_gradients(discriminator, real_t, t, create_graph=True)
+        logit_real, grads = logit_gradients(discriminator, real_t, t, create_graph=True)
         sigma = {m: (1 - abar[m]).sqrt() for m in real}
         terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads).mean()
+    if use_disc:
+        fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
+                  for m in fake}
+        logit_real = discriminator(real_t, t) if logit_real is None else logit_real
+        logit_fake = discriminator(fake_t, t)
+        terms["disc"] = discriminator_loss(logit_real, logit_fake).mean()
+        with torch.no_grad():
+            terms["disc_accuracy"] = ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean()) / 2
     loss = terms.get("disc", torch.zeros(())) + dsm_weight * terms.get("dsm", torch.zeros(()))
     return loss, terms
 

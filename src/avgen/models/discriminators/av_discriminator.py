@@ -37,8 +37,8 @@ class Stream(nn.Module):
                  stem_stride: int = 1):
         super().__init__()
         self.kind = kind
-        if kind == "video":
-            conv = nn.Conv3d(in_channels, base, (1, 3, 3), padding=(0, 1, 1))
+        if kind == "video":  # a strided stem downsamples space only (frames stay aligned with the audio)
+            conv = nn.Conv3d(in_channels, base, (1, 3, 3), stride=(1, stem_stride, stem_stride), padding=(0, 1, 1))
         elif stem_stride > 1:  # a waveform: one strided stem to a feature rate, then the same stream
             conv = nn.Conv1d(in_channels, base, 2 * stem_stride, stride=stem_stride, padding=stem_stride // 2)
         else:
@@ -77,6 +77,7 @@ class AVDiscriminator(nn.Module):
         transformer_heads: int = 4,
         time_embed_dim: int | None = None,  # width of the timestep embedding; None = base_channels (paper: 12.7M)
         audio_stem_stride: int = 1,       # >1 for waveforms: samples per audio feature step (e.g. 160 at 16 kHz)
+        video_stem_stride: int = 1,       # >1: the first conv downsamples each frame (space only), e.g. 2
     ):
         super().__init__()
         if head not in HEADS:
@@ -84,7 +85,8 @@ class AVDiscriminator(nn.Module):
         self.head_kind, self.base_channels = head, base_channels
         emb_dim = time_embed_dim or base_channels
         self.time_embed = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim)
+        self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
+                            stem_stride=video_stem_stride)
         self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
                             stem_stride=audio_stem_stride)
         cv, ca = self.video.out_channels, self.audio.out_channels
