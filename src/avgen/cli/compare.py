@@ -5,7 +5,7 @@ Reads `<outputs>/*/metrics.json` (written by `avgen train` after training; `eval
 and writes `<outputs>/compare/<dataset>.md` (rows: runs; columns: the metrics, parameters, training time,
 ms per function evaluation) with PNG plots: one bar chart per metric and the training-loss curves. An
 MMDisCo run also gives the row of its frozen bases sampled without guidance ("no joint"): the independent
-bases, scored from the same seed.
+bases, scored from the same seed. Each metric is followed by its chance level, the run's own pairs shuffled.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from avgen.utils.io import write_text
 METRICS = ("temporal_alignment", "semantic_agreement", "v2a_temporal_alignment", "v2a_semantic_agreement",
            "fvd", "kvd", "fad", "av_align", "beat_hit_rate", "imagebind_av", "imagebind_tv", "imagebind_ta")
 INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")
-NOT_METRICS = {*INFO, "torch_threads", "sampler_steps", "sampling_seconds", "num_samples"}
+NOT_METRICS = {*INFO, "torch_threads", "sampler_steps", "sampling_seconds", "num_samples", "eval_seconds",
+               "events_per_clip", "onsets_per_clip", "num_clips"}
 
 
 def load_runs(outputs: Path) -> list[dict[str, Any]]:
@@ -43,7 +44,8 @@ def load_runs(outputs: Path) -> list[dict[str, Any]]:
                **metrics, "method": f"{metrics.get('method', '')} ({metrics.get('variant', '')})"}
         rows.append(row)
         no_joint = {k[len("no_joint_"):]: v for k, v in metrics.items() if k.startswith("no_joint_")}
-        if no_joint:
+        seen = [{k: r.get(k) for k in no_joint} for r in rows if r["method"].startswith("independent bases")]
+        if no_joint and no_joint not in seen:  # runs over the same bases and seed share one row
             rows.append({"run": f"{run} (no joint: independent bases)", "dir": None, "dataset": row["dataset"],
                          **no_joint, "method": "independent bases, guidance off"})
     return rows
@@ -72,13 +74,15 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     header = ["run", "method", *columns, *INFO]
     lines = [f"# {dataset}: {len(rows)} runs side by side", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    def cell(r: dict[str, Any], k: str) -> str:
+        shuffled = r.get(f"{k}_shuffled")
+        return _fmt(r.get(k), k) + (f" ({shuffled:.3f})" if isinstance(shuffled, (int, float)) else "")
+
     for r in rows:
-        lines.append("| " + " | ".join([r["run"], r["method"], *(_fmt(r.get(k), k) for k in columns),
+        lines.append("| " + " | ".join([r["run"], r["method"], *(cell(r, k) for k in columns),
                                          *(_fmt(r.get(k), k) for k in INFO)]) + " |")
-    chance = {k: r.get(f"{k}_shuffled") for r in rows for k in columns if r.get(f"{k}_shuffled") is not None}
-    if chance:
-        lines += ["", "Shuffled-pair baselines (the metric on real pairs with the audio of another clip): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in sorted(chance.items()))]
+    if any(f"{k}_shuffled" in r for r in rows for k in columns):
+        lines += ["", "(x): the same metric on the run's own pairs shuffled (audio of another sample): its chance level."]
     lines += ["", "ms_per_fe: sampling time per denoiser call at the evaluation batch size (guided calls included).",
               "", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
@@ -109,9 +113,10 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
         for ax, key in zip(axes[0], columns):
             labelled = [(r["run"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
             ax.barh([n for n, _ in labelled], [v for _, v in labelled], color="tab:blue")
-            shuffled = [r[f"{key}_shuffled"] for r in rows if isinstance(r.get(f"{key}_shuffled"), (int, float))]
-            if shuffled:  # the score of mismatched real pairs: what "no alignment" scores
-                ax.axvline(shuffled[0], ls="--", color="grey", lw=1)
+            chance = [(i, r[f"{key}_shuffled"]) for i, (r, _) in enumerate(zip(rows, labelled))
+                      if isinstance(r.get(f"{key}_shuffled"), (int, float))]
+            if chance:  # each run's chance level: its own pairs shuffled
+                ax.scatter([v for _, v in chance], [i for i, _ in chance], marker="|", s=300, color="black", zorder=3)
             ax.set_title(key, fontsize=9)
             ax.tick_params(labelsize=7)
             ax.invert_yaxis()
