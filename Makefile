@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train eval pipeline toy bench compare gpu-smoke clean help
+.PHONY: setup test test-slow data prepare train sample eval pipeline toy bench compare gpu-smoke clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -46,6 +46,12 @@ prepare: $(STAMP)
 train: $(STAMP)
 	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
+
+# Generated pairs of a trained run as mp4s with audio: outputs/<EXP>/samples_<MODE>/ (MODE joint|v2a|a2v)
+MODE ?= joint
+N ?= 8
+sample: $(STAMP)
+	$(AVGEN) sample experiment=$(EXP) mode=$(MODE) num=$(N) $(if $(CKPT),ckpt=$(CKPT)) $(ARGS)
 
 # Score a trained run again (more samples, other sampler/guidance settings): outputs/<EXP>/eval/metrics.json
 CKPT ?=

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,6 +30,16 @@ def test_smoke_train(synthetic_store, tmp_path, coupling, experiment):
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["avgen_config"]["model"]["coupling"] == coupling  # reloadable without the command line
     assert any(k.startswith("net.") for k in ckpt["state_dict"])
+    if coupling == "easy_fusion":  # make sample: conditions from the test split, mp4s with audio, arrays
+        common = [f"experiment={experiment}", f"data.store={synthetic_store}", f"output_dir={out}",
+                  "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "sampler.steps=2"]
+        assert main(["sample", *common, "mode=v2a", "num=3"]) == 0
+        samples = out / "samples_v2a"
+        assert sorted(p.name for p in samples.glob("*.mp4")) == [f"sample_{i:03d}.mp4" for i in range(3)]
+        arrays = np.load(samples / "samples.npz")
+        assert arrays["video"].shape[0] == 3 and arrays["audio"].shape[0] == 3
+        assert len(json.loads((samples / "conditions.json").read_text())["clips"]) == 3
+        assert main(["sample", *common, "mode=sideways"]) == 2
 
 
 def test_missing_store_names_the_command(tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from avgen.cli.config import load_config
 from avgen.cli.train import build, score, split_experiment
@@ -19,24 +20,37 @@ from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads
 
 
-def run(overrides: list[str]) -> int:
+def pop(overrides: list[str], key: str) -> tuple[str | None, list[str]]:
+    """The value of a command-specific `key=value` (not a config key) and the remaining overrides."""
+    value = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
+    return value, [o for o in overrides if not o.startswith(f"{key}=")]
+
+
+def load_trained(overrides: list[str]) -> tuple[Any, Any, Any, dict, str]:
+    """The experiment's config (with overrides), its data module and its module with a checkpoint's weights
+    (`ckpt=`, default the run's last.ckpt); also the checkpoint and the experiment name."""
     experiment, overrides = split_experiment(overrides)
-    ckpt = next((o.split("=", 1)[1] for o in overrides if o.startswith("ckpt=")), None)
-    overrides = [o for o in overrides if not o.startswith("ckpt=")]
+    ckpt, overrides = pop(overrides, "ckpt")
     cfg = load_config("train", overrides, experiment=experiment)
-    threads = set_torch_threads(cfg.threads or None)
+    name = experiment or cfg.name
     path = Path(ckpt or Path(cfg.output_dir) / "checkpoints" / "last.ckpt")
-    state = load_checkpoint(path, f"train the run first: make train EXP={experiment or cfg.name}")
+    state = load_checkpoint(path, f"train the run first: make train EXP={name}")
     dm, module, _ = build(cfg)
     dm.setup("fit")
     missing, unexpected = module.load_state_dict(state["state_dict"], strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path} does not fit {experiment or cfg.name}'s model: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+        raise ValueError(f"{path} does not fit {name}'s model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return cfg, dm, module, {**state, "path": str(path)}, name
+
+
+def run(overrides: list[str]) -> int:
+    cfg, dm, module, state, experiment = load_trained(overrides)
+    threads = set_torch_threads(cfg.threads or None)
+    path = state["path"]
     out_dir = Path(cfg.output_dir) / "eval"
     t = time.perf_counter()
     metrics = score(cfg, module, dm, out_dir)
-    metrics.update({"experiment": experiment or cfg.name, "checkpoint": str(path), "steps": state.get("global_step"),
+    metrics.update({"experiment": experiment, "checkpoint": path, "steps": state.get("global_step"),
                     "eval_seconds": time.perf_counter() - t, "torch_threads": threads})
     write_json(out_dir / "metrics.json", metrics)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=1))

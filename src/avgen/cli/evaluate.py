@@ -74,21 +74,30 @@ def evaluate_synthetic(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dic
     return metrics
 
 
+def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int, guidance_scale: float,
+                      **generate_kwargs: Any) -> dict[str, np.ndarray]:
+    """`num` pairs whose `known` modality is a test-split clip and whose other one is generated for it by
+    reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video."""
+    from avgen.methods.cmmd.negatives import centre
+
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, list[np.ndarray]] = {"video": [], "audio": []}
+    module.eval()
+    for batch in dm.val_dataloader():
+        clips = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
+        x = module.generate({m: tuple(v.shape) for m, v in clips.items()}, generator=g,
+                            known={known: clips[known].to(module.device)}, guidance_scale=guidance_scale,
+                            **generate_kwargs)
+        for m in out:
+            out[m].append((clips[m] if m == known else x[m]).float().cpu().numpy())
+        if sum(len(v) for v in out["video"]) >= num:
+            break
+    return {m: np.concatenate(v)[:num] for m, v in out.items()}
+
+
 def _video_to_audio(module, dm: AVDataModule, probe: SyntheticProbe, cfg: Any) -> dict[str, float]:
     """Audio generated for test-split videos by reconstruction guidance, scored against those videos."""
-    loader = dm.val_dataloader()
-    videos, audios = [], []
-    g = torch.Generator().manual_seed(cfg.evaluate.seed)
-    for batch in loader:
-        v0 = batch["video"][:, batch["margin"]["video"]:batch["video"].shape[1] - batch["margin"]["video"]]
-        a_len = batch["audio"].shape[-1] - 2 * batch["margin"]["audio"]
-        out = module.generate({"video": tuple(v0.shape), "audio": (*batch["audio"].shape[:-1], a_len)},
-                              generator=g, known={"video": v0.to(module.device)},
-                              guidance_scale=cfg.sampler.guidance_scale, **sampler_kwargs(cfg))
-        videos += [to_frames_01(v) for v in v0.numpy()]
-        audios += list(out["audio"].float().cpu().numpy())
-        if len(videos) >= cfg.evaluate.num_video_to_audio:
-            break
-    n = cfg.evaluate.num_video_to_audio
-    scores = synthetic_metrics(probe, videos[:n], audios[:n])
+    pairs = conditional_pairs(module, dm, "video", cfg.evaluate.num_video_to_audio, cfg.evaluate.seed,
+                              cfg.sampler.guidance_scale, **sampler_kwargs(cfg))
+    scores = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
     return {f"v2a_{k}": v for k, v in scores.items() if k.startswith(("temporal", "semantic"))}

@@ -10,6 +10,7 @@ COMMANDS = {
     "prepare": ("avgen.cli.prepare", "raw media -> clip store (configs/prepare.yaml)"),
     "toy": ("avgen.cli.toy", "MMDisCo's 2-D toy experiment -> outputs/toy/ (configs/toy.yaml)"),
     "bench": ("avgen.cli.bench", "speed figures -> outputs/bench/results.json (configs/bench.yaml)"),
+    "sample": ("avgen.cli.sample", "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]"),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
     "compare": ("avgen.cli.compare", "runs side by side -> outputs/compare/<dataset>.md + plots (configs/compare.yaml)"),
 }
