@@ -23,6 +23,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from avgen.cli.bench_lightning import bench_gpu, bench_lightning
+from avgen.cli.bench_mmdisco import bench_mmdisco
 from avgen.cli.config import load_config
 from avgen.utils.io import write_json
 from avgen.utils.threads import free_cores, set_torch_threads
@@ -83,20 +85,12 @@ def bench_unet(cfg: DictConfig) -> dict[str, float]:
     return results
 
 
-def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
-    from avgen.cli.bench_mmdisco import bench_mmdisco as run_mmdisco
-
-    return run_mmdisco(cfg)
-
-
-def bench_lightning(cfg: DictConfig) -> dict[str, float]:
-    from avgen.cli.bench_lightning import bench_gpu, bench_lightning as run_lightning
-
-    return {**run_lightning(cfg), **bench_gpu(cfg)}
+def bench_lightning_and_gpu(cfg: DictConfig) -> dict[str, float]:
+    return {**bench_lightning(cfg), **bench_gpu(cfg)}
 
 
 BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco,
-           "lightning": bench_lightning}
+           "lightning": bench_lightning_and_gpu}
 
 
 def run(overrides: list[str]) -> int:

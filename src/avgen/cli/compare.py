@@ -23,8 +23,9 @@ from avgen.utils.io import write_text
 METRICS = ("temporal_alignment", "semantic_agreement", "v2a_temporal_alignment", "v2a_semantic_agreement",
            "fvd", "kvd", "fad", "av_align", "beat_hit_rate", "imagebind_av", "imagebind_tv", "imagebind_ta")
 INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")
-NOT_METRICS = {*INFO, "torch_threads", "sampler_steps", "sampling_seconds", "num_samples", "eval_seconds",
-               "events_per_clip", "onsets_per_clip", "num_clips"}
+# metrics.json keys that describe a run rather than score it (W&B logs them under run/)
+RUN_INFO = frozenset({*INFO, "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
+                      "eval_seconds", "events_per_clip", "onsets_per_clip"})
 
 
 def load_runs(outputs: Path) -> list[dict[str, Any]]:
@@ -53,7 +54,7 @@ def load_runs(outputs: Path) -> list[dict[str, Any]]:
 
 def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
     present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    extra = sorted(k for k in present - set(METRICS) - NOT_METRICS if not k.endswith("_shuffled")
+    extra = sorted(k for k in present - set(METRICS) - RUN_INFO if not k.endswith("_shuffled")
                    and not k.startswith("no_joint_"))
     return [k for k in METRICS if k in present] + extra
 

@@ -14,16 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from avgen.cli.config import load_config
-from avgen.cli.train import build, score, split_experiment
+from avgen.cli.train import build, pop, score, split_experiment
 from avgen.utils.checkpoints import load_checkpoint
 from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads
-
-
-def pop(overrides: list[str], key: str) -> tuple[str | None, list[str]]:
-    """The value of a command-specific `key=value` (not a config key) and the remaining overrides."""
-    value = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
-    return value, [o for o in overrides if not o.startswith(f"{key}=")]
 
 
 def load_trained(overrides: list[str]) -> tuple[Any, Any, Any, dict, str]:

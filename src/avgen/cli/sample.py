@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from avgen.cli.eval import load_trained, pop
+from avgen.cli.eval import load_trained
 from avgen.cli.evaluate import conditional_pairs, generate_pairs, rep_metadata, sampler_kwargs
+from avgen.cli.train import pop
 from avgen.sampling.export import GriffinLim, write_sample
 from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads

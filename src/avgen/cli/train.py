@@ -15,6 +15,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from avgen.cli.compare import RUN_INFO
 from avgen.cli.config import load_config
 from avgen.callbacks.reliability import AtomicCheckpointIO, ResolvedConfigInCheckpoint
 from avgen.utils.io import check_writable, redact, write_json, write_text
@@ -37,15 +38,19 @@ def variant(cfg: DictConfig) -> str:
     return ", ".join(parts)
 
 
+def pop(overrides: list[str], key: str) -> tuple[str | None, list[str]]:
+    """The value of a command-level `key=value` (not a config key; empty = None) and the other overrides."""
+    value = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
+    return value or None, [o for o in overrides if not o.startswith(f"{key}=")]
+
+
 def split_experiment(overrides: list[str]) -> tuple[str | None, list[str]]:
-    experiment = None
-    rest = []
-    for o in overrides:
-        if o.startswith("experiment="):
-            experiment = o.split("=", 1)[1] or None
-        else:
-            rest.append(o)
-    return experiment, rest
+    return pop(overrides, "experiment")
+
+
+def method_name(cfg: DictConfig) -> str:
+    """`avgen.methods.<name>.module.X` -> <name>."""
+    return cfg.method._target_.split(".")[2]
 
 
 def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
@@ -62,7 +67,7 @@ def make_logger(cfg: DictConfig, dataset: str | None = None):
     sit side by side in the W&B UI."""
     kwargs: dict[str, Any] = {}
     if cfg.logger._target_.endswith("WandbLogger") and dataset is not None:
-        method = cfg.method._target_.split(".")[2]
+        method = method_name(cfg)
         kwargs = {"group": cfg.logger.group or dataset, "job_type": cfg.logger.job_type or method,
                   "tags": [dataset, method, variant(cfg)]}
     return instantiate(cfg.logger, **kwargs)
@@ -83,7 +88,7 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
     joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
     evaluate = joint and dataset == "synthetic" and cfg.evaluate.num_samples > 0
     metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
-    metrics.update({"dataset": dataset, "method": cfg.method._target_.split(".")[2], "variant": variant(cfg),
+    metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     return metrics
 
@@ -118,9 +123,7 @@ def run(overrides: list[str]) -> int:
                     "train_seconds": train_seconds, "torch_threads": threads})
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:  # the same keys for every method: val/temporal_alignment, ...
-        info = {"parameters", "train_seconds", "ms_per_fe", "torch_threads", "sampling_seconds", "sampler_steps",
-                "num_samples", "num_clips", "steps"}
-        numbers = {f"{'run' if k in info else 'val'}/{k}": float(v) for k, v in metrics.items()
+        numbers = {f"{'run' if k in RUN_INFO else 'val'}/{k}": float(v) for k, v in metrics.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         trainer.logger.log_metrics(numbers, step=trainer.global_step)
         trainer.logger.save()

@@ -96,8 +96,8 @@ def _identity_collate(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 class AVDataModule(L.LightningDataModule):
-    """Train/val/test loaders over a store. The train loader is resumable mid-epoch and shards itself over
-    DDP ranks; the val/test loaders are wrapped in DistributedSampler by Lightning."""
+    """Train/val/test loaders over a store, each sharding itself over DDP ranks (`avgen.data.sampler`); the
+    train loader also resumes mid-epoch."""
 
     def __init__(self, store: str, video: str, audio: str, batch_size: int = 16, num_workers: int = 0,
                  margin_seconds: float = 0.0, train_split: str = "train", val_split: str = "test",

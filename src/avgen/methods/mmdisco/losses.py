@@ -47,6 +47,21 @@ def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[
     return sum((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2).flatten(1).sum(1) for m in noise)
 
 
+def _noised_real(bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None
+                 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """abar_t, the added noise and x_t of the real pairs (fresh noise per modality, one t for both)."""
+    abar = {m: bases.abar(m, t, x) for m, x in real.items()}
+    noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
+    return abar, noise, {m: noisy(real[m], noise[m], abar[m]) for m in real}
+
+
+def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The frozen bases' eps predictions, outputs only (no graph)."""
+    with torch.no_grad():
+        x0 = bases(x_t, t)
+        return {m: eps_from_x0(x_t[m], x0[m], abar[m]) for m in x_t}
+
+
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
                  dsm_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
@@ -56,15 +71,11 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     One t per example for both modalities, fresh noise per modality; the bases only give outputs, under
     no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations.
     """
-    abar = {m: bases.abar(m, t, x) for m, x in real.items()}
-    noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
-    real_t = {m: noisy(real[m], noise[m], abar[m]) for m in real}
+    abar, noise, real_t = _noised_real(bases, real, t, generator)
     terms: dict[str, Tensor] = {}
     logit_real = None
     if use_dsm:  # one forward on the real pairs serves both terms: its logits and (double-backprop) gradients
-        with torch.no_grad():
-            x0 = bases(real_t, t)
-            eps_base = {m: eps_from_x0(real_t[m], x0[m], abar[m]) for m in real}
+        eps_base = _base_eps(bases, real_t, t, abar)
         logit_real, grads = logit_gradients(discriminator, real_t, t, create_graph=True)
         sigma = {m: (1 - abar[m]).sqrt() for m in real}
         terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads).mean()
@@ -85,12 +96,8 @@ def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, g
     """Per-sample squared errors (B,), (B,) of the bases' eps and of the guided eps (s = 1) on noised real pairs:
     L_dsm's two ends. The guided error below the bases' means the discriminator's residual denoises real pairs
     better, i.e. moves the bases toward the real joint (a validation signal that needs no fake pairs)."""
-    abar = {m: bases.abar(m, t, x) for m, x in real.items()}
-    noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
-    real_t = {m: noisy(real[m], noise[m], abar[m]) for m in real}
-    with torch.no_grad():
-        x0 = bases(real_t, t)
-        eps_base = {m: eps_from_x0(real_t[m], x0[m], abar[m]) for m in real}
+    abar, noise, real_t = _noised_real(bases, real, t, generator)
+    eps_base = _base_eps(bases, real_t, t, abar)
     _, grads = logit_gradients(discriminator, real_t, t, create_graph=False)
     sigma = {m: (1 - abar[m]).sqrt() for m in real}
     zero = {m: torch.zeros_like(g) for m, g in grads.items()}
