@@ -43,3 +43,11 @@ def tiny_vaes(tmp_path_factory) -> dict[str, Path]:
     return {"video": tiny_vae(root / "sd_vae"),
             "audioldm": tiny_vae(root / "audioldm" / "vae", in_channels=1, latent_channels=8, levels=3,
                                  scaling_factor=0.9).parent}
+
+
+@pytest.fixture(scope="session")
+def tiny_clap(tmp_path_factory) -> Path:
+    """A random transformers CLAP directory (avgen.testing.tiny), as a user's local checkpoint would be."""
+    from avgen.testing.tiny import tiny_clap as build
+
+    return build(tmp_path_factory.mktemp("clap"))

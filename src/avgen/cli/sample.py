@@ -14,12 +14,10 @@ import inspect
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from avgen.cli.eval import load_trained
-from avgen.cli.evaluate import conditional_pairs, generate_pairs, rep_metadata, sampler_kwargs
+from avgen.cli.evaluate import conditional_pairs, decode_pairs, decoders, generate_pairs, sampler_kwargs, write_videos
 from avgen.cli.train import pop
-from avgen.sampling.export import GriffinLim, write_sample
 from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads
 
@@ -47,15 +45,11 @@ def run(overrides: list[str]) -> int:
     out = Path(cfg.output_dir) / f"samples_{mode}"
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", **pairs)
-    video_meta, audio_meta = rep_metadata(dm)
-    writable = video_meta.get("encoder") == "pixels" and audio_meta["class"] == "AudioLogMel"
-    if writable:
-        vocoder, fps = GriffinLim.from_metadata(audio_meta), 1.0 / video_meta["seconds_per_frame"]
-        for i in tqdm(range(len(pairs["video"])), desc="writing mp4", leave=False):
-            write_sample(out / f"sample_{i:03d}.mp4", pairs["video"][i], pairs["audio"][i], fps, vocoder)
+    video_dec, audio_dec = decoders(dm, cfg)
+    write_videos(out, decode_pairs(pairs, video_dec, audio_dec), len(pairs["video"]), video_dec.fps,
+                 audio_dec.sample_rate)
     if mode != "joint":
         ids = dm.dataset("val").ids[:len(pairs["video"])]
         write_json(out / "conditions.json", {"mode": mode, "split": dm.splits["val"], "clips": ids})
-    print(f"{len(pairs['video'])} {mode} samples -> {out}" + ("" if writable else " (samples.npz only: "
-          f"{video_meta['class']}/{audio_meta['class']} cannot be written as mp4 yet)"))
+    print(f"{len(pairs['video'])} {mode} samples -> {out}")
     return 0

@@ -80,14 +80,13 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
 
 
 def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) -> dict[str, Any]:
-    """Samples and metrics of a trained module (joint models on the synthetic store), with what identifies
-    the run in a comparison."""
-    from avgen.cli.evaluate import evaluate_synthetic
+    """Samples and metrics of a trained module (joint models: single-modal bases are scored through the
+    MMDisCo runs that join them), with what identifies the run in a comparison."""
+    from avgen.cli.evaluate import evaluate
 
     dataset = dm.store.metadata["dataset"]
     joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
-    evaluate = joint and dataset == "synthetic" and cfg.evaluate.num_samples > 0
-    metrics = evaluate_synthetic(module, dm, out_dir, cfg) if evaluate else {}
+    metrics = evaluate(module, dm, out_dir, cfg) if joint and cfg.evaluate.num_samples > 0 else {}
     metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     return metrics

@@ -35,19 +35,22 @@ class GriffinLim:
         return (wav / peak * 0.9 if peak > 0.9 else wav).astype(np.float32)
 
 
-def pixels_to_uint8(video: np.ndarray, upscale: int = 1) -> np.ndarray:
-    """(F, 3, H, W) in [-1, 1] -> (F, H*upscale, W*upscale, 3) uint8 (nearest upscaling for viewing)."""
-    frames = ((np.clip(video, -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+def frames_to_uint8(frames: np.ndarray, upscale: int = 1) -> np.ndarray:
+    """(F, 3, H, W) in [0, 1] -> (F, H*upscale, W*upscale, 3) uint8 (nearest upscaling for viewing)."""
+    out = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
     if upscale > 1:
-        frames = frames.repeat(upscale, axis=1).repeat(upscale, axis=2)
-    return frames
+        out = out.repeat(upscale, axis=1).repeat(upscale, axis=2)
+    return out
 
 
-def write_sample(path: Path, video: np.ndarray, mel: np.ndarray, fps: float, vocoder: GriffinLim,
-                 upscale: int = 4) -> Path:
-    """One generated pair as an mp4 with sound."""
-    frames = pixels_to_uint8(video, upscale)
-    if frames.shape[1] % 2 or frames.shape[2] % 2:  # H.264 4:2:0 needs even sides
-        frames = frames.repeat(2, axis=1).repeat(2, axis=2)
-    write_mp4(Path(path), frames, int(round(fps)), vocoder(mel), vocoder.sample_rate)
+def write_sample(path: Path, frames: np.ndarray, wav: np.ndarray, fps: float, sample_rate: int,
+                 min_side: int = 128) -> Path:
+    """One decoded pair ((F, 3, H, W) in [0, 1], mono waveform) as an mp4 with sound; small frames are
+    upscaled (nearest) to at least `min_side` so that players show them."""
+    upscale = max(1, -(-min_side // min(frames.shape[2:])))
+    out = frames_to_uint8(frames, upscale)
+    if out.shape[1] % 2 or out.shape[2] % 2:  # H.264 4:2:0 needs even sides
+        out = out.repeat(2, axis=1).repeat(2, axis=2)
+    peak = float(np.abs(wav).max()) if len(wav) else 0.0
+    write_mp4(Path(path), out, int(round(fps)), wav / peak * 0.9 if peak > 1 else wav, sample_rate)
     return Path(path)

@@ -1,0 +1,156 @@
+"""Feature networks of the weighted metrics, loaded from local files only (SPEC §5; no hub access).
+
+- video (FVD/KVD): I3D Kinetics-400 as a state dict for `avgen.models.i3d.InceptionI3d` (the layout of the
+  common PyTorch port) or as a TorchScript archive (the `i3d_torchscript.pt` used by StyleGAN-V and most
+  FVD code, called with `rescale=False, resize=False, return_features=True`); clips are cut to 16 frames,
+  resized (shorter side) to 224 and centre-cropped, scaled to [-1, 1].
+- audio (FAD): a local CLAP directory (transformers `ClapModel` + its feature extractor) or a TorchScript
+  module `wave (B, S) -> (B, d) | (B, n, d)` at a stated sample rate (e.g. an exported VGGish).
+- ImageBind (IB-AV/TV/TA): the official code has no pip release, so its modality encoders are used as
+  TorchScript exports: `video (B, T, 3, H, W) in [0, 1] -> (B, d)`, `audio (B, S) -> (B, d)`,
+  `text list[str] -> (B, d)` (docs/metrics.md shows the export).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avgen.models.i3d import InceptionI3d
+
+
+def require_file(path: str | Path | None, key: str) -> Path:
+    if not path:
+        raise ValueError(f"{key}: no path configured (set it to a local weights file)")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{key}: {p} does not exist (weights are never downloaded; copy them there)")
+    return p
+
+
+def is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files holding a `code/` folder; plain state dicts do not."""
+    if path.is_dir() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in n for n in z.namelist())
+
+
+def video_clips_for_i3d(video: torch.Tensor, num_frames: int = 16, size: int = 224) -> torch.Tensor:
+    """(B, T, 3, H, W) in [0, 1] -> (B, 3, num_frames, size, size) in [-1, 1]: first frames, shorter side
+    resized to `size`, centre crop."""
+    b, t, c, h, w = video.shape
+    if t < num_frames:
+        raise ValueError(f"FVD/KVD use {num_frames}-frame clips; got {t} frames (set metrics.fvd.num_frames)")
+    x = video[:, :num_frames].flatten(0, 1).float()  # (B, F, 3, H, W) -> (B*F, 3, H, W)
+    scale = size / min(h, w)
+    x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear",
+                      antialias=True, align_corners=False)
+    top, left = (x.shape[2] - size) // 2, (x.shape[3] - size) // 2
+    x = x[:, :, top:top + size, left:left + size] * 2 - 1
+    return x.reshape(b, num_frames, c, size, size).transpose(1, 2)  # (B*F, 3, S, S) -> (B, 3, F, S, S)
+
+
+class VideoFeatures(nn.Module):
+    """I3D features of (B, T, 3, H, W) clips in [0, 1]."""
+
+    def __init__(self, network: nn.Module, num_frames: int = 16, size: int = 224, torchscript: bool = False):
+        super().__init__()
+        self.network, self.num_frames, self.size, self.torchscript = network.eval(), num_frames, size, torchscript
+
+    @torch.no_grad()
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        x = video_clips_for_i3d(video, self.num_frames, self.size).to(next(self.network.parameters()).device)
+        if self.torchscript:
+            return self.network(x, rescale=False, resize=False, return_features=True)
+        return self.network(x)
+
+
+def load_video_features(path: str | Path, num_frames: int = 16, size: int = 224, width: float = 1.0,
+                        num_classes: int = 400, key: str = "metrics.fvd.weights") -> VideoFeatures:
+    p = require_file(path, key)
+    if is_torchscript(p):
+        return VideoFeatures(torch.jit.load(str(p), map_location="cpu"), num_frames, size, torchscript=True)
+    net = InceptionI3d(num_classes=num_classes, width=width)
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{key}: {p} is not an I3D state dict of this layout (width={width}, classes={num_classes}): "
+                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    return VideoFeatures(net, num_frames, size)
+
+
+def resample(wave: torch.Tensor, sample_rate: int, target_rate: int) -> np.ndarray:
+    x = wave.detach().float().cpu().numpy()
+    return x if sample_rate == target_rate else librosa.resample(x, orig_sr=sample_rate, target_sr=target_rate, axis=-1)
+
+
+def windows(wave: np.ndarray, sample_rate: int, window_seconds: float | None) -> np.ndarray:
+    """(B, S) -> (B, n, window) non-overlapping windows (the last partial one dropped); None = the whole clip."""
+    if window_seconds is None:
+        return wave[:, None]
+    n = int(round(window_seconds * sample_rate))
+    count = wave.shape[1] // n
+    if count == 0:
+        raise ValueError(f"audio of {wave.shape[1] / sample_rate:.2f} s is shorter than one {window_seconds} s window")
+    return wave[:, :count * n].reshape(wave.shape[0], count, n)  # (B, S) -> (B, n, window)
+
+
+class ClapAudioEmbedding(nn.Module):
+    """CLAP audio embeddings from a local transformers directory; (B, S) at `sample_rate` -> (B, n, d)."""
+
+    def __init__(self, model_dir: str | Path, sample_rate: int, window_seconds: float | None = None):
+        super().__init__()
+        from transformers import ClapFeatureExtractor, ClapModel
+
+        self.model = ClapModel.from_pretrained(model_dir).eval()
+        self.processor = ClapFeatureExtractor.from_pretrained(model_dir)
+        self.sample_rate, self.window_seconds = sample_rate, window_seconds
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        rate = self.processor.sampling_rate
+        w = windows(resample(wave, self.sample_rate, rate), rate, self.window_seconds)  # (B, n, L)
+        inputs = self.processor(list(w.reshape(-1, w.shape[-1])), sampling_rate=rate, return_tensors="pt")
+        emb = self.model.get_audio_features(**inputs)
+        emb = emb.pooler_output if hasattr(emb, "pooler_output") else emb
+        return emb.reshape(w.shape[0], w.shape[1], -1)  # (B*n, d) -> (B, n, d)
+
+
+class ScriptedAudioEmbedding(nn.Module):
+    """A TorchScript `wave (B, S) -> (B, d) | (B, n, d)` at the module's own `model_rate`."""
+
+    def __init__(self, path: Path, sample_rate: int, model_rate: int):
+        super().__init__()
+        self.module, self.sample_rate, self.model_rate = torch.jit.load(str(path), map_location="cpu"), sample_rate, model_rate
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.module(torch.from_numpy(resample(wave, self.sample_rate, self.model_rate)))
+
+
+def load_audio_embedding(path: str | Path, sample_rate: int, model_rate: int | None = None,
+                         window_seconds: float | None = None, key: str = "metrics.fad.weights") -> nn.Module:
+    """A CLAP directory (has config.json) or a TorchScript file (needs `model_rate`)."""
+    p = require_file(path, key)
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise ValueError(f"{key}: {p} is a directory without config.json (expected a transformers CLAP model)")
+        return ClapAudioEmbedding(p, sample_rate, window_seconds)
+    if not is_torchscript(p):
+        raise ValueError(f"{key}: {p} is neither a CLAP directory nor a TorchScript archive")
+    if model_rate is None:
+        raise ValueError(f"{key}: a TorchScript audio embedding needs its input sample rate (metrics.fad.model_rate)")
+    return ScriptedAudioEmbedding(p, sample_rate, model_rate)
+
+
+def load_imagebind(paths: dict[str, str | None], key: str = "metrics.imagebind") -> dict[str, torch.jit.ScriptModule]:
+    """TorchScript encoders per modality (`video`, `audio`, `text`); the configured ones only."""
+    return {m: torch.jit.load(str(require_file(p, f"{key}.{m}")), map_location="cpu").eval()
+            for m, p in paths.items() if p}

@@ -1,0 +1,67 @@
+"""Stored-representation arrays -> media: RGB frames in [0, 1] and mono waveforms.
+
+Which decoding applies is read from the store's metadata (the `class` each representation recorded), so
+samples of any run decode the same way as that run's training data was encoded:
+
+- video: `VideoPixels` (identity, [-1, 1] -> [0, 1]); `VideoVAELatents` (the same diffusers AutoencoderKL,
+  from the `vae_path` recorded at preparation time, frame by frame);
+- audio: `AudioWaveform` (identity); `AudioLogMel` through a vocoder (Griffin-Lim by default, or a trained
+  MelGAN run: `avgen.methods.vocoder`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+class VideoDecoder:
+    def __init__(self, meta: dict, batch_size: int = 16, device: str | None = None):
+        self.meta, self.batch_size = meta, batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.fps = 1.0 / meta["seconds_per_frame"]
+        self._vae = None
+        if meta["class"] not in ("VideoPixels", "VideoVAELatents"):
+            raise ValueError(f"no decoder for the video representation {meta['class']} (store metadata)")
+
+    def _load_vae(self):
+        if self._vae is None:
+            from diffusers import AutoencoderKL
+
+            path = Path(self.meta["vae_path"])
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"the store's video latents were made with the VAE at {path}, which is "
+                                        "gone: decoding needs that AutoencoderKL directory")
+            self._vae = AutoencoderKL.from_pretrained(path).to(self.device).eval()
+        return self._vae
+
+    @torch.no_grad()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """One clip (F, C, h, w) -> (F, 3, H, W) float32 in [0, 1]."""
+        if self.meta["class"] == "VideoPixels":
+            return np.clip((np.asarray(x, np.float32) + 1) / 2, 0, 1)
+        vae, z = self._load_vae(), torch.from_numpy(np.asarray(x, np.float32))
+        frames = [vae.decode(c.to(self.device) / self.meta["scaling_factor"]).sample.float().cpu()
+                  for c in z.split(self.batch_size)]
+        return ((torch.cat(frames).clamp(-1, 1) + 1) / 2).numpy()
+
+
+class AudioDecoder:
+    def __init__(self, meta: dict, vocoder: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.meta, self.sample_rate = meta, int(meta["sample_rate"])
+        if meta["class"] == "AudioLogMel":
+            from avgen.sampling.export import GriffinLim
+
+            self.vocoder = vocoder or GriffinLim.from_metadata(meta)
+        elif meta["class"] != "AudioWaveform":
+            raise ValueError(f"no decoder for the audio representation {meta['class']} (store metadata)")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """One clip (n_mels, T) or (1, S) -> (S,) float32."""
+        if self.meta["class"] == "AudioWaveform":
+            return np.asarray(x, np.float32).reshape(-1)
+        return np.asarray(self.vocoder(np.asarray(x, np.float32)), np.float32).reshape(-1)
+
