@@ -51,3 +51,9 @@ def tiny_clap(tmp_path_factory) -> Path:
     from avgen.testing.tiny import tiny_clap as build
 
     return build(tmp_path_factory.mktemp("clap"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_raw(synthetic_store) -> Path:
+    """The generated media files behind `synthetic_store` (train/*.mp4, test/*.mp4)."""
+    return synthetic_store.parent / "raw"

@@ -58,8 +58,14 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
     dm = instantiate(cfg.data)
     net = instantiate(cfg.model)
     module = instantiate(cfg.method, net=net)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [ResolvedConfigInCheckpoint(cfg)]
+    # an experiment drops a default callback by setting it to null (e.g. no EMA for the GAN vocoder)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [ResolvedConfigInCheckpoint(cfg)]
     return dm, module, callbacks
+
+
+def dataset_name(dm: Any) -> str:
+    """The dataset a data module draws from (the store's metadata; raw-media modules name it themselves)."""
+    return getattr(dm, "dataset_name", None) or dm.store.metadata["dataset"]
 
 
 def make_logger(cfg: DictConfig, dataset: str | None = None):
@@ -84,9 +90,11 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
     MMDisCo runs that join them), with what identifies the run in a comparison."""
     from avgen.cli.evaluate import evaluate
 
-    dataset = dm.store.metadata["dataset"]
+    dataset = dataset_name(dm)
     joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
     metrics = evaluate(module, dm, out_dir, cfg) if joint and cfg.evaluate.num_samples > 0 else {}
+    if hasattr(module, "score"):  # methods with their own quality figures (the vocoder)
+        metrics.update(module.score(dm))
     metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     return metrics
@@ -103,7 +111,7 @@ def run(overrides: list[str]) -> int:
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     dm, module, callbacks = build(cfg)
     dm.setup("fit")  # a missing store fails here, naming the path and the command that makes it
-    dataset = dm.store.metadata["dataset"]
+    dataset = dataset_name(dm)
     if cfg.compile:
         module.net.compile()  # in place: checkpoint keys stay those of the plain network
     trainer = make_trainer(cfg, callbacks, dataset)
