@@ -12,7 +12,8 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
     out = tmp_path / "run"
     rc = main(["train", "experiment=cmmd_synthetic", "logger=wandb", f"data.store={synthetic_store}", f"output_dir={out}",
                "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "trainer.max_steps=3",
-               "trainer.log_every_n_steps=1", "trainer.val_check_interval=1000", "trainer.enable_progress_bar=false",
+               "trainer.log_every_n_steps=1", "trainer.val_check_interval=2",
+               "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
                "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2",
                "evaluate.num_video_to_audio=0", "+logger.settings.mode=offline", "threads=1"])
     assert rc == 0
@@ -24,6 +25,12 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
     for text in ("train/loss", "val/temporal_alignment", "val/semantic_agreement", "cmmd_synthetic",
                  "base_channels", "synthetic", "coupling=easy_fusion"):
         assert text.encode() in record, text
+    # validation media: written under the run and logged (wandb copies media into the run's files)
+    assert sorted(p.name for p in (out / "val_media" / "step_0000002").iterdir()) == [
+        "sample_0.mp4", "sample_1.mp4", "spectrogram_0.png", "spectrogram_1.png"]
+    media = [p.suffix for p in (out / "wandb").glob("offline-run-*/files/media/**/*") if p.is_file()]
+    assert media.count(".mp4") == 2 and media.count(".png") == 2, media
+    assert b"val/samples" in record and b"val/spectrograms" in record
     everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".mp4")
     assert b"x" * 40 not in everything  # the API key is nowhere: not in the run, the config or checkpoints
 

@@ -12,16 +12,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from avgen.data.datamodule import AVDataModule
+from avgen.data.datamodule import AVDataModule, clip_shapes, rep_metadata
 from avgen.metrics.synthetic import SyntheticProbe, synthetic_metrics, to_frames_01
 from avgen.sampling.decode import AudioDecoder, VideoDecoder
 from avgen.sampling.export import GriffinLim, frames_to_uint8, write_sample
-
-
-def rep_metadata(dm: AVDataModule) -> tuple[dict, dict]:
-    """Store metadata of the video and the audio representation the data module loads."""
-    names = dm.dataset("val").names
-    return dm.store.rep(names["video"]).meta, dm.store.rep(names["audio"]).meta
 
 
 def sampler_kwargs(cfg: Any) -> dict[str, Any]:
@@ -33,16 +27,13 @@ def sampler_kwargs(cfg: Any) -> dict[str, Any]:
 def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
                    **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time)."""
-    video_meta, audio_meta = rep_metadata(dm)
-    v_shape, a_shape = list(video_meta["shape"]), list(audio_meta["shape"])
-    v_shape[video_meta["time_axis"]] = video_meta["clip_frames"] * length_factor
-    a_shape[audio_meta["time_axis"]] = audio_meta["clip_frames"] * length_factor
+    shapes = clip_shapes(dm, length_factor)
     g = torch.Generator().manual_seed(seed)
     out: dict[str, list[np.ndarray]] = {"video": [], "audio": []}
     module.eval()
     for start in tqdm(range(0, num, batch_size), desc="sampling", leave=False):
         b = min(batch_size, num - start)
-        x = module.generate({"video": (b, *v_shape), "audio": (b, *a_shape)}, generator=g, **generate_kwargs)
+        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, generator=g, **generate_kwargs)
         for m in out:
             out[m].append(x[m].float().cpu().numpy())
     return {m: np.concatenate(v) for m, v in out.items()}

@@ -168,3 +168,19 @@ class AVDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+def rep_metadata(dm) -> tuple[dict, dict]:
+    """Store metadata of the video and the audio representation a data module loads."""
+    names = dm.dataset("val").names
+    return dm.store.rep(names["video"]).meta, dm.store.rep(names["audio"]).meta
+
+
+def clip_shapes(dm, length_factor: int = 1) -> dict[str, tuple[int, ...]]:
+    """Per modality, the shape of one stored clip (margins excluded), `length_factor` times as long in time."""
+    shapes = {}
+    for modality, meta in zip(("video", "audio"), rep_metadata(dm)):
+        shape = list(meta["shape"])
+        shape[meta["time_axis"]] = meta["clip_frames"] * length_factor
+        shapes[modality] = tuple(shape)
+    return shapes
