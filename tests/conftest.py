@@ -57,3 +57,12 @@ def tiny_clap(tmp_path_factory) -> Path:
 def synthetic_raw(synthetic_store) -> Path:
     """The generated media files behind `synthetic_store` (train/*.mp4, test/*.mp4)."""
     return synthetic_store.parent / "raw"
+
+
+@pytest.fixture(scope="session")
+def tiny_pipelines(tmp_path_factory) -> dict[str, Path]:
+    """Random AudioLDM- and AnimateDiff-layout pipeline directories (avgen.testing.tiny, as `make smoke-ood`)."""
+    from avgen.testing.tiny import tiny_animatediff, tiny_audioldm
+
+    root = tmp_path_factory.mktemp("pipelines")
+    return {"audio": tiny_audioldm(root / "audioldm"), "video": tiny_animatediff(root / "animatediff")}

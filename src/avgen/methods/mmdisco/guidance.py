@@ -45,3 +45,28 @@ class DiscriminatorGuidance(Denoiser):
             eps = joint_eps(eps, (1 - abar).sqrt(), active * grads[m].detach(), self.scales[m])
             out[m] = x0_from_eps(x[m], eps, abar)
         return out
+
+
+class TextDiscriminator(nn.Module):
+    """A text discriminator bound to prompts, with classifier-free guidance on its residual (SPEC §2):
+    d = d_u + w (d_c - d_u), from a conditional and an empty-prompt call. Its input gradient is the CFG
+    combination of the two residuals, so `DiscriminatorGuidance` wraps it unchanged; w = 1 is the plain
+    conditional discriminator (with empty prompts as `cond`: the unconditional one)."""
+
+    def __init__(self, discriminator: nn.Module, cond: dict[str, Tensor], uncond: dict[str, Tensor], scale: float = 1.0):
+        super().__init__()
+        self.discriminator, self.cond, self.uncond, self.scale = discriminator, cond, uncond, float(scale)
+
+    def forward(self, x: dict[str, Tensor], t: Tensor) -> Tensor:
+        d_c = self.discriminator(x, t, text=self.cond)
+        if self.scale == 1.0:
+            return d_c
+        d_u = self.discriminator(x, t, text=self.uncond)
+        return d_u + self.scale * (d_c - d_u)
+
+
+def drop_prompts(prompts: list[str], p: float, generator: torch.Generator | None = None) -> list[str]:
+    """Each prompt replaced by the empty prompt with probability p (the discriminator's 10% text dropout, which
+    teaches it the unconditional residual that CFG needs)."""
+    keep = torch.rand(len(prompts), generator=generator) >= p
+    return [q if k else "" for q, k in zip(prompts, keep.tolist())]

@@ -78,6 +78,7 @@ class AVDiscriminator(nn.Module):
         time_embed_dim: int | None = None,  # width of the timestep embedding; None = base_channels (paper: 12.7M)
         audio_stem_stride: int = 1,       # >1 for waveforms: samples per audio feature step (e.g. 160 at 16 kHz)
         video_stem_stride: int = 1,       # >1: the first conv downsamples each frame (space only), e.g. 2
+        text_dims: dict[str, int] | None = None,  # pooled text width per modality (out of domain: CLAP, CLIP)
     ):
         super().__init__()
         if head not in HEADS:
@@ -85,6 +86,8 @@ class AVDiscriminator(nn.Module):
         self.head_kind, self.base_channels = head, base_channels
         emb_dim = time_embed_dim or base_channels
         self.time_embed = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        # MMDisCo §4.3: per-modality projections of pooled text embeddings, added to the timestep embedding
+        self.text_proj = nn.ModuleDict({m: nn.Linear(d, emb_dim) for m, d in (text_dims or {}).items()})
         self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
                             stem_stride=video_stem_stride)
         self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
@@ -103,14 +106,21 @@ class AVDiscriminator(nn.Module):
             self.encoder = nn.TransformerEncoder(layer, transformer_layers)
             self.out = nn.Linear(head_dim, 1)
 
-    def forward(self, x: dict[str, Tensor], t: Tensor) -> Tensor:
-        """x: {"video": (B, F, C, H, W), "audio": (B, C, T) or (B, C, T, M)}; returns logits (B,)."""
+    def forward(self, x: dict[str, Tensor], t: Tensor, text: dict[str, Tensor] | None = None) -> Tensor:
+        """x: {"video": (B, F, C, H, W), "audio": (B, C, T) or (B, C, T, M)}; text: {"audio": (B, Da),
+        "video": (B, Dv)} pooled prompt embeddings (a text discriminator needs them; the empty prompt's for
+        unconditional calls); returns logits (B,)."""
         emb = self.time_embed(timestep_embedding(t, self.base_channels))
+        if len(self.text_proj) and text is None:
+            raise ValueError("this discriminator is text-conditioned (text_dims): pass text= (empty-prompt "
+                             "embeddings for an unconditional call)")
+        emb_v = emb + self.text_proj["video"](text["video"].to(emb)) if len(self.text_proj) else emb
+        emb_a = emb + self.text_proj["audio"](text["audio"].to(emb)) if len(self.text_proj) else emb
         audio = x["audio"]
         if audio.ndim == 4:
             audio = audio.permute(0, 1, 3, 2).flatten(1, 2)                 # (B, C, T, M) -> (B, C*M, T)
-        fv = self.video(x["video"].permute(0, 2, 1, 3, 4), emb)             # (B, F, C, H, W) -> (B, F, Cv)
-        fa = self.audio(audio, emb)                                         # (B, T, Ca)
+        fv = self.video(x["video"].permute(0, 2, 1, 3, 4), emb_v)           # (B, F, C, H, W) -> (B, F, Cv)
+        fa = self.audio(audio, emb_a)                                       # (B, T, Ca)
         if self.head_kind == "linear":  # separable: f_v(v) + f_a(a) + b
             return self.fuse(torch.cat([fv.mean(1), fa.mean(1)], dim=-1)).squeeze(-1)
         if self.head_kind == "mlp":
