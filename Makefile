@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train sample eval pipeline toy bench compare gpu-smoke clean help
+.PHONY: setup test test-slow data prepare train sample eval pipeline toy bench compare gpu-smoke smoke-ood clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -70,6 +70,11 @@ pipeline: $(STAMP)
 	esac; \
 	for exp in $$prereqs; do $(MAKE) --no-print-directory train EXP=$$exp ARGS="$(BASE_ARGS)"; done
 	$(MAKE) --no-print-directory train EXP=$(EXP)
+
+# MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines built on the spot: checks an install
+# (loading, fake cache, discriminator steps, one guided mp4) before pointing it at real weights. CPU, minutes.
+smoke-ood: $(STAMP)
+	$(AVGEN) smoke-ood $(ARGS)
 
 # One short DDP + bf16 run of each method on the visible GPUs (outputs/gpu_smoke/): checks a GPU install.
 GPU_SMOKE := trainer=gpu trainer.max_steps=20 trainer.val_check_interval=10 trainer.log_every_n_steps=5 \

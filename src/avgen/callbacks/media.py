@@ -15,19 +15,22 @@ import lightning as L
 import numpy as np
 import torch
 
-from avgen.data.datamodule import clip_shapes, rep_metadata
+from avgen.data.datamodule import clip_shapes, draw_prompts, rep_metadata
 from avgen.sampling.decode import AudioDecoder, VideoDecoder
 from avgen.sampling.export import write_sample
 
 
 def spectrogram_png(path: Path, mel: np.ndarray, video: np.ndarray, title: str) -> Path:
-    """The generated mel (or waveform's samples) above a strip of the generated frames."""
+    """The generated audio representation (mel; latents' first channel; waveform samples) above a strip of the
+    generated frames."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 4), gridspec_kw={"height_ratios": [2, 1]})
+    if mel.ndim == 3:  # AudioLDM latents (C, T, M): the first channel, time along x
+        mel = mel[0].T
     top.imshow(mel if mel.ndim == 2 else mel.reshape(1, -1), origin="lower", aspect="auto", cmap="magma")
     top.set_title(title)
     top.set_xlabel("audio frame")
@@ -57,8 +60,10 @@ class ValidationMedia(L.Callback):
         video_dec, audio_dec = VideoDecoder(video_meta, device=str(module.device)), AudioDecoder(audio_meta)
         was_training = module.training
         module.eval()
+        g = torch.Generator().manual_seed(self.seed)
+        prompts = {"prompts": draw_prompts(dm, self.num, g)} if getattr(module, "needs_prompts", False) else {}
         x = module.generate({m: (self.num, *s) for m, s in shapes.items()}, steps=self.steps, sampler=self.sampler,
-                            generator=torch.Generator().manual_seed(self.seed), **self.sampler_kwargs)
+                            generator=g, **prompts, **self.sampler_kwargs)
         module.train(was_training)
         out = Path(trainer.default_root_dir) / "val_media" / f"step_{trainer.global_step:07d}"
         out.mkdir(parents=True, exist_ok=True)

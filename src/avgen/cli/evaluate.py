@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from avgen.data.datamodule import AVDataModule, clip_shapes, rep_metadata
+from avgen.data.datamodule import AVDataModule, clip_shapes, draw_prompts, rep_metadata
 from avgen.metrics.synthetic import SyntheticProbe, synthetic_metrics, to_frames_01
 from avgen.sampling.decode import AudioDecoder, VideoDecoder
 from avgen.sampling.export import GriffinLim, frames_to_uint8, write_sample
@@ -33,7 +33,8 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
     module.eval()
     for start in tqdm(range(0, num, batch_size), desc="sampling", leave=False):
         b = min(batch_size, num - start)
-        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, generator=g, **generate_kwargs)
+        prompts = {"prompts": draw_prompts(dm, b, g)} if getattr(module, "needs_prompts", False) else {}
+        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, generator=g, **prompts, **generate_kwargs)
         for m in out:
             out[m].append(x[m].float().cpu().numpy())
     return {m: np.concatenate(v) for m, v in out.items()}

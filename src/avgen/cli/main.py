@@ -12,6 +12,7 @@ COMMANDS = {
     "bench": ("avgen.cli.bench", "speed figures -> outputs/bench/results.json (configs/bench.yaml)"),
     "sample": ("avgen.cli.sample", "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]"),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
+    "smoke-ood": ("avgen.cli.smoke_ood", "tiny random AudioLDM + AnimateDiff pipelines through MMDisCo out of domain"),
     "compare": ("avgen.cli.compare", "runs side by side -> outputs/compare/<dataset>.md + plots (configs/compare.yaml)"),
 }
 

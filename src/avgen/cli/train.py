@@ -103,6 +103,9 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
 def run(overrides: list[str]) -> int:
     experiment, overrides = split_experiment(overrides)
     cfg = load_config("train", overrides, experiment=experiment)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:  # `???` in an experiment: e.g. the local pipeline directories of the out-of-domain bases
+        raise ValueError(f"{experiment or cfg.name} needs {', '.join(missing)}: set them as key=value")
     threads = set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)

@@ -184,3 +184,11 @@ def clip_shapes(dm, length_factor: int = 1) -> dict[str, tuple[int, ...]]:
         shape[meta["time_axis"]] = meta["clip_frames"] * length_factor
         shapes[modality] = tuple(shape)
     return shapes
+
+
+def draw_prompts(dm, n: int, generator: torch.Generator | None = None) -> list[str]:
+    """`n` captions of the test split, drawn with `generator`: the prompts of text-conditioned sampling."""
+    captions = dm.dataset("val").captions
+    if not any(captions):
+        raise ValueError(f"the test split of {dm.store.path} has no captions to prompt text-conditioned models with")
+    return [captions[i] for i in torch.randint(len(captions), (n,), generator=generator).tolist()]

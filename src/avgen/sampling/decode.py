@@ -6,7 +6,7 @@ samples of any run decode the same way as that run's training data was encoded:
 - video: `VideoPixels` (identity, [-1, 1] -> [0, 1]); `VideoVAELatents` (the same diffusers AutoencoderKL,
   from the `vae_path` recorded at preparation time, frame by frame);
 - audio: `AudioWaveform` (identity); `AudioLogMel` through a vocoder (Griffin-Lim by default, or a trained
-  MelGAN run: `avgen.methods.vocoder`).
+  MelGAN run: `avgen.methods.vocoder`); `AudioLDMLatents` through the AudioLDM pipeline's VAE and vocoder.
 """
 
 from __future__ import annotations
@@ -49,6 +49,32 @@ class VideoDecoder:
         return ((torch.cat(frames).clamp(-1, 1) + 1) / 2).numpy()
 
 
+class AudioLDMDecoder:
+    """AudioLDM latents (C, T/r, M/r) -> log-mel (T, M) by the pipeline's VAE -> waveform by its HiFi-GAN
+    vocoder (`vocoder/` beside the `vae/` the store recorded)."""
+
+    def __init__(self, meta: dict, device: str | None = None):
+        from diffusers import AutoencoderKL
+        from transformers import SpeechT5HifiGan
+
+        vae_path = Path(meta["vae_path"])
+        vocoder_path = vae_path.parent / "vocoder"
+        for p in (vae_path, vocoder_path):
+            if not (p / "config.json").is_file():
+                raise FileNotFoundError(f"decoding AudioLDM latents needs the pipeline's {p.name}/ at {p}, recorded "
+                                        "by the store: it is gone")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.vae = AutoencoderKL.from_pretrained(vae_path).to(self.device).eval()
+        self.vocoder = SpeechT5HifiGan.from_pretrained(vocoder_path).to(self.device).eval()
+        self.scaling_factor = float(meta["scaling_factor"])
+
+    @torch.no_grad()
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = torch.from_numpy(np.asarray(z, np.float32))[None].to(self.device) / self.scaling_factor
+        mel = self.vae.decode(z).sample[:, 0]                  # (1, 1, T, M) -> (1, T, M)
+        return self.vocoder(mel)[0].float().cpu().numpy()       # (1, samples) -> (samples,)
+
+
 class AudioDecoder:
     def __init__(self, meta: dict, vocoder: Callable[[np.ndarray], np.ndarray] | None = None):
         self.meta, self.sample_rate = meta, int(meta["sample_rate"])
@@ -56,11 +82,13 @@ class AudioDecoder:
             from avgen.sampling.export import GriffinLim
 
             self.vocoder = vocoder or GriffinLim.from_metadata(meta)
+        elif meta["class"] == "AudioLDMLatents":
+            self.vocoder = AudioLDMDecoder(meta)
         elif meta["class"] != "AudioWaveform":
             raise ValueError(f"no decoder for the audio representation {meta['class']} (store metadata)")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """One clip (n_mels, T) or (1, S) -> (S,) float32."""
+        """One clip ((n_mels, T), (1, S) or AudioLDM latents) -> (S,) float32."""
         if self.meta["class"] == "AudioWaveform":
             return np.asarray(x, np.float32).reshape(-1)
         return np.asarray(self.vocoder(np.asarray(x, np.float32)), np.float32).reshape(-1)

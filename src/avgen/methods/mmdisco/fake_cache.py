@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,10 +26,13 @@ from avgen.utils.io import atomic_path, write_json, write_npz, write_text
 def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: str | Path, num: int,
                      batch_size: int = 32, sampler: str = "ddim", steps: int = 50, seed: int = 0,
                      sampler_kwargs: dict[str, Any] | None = None, device: str = "cpu",
-                     progress: bool = True) -> Store:
+                     progress: bool = True, prompted: Callable[[list[str]], Denoiser] | None = None) -> Store:
     """Sample `num` independent pairs from `bases` shaped like the real store's clips; returns the cache store.
 
     reps: {"video": real video representation name, "audio": real audio representation name}.
+    prompted: text bases (out of domain): prompts -> the bases bound to them (with CFG). Each fake pair then
+    gets a caption of the real train split (VGGSound labels, Landscape captions), drawn with the batch's
+    seed, and keeps it as its caption (the discriminator sees it).
     """
     out = Path(out)
     parts = out / "parts"
@@ -42,11 +45,16 @@ def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: st
         shapes[m] = shape
     batches = [(k, min(batch_size, num - k * batch_size)) for k in range((num + batch_size - 1) // batch_size)]
     todo = [(k, n) for k, n in batches if not (parts / f"fake_{k:05d}.npz").is_file()]
+    captions = [real.manifest[i]["caption"] for i in real.indices("train")] if prompted else []
+    if prompted and not any(captions):
+        raise ValueError(f"{real.path}: the train split has no captions to prompt the text bases with")
     for k, n in tqdm(todo, desc="fake pairs", unit="batch", disable=not progress):
         g = torch.Generator().manual_seed(seed * 100_003 + k)
+        prompts = [captions[i] for i in torch.randint(len(captions), (n,), generator=g).tolist()] if prompted else []
         x = initial_noise({m: (n, *s) for m, s in shapes.items()}, g, device)
-        pairs = sample(bases, x, sampler, steps, g, **(sampler_kwargs or {}))
-        write_npz(parts / f"fake_{k:05d}.npz", **{reps[m]: v.float().cpu().numpy() for m, v in pairs.items()})
+        pairs = sample(prompted(prompts) if prompted else bases, x, sampler, steps, g, **(sampler_kwargs or {}))
+        arrays = {reps[m]: v.float().cpu().numpy() for m, v in pairs.items()}
+        write_npz(parts / f"fake_{k:05d}.npz", **arrays, **({"prompts": np.array(prompts)} if prompts else {}))
     return _consolidate(out, batches, reps, metas, real)
 
 
@@ -57,8 +65,9 @@ def _consolidate(out: Path, batches: list[tuple[int, int]], reps: dict[str, str]
         with np.load(out / "parts" / f"fake_{k:05d}.npz") as part:
             for name in arrays:
                 arrays[name].append(part[name])
+            prompts = [str(p) for p in part["prompts"]] if "prompts" in part else [""] * n
         rows += [{"index": len(rows) + i, "id": f"fake_{len(rows) + i:06d}", "source": "", "start": 0.0,
-                  "split": "fake", "label": -1, "label_name": "", "caption": ""} for i in range(n)]
+                  "split": "fake", "label": -1, "label_name": "", "caption": prompts[i]} for i in range(n)]
     rep_meta = {}
     for m, name in reps.items():
         data = np.concatenate(arrays[name]).astype(metas[m]["dtype"])

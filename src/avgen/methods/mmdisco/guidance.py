@@ -51,18 +51,25 @@ class TextDiscriminator(nn.Module):
     """A text discriminator bound to prompts, with classifier-free guidance on its residual (SPEC §2):
     d = d_u + w (d_c - d_u), from a conditional and an empty-prompt call. Its input gradient is the CFG
     combination of the two residuals, so `DiscriminatorGuidance` wraps it unchanged; w = 1 is the plain
-    conditional discriminator (with empty prompts as `cond`: the unconditional one)."""
+    conditional discriminator (with empty prompts as `cond`: the unconditional one). Per-modality scales
+    ({"audio": 2.5, "video": 7.5}: each base's own CFG scale) return one logit per modality, each
+    differentiated for its own modality (`losses.logit_gradients`)."""
 
-    def __init__(self, discriminator: nn.Module, cond: dict[str, Tensor], uncond: dict[str, Tensor], scale: float = 1.0):
+    def __init__(self, discriminator: nn.Module, cond: dict[str, Tensor], uncond: dict[str, Tensor],
+                 scale: float | dict[str, float] = 1.0):
         super().__init__()
-        self.discriminator, self.cond, self.uncond, self.scale = discriminator, cond, uncond, float(scale)
+        self.discriminator, self.cond, self.uncond = discriminator, cond, uncond
+        self.scale = {m: float(s) for m, s in scale.items()} if isinstance(scale, dict) else float(scale)
 
-    def forward(self, x: dict[str, Tensor], t: Tensor) -> Tensor:
+    def forward(self, x: dict[str, Tensor], t: Tensor) -> Tensor | dict[str, Tensor]:
         d_c = self.discriminator(x, t, text=self.cond)
-        if self.scale == 1.0:
+        scales = set(self.scale.values()) if isinstance(self.scale, dict) else {self.scale}
+        if scales == {1.0}:
             return d_c
         d_u = self.discriminator(x, t, text=self.uncond)
-        return d_u + self.scale * (d_c - d_u)
+        if len(scales) == 1:
+            return d_u + scales.pop() * (d_c - d_u)
+        return {m: d_u + w * (d_c - d_u) for m, w in self.scale.items()}
 
 
 def drop_prompts(prompts: list[str], p: float, generator: torch.Generator | None = None) -> list[str]:

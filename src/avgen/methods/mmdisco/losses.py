@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,15 +19,20 @@ def discriminator_loss(logit_real: Tensor, logit_fake: Tensor) -> Tensor:
 
 
 def logit_gradients(discriminator, x_t: dict[str, Tensor], t: Tensor, create_graph: bool,
-                    **kwargs) -> tuple[Tensor, dict[str, Tensor]]:
+                    **kwargs) -> tuple[Tensor | dict[str, Tensor], dict[str, Tensor]]:
     """The logits d_phi(x_t, t) and grad_{x_t^m} d_phi for every modality m.
 
     With `create_graph=True` the gradients stay differentiable w.r.t. the discriminator's parameters
-    (double backprop, needed by L_dsm).
+    (double backprop, needed by L_dsm). A discriminator may return one logit per modality ({m: (B,)}, e.g.
+    the residual with a per-modality CFG scale): then grad_{x_t^m} is taken of modality m's own logit.
     """
     leaves = {m: x.detach().requires_grad_(True) for m, x in x_t.items()}
     with torch.enable_grad():
         logits = discriminator(leaves, t, **kwargs)
+        if isinstance(logits, dict):
+            grads = {m: torch.autograd.grad(logits[m].sum(), leaves[m], create_graph=create_graph,
+                                            retain_graph=True)[0] for m in leaves}
+            return logits, grads
         grads = torch.autograd.grad(logits.sum(), list(leaves.values()), create_graph=create_graph)
     return logits, dict(zip(leaves, grads))
 
@@ -64,26 +71,29 @@ def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor])
 
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
-                 dsm_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+                 dsm_weight: float = 1.0, real_kwargs: dict[str, Any] | None = None,
+                 fake_kwargs: dict[str, Any] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
     One t per example for both modalities, fresh noise per modality; the bases only give outputs, under
-    no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations.
+    no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations. `real_kwargs` / `fake_kwargs`
+    go to the discriminator's calls on each side (out of domain: each pair's own prompt, `text=`).
     """
+    real_kwargs, fake_kwargs = real_kwargs or {}, fake_kwargs or {}
     abar, noise, real_t = _noised_real(bases, real, t, generator)
     terms: dict[str, Tensor] = {}
     logit_real = None
     if use_dsm:  # one forward on the real pairs serves both terms: its logits and (double-backprop) gradients
         eps_base = _base_eps(bases, real_t, t, abar)
-        logit_real, grads = logit_gradients(discriminator, real_t, t, create_graph=True)
+        logit_real, grads = logit_gradients(discriminator, real_t, t, create_graph=True, **real_kwargs)
         sigma = {m: (1 - abar[m]).sqrt() for m in real}
         terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads).mean()
     if use_disc:
         fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
                   for m in fake}
-        logit_real = discriminator(real_t, t) if logit_real is None else logit_real
-        logit_fake = discriminator(fake_t, t)
+        logit_real = discriminator(real_t, t, **real_kwargs) if logit_real is None else logit_real
+        logit_fake = discriminator(fake_t, t, **fake_kwargs)
         terms["disc"] = discriminator_loss(logit_real, logit_fake).mean()
         with torch.no_grad():
             terms["disc_accuracy"] = ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean()) / 2
@@ -91,14 +101,14 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     return loss, terms
 
 
-def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None = None
-                     ) -> tuple[Tensor, Tensor]:
+def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None = None,
+                     **disc_kwargs: Any) -> tuple[Tensor, Tensor]:
     """Per-sample squared errors (B,), (B,) of the bases' eps and of the guided eps (s = 1) on noised real pairs:
     L_dsm's two ends. The guided error below the bases' means the discriminator's residual denoises real pairs
     better, i.e. moves the bases toward the real joint (a validation signal that needs no fake pairs)."""
     abar, noise, real_t = _noised_real(bases, real, t, generator)
     eps_base = _base_eps(bases, real_t, t, abar)
-    _, grads = logit_gradients(discriminator, real_t, t, create_graph=False)
+    _, grads = logit_gradients(discriminator, real_t, t, create_graph=False, **disc_kwargs)
     sigma = {m: (1 - abar[m]).sqrt() for m in real}
     zero = {m: torch.zeros_like(g) for m, g in grads.items()}
     return dsm_loss(noise, eps_base, sigma, zero).detach(), dsm_loss(noise, eps_base, sigma, grads).detach()

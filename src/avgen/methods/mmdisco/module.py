@@ -22,8 +22,9 @@ from avgen.data.store import METADATA, Store
 from avgen.methods.cmmd.negatives import centre
 from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
-from avgen.methods.mmdisco.guidance import DiscriminatorGuidance
+from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
 from avgen.methods.mmdisco.losses import denoising_errors, mmdisco_loss
+from avgen.methods.mmdisco.text_bases import TextBases, check_text_dims
 from avgen.sampling.samplers import initial_noise, sample
 
 
@@ -63,22 +64,18 @@ class MMDisCoModule(L.LightningModule):
     def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
                  guidance_scales: dict[str, float] | None = None, joint_base: str | None = None,
-                 guidance_min_alpha: float = 0.0):
+                 guidance_min_alpha: float = 0.0, text_bases: dict[str, Any] | None = None,
+                 cfg_scales: dict[str, float] | None = None, text_dropout: float = 0.1):
         super().__init__()
-        # a joint checkpoint (e.g. CMMD) as the black box (paper §4.2 uses MM-Diffusion so), else one per modality
-        needed = {"joint": joint_base} if joint_base else dict(bases)
-        missing = {m: p for m, p in needed.items() if not Path(p).is_file()}
-        if missing:
-            lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" for m, p in missing.items())
-            raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
         self.net = net  # the discriminator
-        if joint_base:
-            self.bases = load_checkpoint_denoiser(joint_base)
-            if set(self.bases.modalities) != {"audio", "video"}:
-                raise ValueError(f"joint_base={joint_base} generates {self.bases.modalities}, not audio and video")
+        self.needs_prompts = bool(text_bases and (text_bases.get("audio") or text_bases.get("video")))
+        self.cfg_scales, self.text_dropout = dict(cfg_scales or {"audio": 1.0, "video": 1.0}), text_dropout
+        if self.needs_prompts:  # out of domain: pretrained text-to-audio / text-to-video pipelines (paper §4.3)
+            self.bases = TextBases(**text_bases)
+            check_text_dims(net, self.bases)
         else:
-            self.bases = IndependentBases({m: load_checkpoint_denoiser(p) for m, p in bases.items()})
-        self.modalities = tuple(self.bases.modalities)
+            self.bases = self._checkpoint_bases(bases, joint_base)
+        self.modalities = ("audio", "video") if self.needs_prompts else tuple(self.bases.modalities)
         self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
         self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
@@ -86,20 +83,58 @@ class MMDisCoModule(L.LightningModule):
         if not (use_disc or use_dsm):
             raise ValueError("at least one of use_disc and use_dsm must be on")
 
+    @staticmethod
+    def _checkpoint_bases(bases: dict[str, str], joint_base: str | None):
+        # a joint checkpoint (e.g. CMMD) as the black box (paper §4.2 uses MM-Diffusion so), else one per modality
+        needed = {"joint": joint_base} if joint_base else dict(bases)
+        missing = {m: p for m, p in needed.items() if not Path(p).is_file()}
+        if missing:
+            lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" for m, p in missing.items())
+            raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
+        if joint_base:
+            joint = load_checkpoint_denoiser(joint_base)
+            if set(joint.modalities) != {"audio", "video"}:
+                raise ValueError(f"joint_base={joint_base} generates {joint.modalities}, not audio and video")
+            return joint
+        return IndependentBases({m: load_checkpoint_denoiser(p) for m, p in bases.items()})
+
+    def bound(self, prompts: list[str], dropout: float = 0.0, cfg: bool = False):
+        """The bases (and the discriminator's text input) for one batch: text bases bound to the batch's
+        prompts, each dropped to the empty prompt with probability `dropout` (training); CFG scales when
+        sampling. In domain: the bases themselves and no text."""
+        if not self.needs_prompts:
+            return self.bases, {}
+        bases = self.bases.bind(drop_prompts(prompts, dropout), self.cfg_scales if cfg else {})
+        return bases, {"text": bases.pooled_text()}
+
     def prepare_data(self) -> None:
         dm = self.trainer.datamodule
         if not (Path(dm.fake_store) / METADATA).is_file():
             real = dm.real
+            device = self.trainer.strategy.root_device  # sample on the accelerator, not the CPU
+            self.bases.to(device)
+            prompted = partial(self.bases.bind, cfg_scales=self.cfg_scales) if self.needs_prompts else None
             build_fake_cache(self.bases, real.store, {"video": real.video, "audio": real.audio}, dm.fake_store,
-                             **self.fake_cache)
+                             device=device, prompted=prompted, **self.fake_cache)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the frozen bases come from their own files: a checkpoint holds the discriminator only
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("bases.")}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        own = {k: v for k, v in self.state_dict().items() if k.startswith("bases.")}
+        return super().load_state_dict({**own, **state_dict}, strict=strict, assign=assign)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         real, fake = batch["real"], batch["fake"]
         x_real = {m: centre(real[m], m, real["margin"][m]) for m in self.modalities}
         x_fake = {m: fake[m] for m in self.modalities}
-        t = self.bases.schedules["audio"].sample_timesteps(real["label"].shape[0], self.device)
-        loss, terms = mmdisco_loss(self.net, self.bases, x_real, x_fake, t, use_disc=self.use_disc,
-                                   use_dsm=self.use_dsm, dsm_weight=self.dsm_weight)
+        bases, real_kwargs = self.bound(real["caption"], self.text_dropout)
+        _, fake_kwargs = self.bound(fake["caption"], self.text_dropout)
+        t = bases.schedules["audio"].sample_timesteps(real["label"].shape[0], self.device)
+        loss, terms = mmdisco_loss(self.net, bases, x_real, x_fake, t, use_disc=self.use_disc,
+                                   use_dsm=self.use_dsm, dsm_weight=self.dsm_weight, real_kwargs=real_kwargs,
+                                   fake_kwargs=fake_kwargs)
         logs = {f"train/{k}" if k.endswith("accuracy") else f"train/loss_{k}": v for k, v in terms.items()}
         self.log_dict({"train/loss": loss, **logs}, prog_bar=True, batch_size=x_real["audio"].shape[0])
         return loss
@@ -110,8 +145,9 @@ class MMDisCoModule(L.LightningModule):
         g = torch.Generator().manual_seed(batch_idx)
         with torch.inference_mode(False):  # the residual needs input gradients; batches are inference tensors
             x = {m: centre(batch[m], m, batch["margin"][m]).clone() for m in self.modalities}
-            t = self.bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
-            base, guided = denoising_errors(self.net, self.bases, x, t, generator=g)
+            bases, text = self.bound(batch["caption"])
+            t = bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
+            base, guided = denoising_errors(self.net, bases, x, t, generator=g, **text)
         self.log_dict({"val/eps_error_bases": base.mean(), "val/eps_error_guided": guided.mean(),
                        "val/dsm_gain": (base - guided).mean()}, batch_size=x["audio"].shape[0], sync_dist=True)
 
@@ -119,9 +155,15 @@ class MMDisCoModule(L.LightningModule):
         return self.optimizer_factory(self.net.parameters())
 
     def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 20, generator: torch.Generator | None = None,
-                 sampler: str = "dpm_solver", scales: dict[str, float] | None = None, **sampler_kwargs: Any
-                 ) -> dict[str, Tensor]:
-        """Joint samples from the bases guided by the discriminator (scales 0 = the "no joint" baseline)."""
-        denoiser = DiscriminatorGuidance(self.bases, self.net, scales or self.guidance_scales, self.guidance_min_alpha)
+                 sampler: str = "dpm_solver", scales: dict[str, float] | None = None, prompts: list[str] | None = None,
+                 **sampler_kwargs: Any) -> dict[str, Tensor]:
+        """Joint samples from the bases guided by the discriminator (scales 0 = the "no joint" baseline). Out of
+        domain: for `prompts` (one per sample), with CFG on each base and on the discriminator residual."""
+        if self.needs_prompts and (prompts is None or len(prompts) != shapes["audio"][0]):
+            raise ValueError(f"text bases need one prompt per sample: {shapes['audio'][0]} samples, prompts={prompts}")
+        bases, _ = self.bound(prompts or [], cfg=True)
+        disc = (TextDiscriminator(self.net, bases.pooled_text(), bases.pooled_text(empty=True), self.cfg_scales)
+                if self.needs_prompts else self.net)
+        denoiser = DiscriminatorGuidance(bases, disc, scales or self.guidance_scales, self.guidance_min_alpha)
         return sample(denoiser, initial_noise(shapes, generator, self.device), sampler, steps, generator,
                       **sampler_kwargs)

@@ -200,3 +200,12 @@ class TextBases(nn.Module):
 
     def bind(self, prompts: list[str], cfg_scales: dict[str, float]) -> PromptedBases:
         return PromptedBases({"audio": self.audio, "video": self.video}, prompts, cfg_scales)
+
+
+def check_text_dims(discriminator: nn.Module, bases: TextBases) -> None:
+    """The discriminator's pooled-text inputs must match the text encoders the bases carry."""
+    widths = {m: b.encode([""])["pooled"].shape[-1] for m, b in (("audio", bases.audio), ("video", bases.video))}
+    proj = getattr(discriminator, "text_proj", {})
+    have = {m: proj[m].in_features for m in proj} if len(proj) else {}
+    if have != widths:
+        raise ValueError(f"model.text_dims must be the bases' pooled text widths {widths} (got {have or None})")
