@@ -175,6 +175,21 @@ def test_imagebind_scores_from_local_torchscript(tmp_path):
     assert metric.compute()["ib_av"].item() == pytest.approx(0.5, abs=1e-6)  # cos(60 degrees)
     with pytest.raises(KeyError, match="metrics.imagebind.text"):
         metric.update(video=torch.rand(1, 4, 3, 8, 8), text=["a dog barks"])
+    paths["text"] = tmp_path / "text.pt"
+    torch.jit.script(TextAxis(np.pi / 2)).save(str(paths["text"]))  # takes List[str], as the scripted export
+    metric = ImageBindScore(load_imagebind(paths), sample_rate=16000)
+    metric.update(video=torch.rand(2, 4, 3, 8, 8), audio=torch.randn(2, 16000), text=["a dog", "rain"])
+    scores = {k: v.item() for k, v in metric.compute().items()}
+    assert scores["ib_tv"] == pytest.approx(0.0, abs=1e-6) and scores["ib_ta"] == pytest.approx(np.cos(np.pi / 6))
+
+
+class TextAxis(nn.Module):
+    def __init__(self, angle: float):
+        super().__init__()
+        self.register_buffer("direction", torch.tensor([np.cos(angle), np.sin(angle)], dtype=torch.float32))
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        return self.direction.expand(len(texts), 2)
 
 
 def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_clap):

@@ -10,12 +10,13 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # must never be written anywhere
     out = tmp_path / "run"
-    rc = main(["train", "experiment=cmmd_synthetic", "logger=wandb", f"data.store={synthetic_store}", f"output_dir={out}",
-               "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "trainer.max_steps=3",
+    common = ["experiment=cmmd_synthetic", "logger=wandb", f"data.store={synthetic_store}", f"output_dir={out}",
+              "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "+logger.settings.mode=offline",
+              "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2",
+              "evaluate.num_video_to_audio=0", "threads=1"]
+    rc = main(["train", *common, "trainer.max_steps=3",
                "trainer.log_every_n_steps=1", "trainer.val_check_interval=2",
-               "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
-               "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2",
-               "evaluate.num_video_to_audio=0", "+logger.settings.mode=offline", "threads=1"])
+               "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false"])
     assert rc == 0
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1, list(out.rglob("*"))[:20]
@@ -31,6 +32,11 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
     media = [p.suffix for p in (out / "wandb").glob("offline-run-*/files/media/**/*") if p.is_file()]
     assert media.count(".mp4") == 2 and media.count(".png") == 2, media
     assert b"val/samples" in record and b"val/spectrograms" in record
+    # avgen eval logs its re-scored metrics as a run of its own, beside the training run
+    assert main(["eval", *common]) == 0
+    evals = list((out / "eval" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(evals) == 1 and b"val/temporal_alignment" in evals[0].read_bytes()
+    assert b"cmmd_synthetic-eval" in evals[0].read_bytes()
     everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".mp4")
     assert b"x" * 40 not in everything  # the API key is nowhere: not in the run, the config or checkpoints
 

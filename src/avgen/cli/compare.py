@@ -21,11 +21,12 @@ from avgen.utils.io import write_text
 
 # metric columns in display order; any other numeric metric of a run is appended after them
 METRICS = ("temporal_alignment", "semantic_agreement", "v2a_temporal_alignment", "v2a_semantic_agreement",
-           "fvd", "kvd", "fad", "av_align", "beat_hit_rate", "imagebind_av", "imagebind_tv", "imagebind_ta")
+           "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
+           "ib_av", "ib_tv", "ib_ta")
 INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")
 # metrics.json keys that describe a run rather than score it (W&B logs them under run/)
 RUN_INFO = frozenset({*INFO, "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
-                      "eval_seconds", "events_per_clip", "onsets_per_clip"})
+                      "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
 
 
 def load_runs(outputs: Path) -> list[dict[str, Any]]:
@@ -102,6 +103,18 @@ def training_curve(run_dir: Path) -> tuple[list[int], list[float]]:
     return steps, losses
 
 
+def vocoder_table(rows: list[dict[str, Any]]) -> str:
+    """Vocoder runs apart from the generative models: their log-mel error against Griffin-Lim's on the same mels."""
+    if not rows:
+        return ""
+    lines = ["## Vocoders", "", "log-mel L1 (normalised units) of re-synthesised test segments; lower is better", "",
+             "| run | mel_l1 | Griffin-Lim on the same mels | parameters | train_seconds | steps |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {_fmt(r.get('mel_l1'), 'mel_l1')} | {_fmt(r.get('mel_l1_griffin_lim'), 'mel_l1')} | "
+              f"{_fmt(r.get('parameters'), 'parameters')} | {_fmt(r.get('train_seconds'), 'train_seconds')} | "
+              f"{_fmt(r.get('steps'), 'steps')} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path) -> list[str]:
     import matplotlib
 
@@ -156,9 +169,10 @@ def run(overrides: list[str]) -> int:
     out = outputs / "compare"
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
-        subset = [r for r in rows if r["dataset"] == dataset]
+        subset = [r for r in rows if r["dataset"] == dataset and not r["method"].startswith("vocoder")]
+        vocoders = [r for r in rows if r["dataset"] == dataset and r["method"].startswith("vocoder")]
         columns = metric_columns(subset)
         plots = plot(dataset, subset, columns, out)
-        write_text(out / f"{dataset}.md", markdown(dataset, subset, columns, plots))
+        write_text(out / f"{dataset}.md", markdown(dataset, subset, columns, plots) + vocoder_table(vocoders))
         print(f"{out / f'{dataset}.md'}: {len(subset)} runs, {len(columns)} metrics, plots: {', '.join(plots)}")
     return 0

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from avgen.cli.config import load_config
-from avgen.cli.train import build, pop, score, split_experiment
+from omegaconf import OmegaConf
+
+from avgen.cli.train import build, dataset_name, log_run_metrics, make_logger, pop, score, split_experiment
 from avgen.utils.checkpoints import load_checkpoint
-from avgen.utils.io import write_json
+from avgen.utils.io import redact, write_json
 from avgen.utils.threads import set_torch_threads
 
 
@@ -47,5 +49,9 @@ def run(overrides: list[str]) -> int:
     metrics.update({"experiment": experiment, "checkpoint": path, "steps": state.get("global_step"),
                     "eval_seconds": time.perf_counter() - t, "torch_threads": threads})
     write_json(out_dir / "metrics.json", metrics)
+    if cfg.logger._target_.endswith("WandbLogger"):  # a run of its own beside the training run, same keys
+        logger = make_logger(cfg, dataset_name(dm), name=f"{cfg.name}-eval", save_dir=str(out_dir))
+        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+        log_run_metrics(logger, metrics, state.get("global_step"))
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=1))
     return 0

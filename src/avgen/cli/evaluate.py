@@ -26,17 +26,21 @@ def sampler_kwargs(cfg: Any) -> dict[str, Any]:
 
 def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
                    **generate_kwargs: Any) -> dict[str, np.ndarray]:
-    """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time)."""
+    """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time); text-
+    conditioned modules get test-split captions as prompts (kept under "prompts")."""
     shapes = clip_shapes(dm, length_factor)
     g = torch.Generator().manual_seed(seed)
-    out: dict[str, list[np.ndarray]] = {"video": [], "audio": []}
+    prompted = getattr(module, "needs_prompts", False)
+    out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"prompts": []} if prompted else {})}
     module.eval()
     for start in tqdm(range(0, num, batch_size), desc="sampling", leave=False):
         b = min(batch_size, num - start)
-        prompts = {"prompts": draw_prompts(dm, b, g)} if getattr(module, "needs_prompts", False) else {}
+        prompts = {"prompts": draw_prompts(dm, b, g)} if prompted else {}
         x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, generator=g, **prompts, **generate_kwargs)
-        for m in out:
+        for m in ("video", "audio"):
             out[m].append(x[m].float().cpu().numpy())
+        if prompted:
+            out["prompts"].append(np.array(prompts["prompts"]))
     return {m: np.concatenate(v) for m, v in out.items()}
 
 
@@ -109,8 +113,9 @@ def reference_pairs(dm: AVDataModule, num: int) -> dict[str, np.ndarray]:
 
 
 def media_metrics(names: list[str], generated: dict[str, list], reference: dict[str, list], cfg: Any,
-                  fps: float, sample_rate: int) -> dict[str, float]:
-    """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs."""
+                  fps: float, sample_rate: int, prompts: list[str] | None = None) -> dict[str, float]:
+    """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
+    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores)."""
     from avgen.metrics.av_align import AVAlign
     from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features
     from avgen.metrics.frechet import FeatureDistances
@@ -132,9 +137,10 @@ def media_metrics(names: list[str], generated: dict[str, list], reference: dict[
         out.update({k: v for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
                     if not k.startswith("kad")})
     if "imagebind" in names:
-        metric = ImageBindScore(load_imagebind({"video": ev.imagebind.video, "audio": ev.imagebind.audio}),
-                                sample_rate, ev.imagebind.model_rate)
-        metric.update(video=stack(generated["video"]), audio=stack(generated["audio"]))
+        encoders = load_imagebind({"video": ev.imagebind.video, "audio": ev.imagebind.audio, "text": ev.imagebind.text})
+        metric = ImageBindScore(encoders, sample_rate, ev.imagebind.model_rate)
+        text = list(prompts) if prompts is not None and "text" in encoders else None
+        metric.update(video=stack(generated["video"]), audio=stack(generated["audio"]), text=text)
         out.update(metric.compute())
     return {k: float(v) for k, v in out.items()}
 
@@ -170,7 +176,8 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     media_names = [n for n in names if n not in ("synthetic", "beats")]
     if media_names:
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
-        metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate))
+        metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
+                                     prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
     if cfg.evaluate.num_video_to_audio and "known" in inspect.signature(module.generate).parameters:
         metrics.update(_video_to_audio(module, dm, cfg, names, audio_dec))
     return metrics

@@ -68,7 +68,7 @@ def dataset_name(dm: Any) -> str:
     return getattr(dm, "dataset_name", None) or dm.store.metadata["dataset"]
 
 
-def make_logger(cfg: DictConfig, dataset: str | None = None):
+def make_logger(cfg: DictConfig, dataset: str | None = None, **overrides: Any):
     """The configured logger; W&B runs of one dataset share a group, the method is the job type, so methods
     sit side by side in the W&B UI."""
     kwargs: dict[str, Any] = {}
@@ -76,7 +76,18 @@ def make_logger(cfg: DictConfig, dataset: str | None = None):
         method = method_name(cfg)
         kwargs = {"group": cfg.logger.group or dataset, "job_type": cfg.logger.job_type or method,
                   "tags": [dataset, method, variant(cfg)]}
-    return instantiate(cfg.logger, **kwargs)
+    return instantiate(cfg.logger, **kwargs, **overrides)
+
+
+def log_run_metrics(logger, metrics: dict[str, Any], step: int | None) -> None:
+    """metrics.json's numbers under the keys every method shares (val/temporal_alignment, val/fvd, ...; run
+    descriptions under run/), then the logger is flushed and a W&B run finished (summary and files written)."""
+    numbers = {f"{'run' if k in RUN_INFO else 'val'}/{k}": float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    logger.log_metrics(numbers, step=step)
+    logger.save()
+    if type(logger).__name__ == "WandbLogger":
+        logger.experiment.finish()
 
 
 def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | None = None) -> L.Trainer:
@@ -132,13 +143,8 @@ def run(overrides: list[str]) -> int:
     metrics.update({"experiment": experiment or cfg.name, "steps": trainer.global_step,
                     "train_seconds": train_seconds, "torch_threads": threads})
     write_json(out_dir / "metrics.json", metrics)
-    if trainer.logger is not None:  # the same keys for every method: val/temporal_alignment, ...
-        numbers = {f"{'run' if k in RUN_INFO else 'val'}/{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        trainer.logger.log_metrics(numbers, step=trainer.global_step)
-        trainer.logger.save()
-        if type(trainer.logger).__name__ == "WandbLogger":
-            trainer.logger.experiment.finish()  # writes the run's summary and config files
+    if trainer.logger is not None:
+        log_run_metrics(trainer.logger, metrics, trainer.global_step)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=1))
     return 0
 

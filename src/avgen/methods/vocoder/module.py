@@ -15,7 +15,6 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from torch import Tensor
 
 from avgen.methods.vocoder.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                                           mel_l1_loss)
