@@ -3,6 +3,7 @@ checkpoints; the resumable, sharded data order."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -169,6 +170,7 @@ def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
     killed.wait()
     _, step_at_kill = _weights(tmp_path / "killed")
     assert 0 < step_at_kill < 40  # killed mid-run
+    clock_at_kill = torch.load(last, weights_only=True)["callbacks"]["TrainingClock"]["seconds"]
     subprocess.run(_train_cmd(synthetic_store, tmp_path / "killed", "resume=true"), check=True, env=env,
                    capture_output=True)
     straight, steps = _weights(tmp_path / "straight")
@@ -177,3 +179,5 @@ def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
     assert straight.keys() == resumed.keys()
     for k in straight:
         torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0, msg=k)
+    # the reported training time includes the part before the kill (carried in the checkpoint)
+    assert json.loads((tmp_path / "killed" / "metrics.json").read_text())["train_seconds"] > clock_at_kill > 0

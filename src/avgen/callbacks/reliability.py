@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         with atomic_path(path, suffix=".ckpt") as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class TrainingClock(L.Callback):
+    """Wall-clock seconds spent in `fit` (validation included), carried in checkpoints: a resumed run reports
+    its whole training time, not only the part after the restart."""
+
+    def __init__(self):
+        self.seconds, self._last = 0.0, None
+
+    def on_train_start(self, trainer, pl_module) -> None:  # after a resume has restored `seconds`
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        self.seconds += now - self._last
+        self._last = now
+
+    def state_dict(self) -> dict[str, float]:
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.seconds = float(state_dict["seconds"])
 
 
 class ResolvedConfigInCheckpoint(L.Callback):

@@ -7,7 +7,6 @@ outputs/<name>/{config.yaml, checkpoints/last.ckpt, samples/*.mp4, metrics.json,
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from avgen.cli.compare import RUN_INFO
 from avgen.cli.config import load_config
-from avgen.callbacks.reliability import AtomicCheckpointIO, ResolvedConfigInCheckpoint
+from avgen.callbacks.reliability import AtomicCheckpointIO, ResolvedConfigInCheckpoint, TrainingClock
 from avgen.utils.io import check_writable, redact, write_json, write_text
 from avgen.utils.threads import free_cores, set_torch_threads
 
@@ -59,7 +58,8 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
     net = instantiate(cfg.model)
     module = instantiate(cfg.method, net=net)
     # an experiment drops a default callback by setting it to null (e.g. no EMA for the GAN vocoder)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [ResolvedConfigInCheckpoint(cfg)]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    callbacks += [ResolvedConfigInCheckpoint(cfg), TrainingClock()]
     return dm, module, callbacks
 
 
@@ -133,9 +133,8 @@ def run(overrides: list[str]) -> int:
         trainer.logger.log_hyperparams(resolved)
     last = out_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.is_file() else None
-    t = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    train_seconds = time.perf_counter() - t
+    train_seconds = next(c for c in callbacks if isinstance(c, TrainingClock)).seconds  # resumed runs included
     if not trainer.is_global_zero:
         return 0
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
