@@ -108,7 +108,8 @@ def vocoder_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     lines = ["## Vocoders", "", "log-mel L1 (normalised units) of re-synthesised test segments; lower is better", "",
-             "| run | mel_l1 | Griffin-Lim on the same mels | parameters | train_seconds | steps |", "|---|---|---|---|---|---|"]
+             "| run | mel_l1 | Griffin-Lim on the same mels | parameters | train_seconds | steps |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {_fmt(r.get('mel_l1'), 'mel_l1')} | {_fmt(r.get('mel_l1_griffin_lim'), 'mel_l1')} | "
               f"{_fmt(r.get('parameters'), 'parameters')} | {_fmt(r.get('train_seconds'), 'train_seconds')} | "
               f"{_fmt(r.get('steps'), 'steps')} |" for r in rows]

@@ -65,8 +65,8 @@ class WaveformDataModule(L.LightningDataModule):
     """Batches {"audio": (B, samples)} of segments from files matching `train` / `val` globs under `root`."""
 
     def __init__(self, root: str, train: str, val: str, sample_rate: int, dataset_name: str,
-                 segment_seconds: float = 4.0, batch_size: int = 16, num_workers: int = 0, max_files: int | None = None, seed: int = 0,
-                 cache: bool = True):
+                 segment_seconds: float = 4.0, batch_size: int = 16, num_workers: int = 0,
+                 max_files: int | None = None, seed: int = 0, cache: bool = True):
         super().__init__()
         self.root, self.patterns, self.dataset_name = Path(root), {"train": train, "val": val}, dataset_name
         self.sample_rate, self.segment_seconds, self.batch_size = sample_rate, segment_seconds, batch_size

@@ -128,7 +128,8 @@ class ScriptedAudioEmbedding(nn.Module):
 
     def __init__(self, path: Path, sample_rate: int, model_rate: int):
         super().__init__()
-        self.module, self.sample_rate, self.model_rate = torch.jit.load(str(path), map_location="cpu"), sample_rate, model_rate
+        self.module = torch.jit.load(str(path), map_location="cpu")
+        self.sample_rate, self.model_rate = sample_rate, model_rate
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
