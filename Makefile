@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train sample eval pipeline toy bench compare gpu-smoke smoke-ood clean help
+.PHONY: setup test test-slow data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
 
 help:
 	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
@@ -93,6 +93,20 @@ bench: data
 # Every run's metrics side by side: outputs/compare/<dataset>.md and PNG plots (offline).
 compare: $(STAMP)
 	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) $(ARGS)
+
+# Every synthetic run the comparison shows (CMMD, nCMMD, the single-modal bases, MMDisCo per fusion head),
+# each re-scored on the same 128 samples, then the report. Trained runs are kept: re-running continues.
+SUITE_EVAL := evaluate.num_samples=128
+suite: data
+	@set -e; for exp in cmmd_synthetic ncmmd_synthetic base_audio_synthetic base_video_synthetic; do \
+	  test -f outputs/$$exp/metrics.json || $(MAKE) --no-print-directory train EXP=$$exp; done
+	@set -e; for head in mlp transformer linear; do \
+	  name=mmdisco_synthetic$$( [ $$head = mlp ] || echo _$$head ); \
+	  test -f outputs/$$name/metrics.json || $(AVGEN) train experiment=mmdisco_synthetic name=$$name model.head=$$head; \
+	  test -f outputs/$$name/eval/metrics.json || $(AVGEN) eval experiment=mmdisco_synthetic name=$$name model.head=$$head $(SUITE_EVAL); done
+	@set -e; for exp in cmmd_synthetic ncmmd_synthetic; do \
+	  test -f outputs/$$exp/eval/metrics.json || $(AVGEN) eval experiment=$$exp $(SUITE_EVAL); done
+	$(MAKE) --no-print-directory compare DATASET=synthetic
 
 clean:
 	rm -rf outputs .pytest_cache
