@@ -87,6 +87,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
+class CheckpointAtEnd(L.Callback):
+    """Writes last.ckpt when fit ends. Lightning's ModelCheckpoint writes it at the periodic saves only (at the
+    end only if it never saved), so the steps after the last save were lost to `make eval`, to runs that use the
+    checkpoint (MMDisCo's bases) and to resume. Put before weight averaging in the callback list: the save then
+    happens before the average is copied into the model, and the checkpoint holds both, like the periodic ones."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        ckpt = trainer.checkpoint_callback
+        if ckpt is not None and ckpt.save_last and ckpt.dirpath:
+            trainer.save_checkpoint(Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}")
+
+
 class TrainingClock(L.Callback):
     """Wall-clock seconds spent in `fit` (validation included), carried in checkpoints: a resumed run reports
     its whole training time, not only the part after the restart."""

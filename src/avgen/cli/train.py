@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from avgen.cli.compare import RUN_INFO
 from avgen.cli.config import load_config
-from avgen.callbacks.reliability import AtomicCheckpointIO, ResolvedConfigInCheckpoint, TrainingClock
+from avgen.callbacks.reliability import (AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint,
+                                         TrainingClock)
 from avgen.utils.io import check_writable, redact, write_json, write_text
 from avgen.utils.threads import free_cores, set_torch_threads
 
@@ -58,7 +59,7 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
     net = instantiate(cfg.model)
     module = instantiate(cfg.method, net=net)
     # an experiment drops a default callback by setting it to null (e.g. no EMA for the GAN vocoder)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    callbacks = [CheckpointAtEnd()] + [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     callbacks += [ResolvedConfigInCheckpoint(cfg), TrainingClock()]
     return dm, module, callbacks
 
