@@ -125,18 +125,18 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
     names = []
     if columns:
         fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 0.45 * len(rows) + 1.5), squeeze=False)
+        ys = list(range(len(rows)))  # every panel has every run on the same row; a missing metric has no bar
         for ax, key in zip(axes[0], columns):
-            labelled = [(r["run"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-            ax.barh([n for n, _ in labelled], [v for _, v in labelled], color="tab:blue")
-            chance = [(i, r[f"{key}_shuffled"]) for i, (r, _) in enumerate(zip(rows, labelled))
+            values = [r[key] if isinstance(r.get(key), (int, float)) else float("nan") for r in rows]
+            ax.barh(ys, values, color="tab:blue")
+            chance = [(i, r[f"{key}_shuffled"]) for i, r in enumerate(rows)
                       if isinstance(r.get(f"{key}_shuffled"), (int, float))]
             if chance:  # each run's chance level: its own pairs shuffled
                 ax.scatter([v for _, v in chance], [i for i, _ in chance], marker="|", s=300, color="black", zorder=3)
             ax.set_title(key, fontsize=9)
+            ax.set_yticks(ys, [r["run"] for r in rows] if ax is axes[0][0] else [""] * len(rows))
             ax.tick_params(labelsize=7)
             ax.invert_yaxis()
-            if ax is not axes[0][0]:
-                ax.set_yticklabels([])
         fig.tight_layout()
         names.append(f"{dataset}_metrics.png")
         fig.savefig(out / names[-1], dpi=110)
