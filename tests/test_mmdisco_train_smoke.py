@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from avgen.cli.main import main
 
 TINY_UNET = ["model.base_channels=8", "model.head_dim=8"]
@@ -30,7 +32,13 @@ def test_mmdisco_chain(synthetic_store, tmp_path, capsys):
     metrics = json.loads((outputs / "mmdisco_synthetic" / "metrics.json").read_text())
     assert 0.0 <= metrics["semantic_agreement"] <= 1.0 and metrics["steps"] == 2
     assert (tmp_path / "data" / "synthetic" / "fake_cache" / "metadata.json").is_file()
+    ckpt = outputs / "mmdisco_synthetic" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert not any(k.startswith("bases.") for key in ("state_dict", "current_model_state") for k in state[key])
     # re-scored from the checkpoint, e.g. with another guidance scale: eval/metrics.json beside the run's own
     assert main(["eval", *args[1:], "method.guidance_scales.audio=2"]) == 0
     rescored = json.loads((outputs / "mmdisco_synthetic" / "eval" / "metrics.json").read_text())
     assert rescored["steps"] == 2 and 0.0 <= rescored["no_joint_semantic_agreement"] <= 1.0
+    # resumed with weight averaging on: the callback restores its state although the bases are left out
+    assert main([*args, "resume=true", "trainer.max_steps=3"]) == 0
+    assert torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"] == 3

@@ -117,13 +117,24 @@ class MMDisCoModule(L.LightningModule):
             build_fake_cache(self.bases, real.store, {"video": real.video, "audio": real.audio}, dm.fake_store,
                              device=device, prompted=prompted, **self.fake_cache)
 
+    # The frozen bases come from their own files: checkpoints hold the discriminator only (the weight-averaging
+    # callback's copy of the current weights included), and loading puts the loaded bases' weights back.
+    CHECKPOINT_STATES = ("state_dict", "current_model_state")
+
+    def _bases_state(self) -> dict[str, Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith("bases.")}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # the frozen bases come from their own files: a checkpoint holds the discriminator only
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("bases.")}
+        for key in set(self.CHECKPOINT_STATES) & set(checkpoint):
+            checkpoint[key] = {k: v for k, v in checkpoint[key].items() if not k.startswith("bases.")}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # runs before Lightning and the callbacks (weight averaging) read the states: they find them whole
+        for key in set(self.CHECKPOINT_STATES) & set(checkpoint):
+            checkpoint[key] = {**self._bases_state(), **checkpoint[key]}
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        own = {k: v for k, v in self.state_dict().items() if k.startswith("bases.")}
-        return super().load_state_dict({**own, **state_dict}, strict=strict, assign=assign)
+        return super().load_state_dict({**self._bases_state(), **state_dict}, strict=strict, assign=assign)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         real, fake = batch["real"], batch["fake"]
