@@ -208,8 +208,8 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
               "evaluate.num_video_to_audio=0"]
     assert main(["train", *common, "trainer.max_steps=1", "trainer.limit_val_batches=0",
                  "trainer.enable_progress_bar=false"]) == 0
-    metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,imagebind]"
-    assert main(["eval", *common, metrics_list, "evaluate.fvd.num_frames=4", "evaluate.fvd.size=32",
+    metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,imagebind,beats]"
+    assert main(["eval", *common, metrics_list, "evaluate.num_video_to_audio=4", "evaluate.fvd.num_frames=4", "evaluate.fvd.size=32",
                  f"evaluate.fvd.weights={i3d}", f"evaluate.fad.weights={tiny_clap}", "evaluate.fad.window_seconds=0.5",
                  f"evaluate.imagebind.video={tmp_path / 'ib_video.pt'}",
                  f"evaluate.imagebind.audio={tmp_path / 'ib_audio.pt'}"]) == 0
@@ -218,6 +218,7 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
         assert np.isfinite(metrics[key]), key
     assert metrics["ib_av"] == pytest.approx(np.cos(1.0), abs=1e-5)
     assert metrics["fvd"] > 0 and 0 <= metrics["av_align"] <= 1
+    assert 0 <= metrics["v2a_beat_hit_rate_100ms"] <= metrics["v2a_beat_hit_rate_500ms"] <= 1
     # a listed weighted metric without weights fails before any sampling
     assert main(["eval", *common, "evaluate.metrics=[fvd]"]) == 2
 

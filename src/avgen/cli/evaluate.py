@@ -183,10 +183,13 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     return metrics
 
 
+def synthetic_probe(dm: AVDataModule) -> SyntheticProbe:
+    return SyntheticProbe.from_metadata(*rep_metadata(dm), num_classes=len(dm.store.label_names))
+
+
 def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict) -> dict[str, Any]:
     """The exact synthetic metrics; for MMDisCo also of the same bases and seed without guidance (no joint)."""
-    video_meta, audio_meta = rep_metadata(dm)
-    probe = SyntheticProbe.from_metadata(video_meta, audio_meta, num_classes=len(dm.store.label_names))
+    probe = synthetic_probe(dm)
     metrics = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
     if hasattr(module, "guidance_scales"):
         plain = generate_pairs(module, dm, **draw, scales={m: 0.0 for m in module.guidance_scales})
@@ -196,21 +199,25 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
 
 
 def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int, guidance_scale: float,
-                      **generate_kwargs: Any) -> dict[str, np.ndarray]:
+                      keep_reference: bool = False, **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` pairs whose `known` modality is a test-split clip and whose other one is generated for it by
-    reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video."""
+    reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video.
+    `keep_reference`: also the test clips' own version of the generated modality, as "reference"."""
     from avgen.methods.cmmd.negatives import centre
 
     g = torch.Generator().manual_seed(seed)
-    out: dict[str, list[np.ndarray]] = {"video": [], "audio": []}
+    other = "audio" if known == "video" else "video"
+    out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"reference": []} if keep_reference else {})}
     module.eval()
     for batch in dm.val_dataloader():
         clips = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
         x = module.generate({m: tuple(v.shape) for m, v in clips.items()}, generator=g,
                             known={known: clips[known].to(module.device)}, guidance_scale=guidance_scale,
                             **generate_kwargs)
-        for m in out:
+        for m in ("video", "audio"):
             out[m].append((clips[m] if m == known else x[m]).float().cpu().numpy())
+        if keep_reference:
+            out["reference"].append(clips[other].float().numpy())
         if sum(len(v) for v in out["video"]) >= num:
             break
     return {m: np.concatenate(v)[:num] for m, v in out.items()}
@@ -220,18 +227,15 @@ def _video_to_audio(module, dm: AVDataModule, cfg: Any, names: list[str], audio_
     """Audio generated for test-split videos by reconstruction guidance, scored against those videos (synthetic)
     and, for the beat hit rate, against the test clips' own audio."""
     pairs = conditional_pairs(module, dm, "video", cfg.evaluate.num_video_to_audio, cfg.evaluate.seed,
-                              cfg.sampler.guidance_scale, **sampler_kwargs(cfg))
+                              cfg.sampler.guidance_scale, keep_reference="beats" in names, **sampler_kwargs(cfg))
     out: dict[str, float] = {}
     if "synthetic" in names:
-        video_meta, audio_meta = rep_metadata(dm)
-        probe = SyntheticProbe.from_metadata(video_meta, audio_meta, num_classes=len(dm.store.label_names))
-        scores = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
+        scores = synthetic_metrics(synthetic_probe(dm), [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
         out.update({f"v2a_{k}": v for k, v in scores.items() if k.startswith(("temporal", "semantic"))})
     if "beats" in names:
         from avgen.metrics.beats import BeatHitRate
 
-        truth = reference_pairs(dm, len(pairs["audio"]))["audio"]
         metric = BeatHitRate(audio_dec.sample_rate)
-        metric.update([audio_dec(a) for a in pairs["audio"]], [audio_dec(a) for a in truth])
+        metric.update([audio_dec(a) for a in pairs["audio"]], [audio_dec(a) for a in pairs["reference"]])
         out.update({f"v2a_{k}": float(v) for k, v in metric.compute().items()})
     return out

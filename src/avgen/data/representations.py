@@ -61,6 +61,18 @@ class Representation:
         }
 
 
+def load_vae(path: str | Path, device: str, what: str):
+    """A diffusers AutoencoderKL from a local save_pretrained directory, in eval mode on `device`; a missing
+    directory fails naming `what` (the config key, or what the store recorded it for)."""
+    from diffusers import AutoencoderKL
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{what}={path}: expected a diffusers AutoencoderKL directory with config.json "
+                                "(as written by save_pretrained)")
+    return AutoencoderKL.from_pretrained(path).to(device).eval()
+
+
 def resize_square(frames: np.ndarray, size: int) -> torch.Tensor:
     """Centre-crop to a square and resize: (N, H, W, 3) uint8 -> (N, 3, size, size) float in [-1, 1]."""
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (N, H, W, 3) -> (N, 3, H, W)
@@ -123,15 +135,7 @@ class VideoVAELatents(VideoPixels):
 
     def _load(self):
         if self._vae is None:
-            from diffusers import AutoencoderKL
-
-            path = Path(self.vae_path)
-            if not (path / "config.json").is_file():
-                raise FileNotFoundError(
-                    f"vae_path={path}: expected a diffusers AutoencoderKL directory with config.json "
-                    "(as written by save_pretrained)"
-                )
-            self._vae = AutoencoderKL.from_pretrained(path).to(self.device).eval()
+            self._vae = load_vae(self.vae_path, self.device, "vae_path")
             if self.scaling_factor is None:
                 self.scaling_factor = float(self._vae.config.scaling_factor)
         return self._vae
@@ -283,9 +287,7 @@ class AudioLDMLatents(Representation):
     @torch.no_grad()
     def finalize(self, batch: np.ndarray) -> np.ndarray:
         if self._vae is None:
-            from diffusers import AutoencoderKL
-
-            self._vae = AutoencoderKL.from_pretrained(self.vae_path).to(self.device).eval()
+            self._vae = load_vae(self.vae_path, self.device, "audioldm_path (vae/)")
         mel = torch.from_numpy(batch.astype(np.float32))[:, None]  # (N, T, M) -> (N, 1, T, M)
         out = [self._vae.encode(chunk.to(self.device)).latent_dist.mean.float().cpu() * self.scaling_factor
                for chunk in mel.split(self.batch_size)]

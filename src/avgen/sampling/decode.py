@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from avgen.data.representations import load_vae
+
 
 class VideoDecoder:
     def __init__(self, meta: dict, batch_size: int = 16, device: str | None = None):
@@ -28,14 +30,8 @@ class VideoDecoder:
             raise ValueError(f"no decoder for the video representation {meta['class']} (store metadata)")
 
     def _load_vae(self):
-        if self._vae is None:
-            from diffusers import AutoencoderKL
-
-            path = Path(self.meta["vae_path"])
-            if not (path / "config.json").is_file():
-                raise FileNotFoundError(f"the store's video latents were made with the VAE at {path}, which is "
-                                        "gone: decoding needs that AutoencoderKL directory")
-            self._vae = AutoencoderKL.from_pretrained(path).to(self.device).eval()
+        if self._vae is None:  # the VAE the store's latents were made with (its path is in the metadata)
+            self._vae = load_vae(self.meta["vae_path"], self.device, "the store's video vae_path")
         return self._vae
 
     @torch.no_grad()
@@ -54,17 +50,14 @@ class AudioLDMDecoder:
     vocoder (`vocoder/` beside the `vae/` the store recorded)."""
 
     def __init__(self, meta: dict, device: str | None = None):
-        from diffusers import AutoencoderKL
         from transformers import SpeechT5HifiGan
 
-        vae_path = Path(meta["vae_path"])
-        vocoder_path = vae_path.parent / "vocoder"
-        for p in (vae_path, vocoder_path):
-            if not (p / "config.json").is_file():
-                raise FileNotFoundError(f"decoding AudioLDM latents needs the pipeline's {p.name}/ at {p}, recorded "
-                                        "by the store: it is gone")
+        vocoder_path = Path(meta["vae_path"]).parent / "vocoder"
+        if not (vocoder_path / "config.json").is_file():
+            raise FileNotFoundError(f"decoding AudioLDM latents needs the pipeline's vocoder/ at {vocoder_path} "
+                                    "(beside the vae/ the store recorded): it is gone")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.vae = AutoencoderKL.from_pretrained(vae_path).to(self.device).eval()
+        self.vae = load_vae(meta["vae_path"], self.device, "the store's AudioLDM vae_path")
         self.vocoder = SpeechT5HifiGan.from_pretrained(vocoder_path).to(self.device).eval()
         self.scaling_factor = float(meta["scaling_factor"])
 
