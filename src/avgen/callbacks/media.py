@@ -48,6 +48,7 @@ class ValidationMedia(L.Callback):
                  sampler_kwargs: dict[str, Any] | None = None):
         self.num, self.seed, self.steps, self.sampler = num, seed, steps, sampler
         self.sampler_kwargs = dict(sampler_kwargs or {})
+        self._decoders: tuple[VideoDecoder, AudioDecoder] | None = None  # built once: they may load VAEs
 
     @torch.no_grad()
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -56,8 +57,10 @@ class ValidationMedia(L.Callback):
             return
         dm = trainer.datamodule
         shapes = clip_shapes(dm)
-        video_meta, audio_meta = rep_metadata(dm)
-        video_dec, audio_dec = VideoDecoder(video_meta, device=str(module.device)), AudioDecoder(audio_meta)
+        if self._decoders is None:
+            video_meta, audio_meta = rep_metadata(dm)
+            self._decoders = VideoDecoder(video_meta, device=str(module.device)), AudioDecoder(audio_meta)
+        video_dec, audio_dec = self._decoders
         was_training = module.training
         module.eval()
         g = torch.Generator().manual_seed(self.seed)
