@@ -12,56 +12,80 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup test test-slow data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
+.PHONY: setup lock doctor test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
 
-help:
-	@echo "make train [EXP=cmmd_synthetic] [RESUME=1] | data | prepare DATASET=.. RAW=.. OUT=.. | test | test-slow | bench | setup   [ARGS='key=value ...']"
+help: ## this list, read from the comment beside each target
+	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+# Every other dependency at the exact version CI passed with (requirements.lock), then the project itself.
+LOCK := requirements.lock
+$(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(TORCH)
 	$(VENV)/bin/pip freeze | grep -iE '^torch==' > $(VENV)/constraints.txt
-	$(VENV)/bin/pip install -q -c $(VENV)/constraints.txt -e '.[dev]'
+	$(VENV)/bin/pip install -q -c $(VENV)/constraints.txt -r $(LOCK)
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) ## the .venv: torch, then requirements.lock, then the project (first target run does it)
 
-test: $(STAMP)
+# Regenerate requirements.lock from pyproject.toml: a scratch venv resolves today's newest versions (test
+# them with `make test-all` before committing the new lock).
+lock: ## regenerate requirements.lock from pyproject.toml in a scratch venv
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q $(TORCH)
+	.lock-venv/bin/pip freeze | grep -iE '^torch==' > .lock-venv/constraints.txt
+	.lock-venv/bin/pip install -q -c .lock-venv/constraints.txt '.[dev]'
+	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/pip freeze --exclude-editable | grep -viE '^(torch|avgen)([=@ ]|$$)'; } \
+	  > $(LOCK).new && mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
+	@echo "$(LOCK): $$(grep -vc '^#' $(LOCK)) pins"
+
+# Can this install run the README's commands? Imports, versions against the lock, numba's JIT cache (in a
+# child process), folders, codecs, GPU/NCCL: a table; exit code 0 only when nothing fails.
+doctor: $(STAMP) ## can this install run the README's commands? a table, exit 0 when nothing fails
+	$(AVGEN) doctor $(ARGS)
+
+test: $(STAMP) ## the fast tier (about 2 minutes on 2 cores): everything not marked slow
 	$(PY) -m pytest -q $(ARGS)
 
-# exit code 5 = no test marked slow (none is yet)
-test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow $(ARGS) || [ $$? -eq 5 ]
+test-slow: $(STAMP) ## the slow tier: whole-CLI runs, DDP, kill-and-resume, smoke-ood, concurrent JIT cache
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+test-all: $(STAMP) ## both tiers in one run (CI runs test, then test-slow)
+	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
 
 # The default synthetic store (data/synthetic/store): generated mp4s -> the real decode path -> store.
-data: $(STAMP)
+data: $(STAMP) ## the embedded synthetic store (data/synthetic/store)
 	$(AVGEN) prepare $(ARGS)
 
-prepare: $(STAMP)
+prepare: $(STAMP) ## a store from your media: DATASET=<adapter> RAW=<dir> OUT=<dir>
 	@test -n "$(RAW)" -a -n "$(OUT)" || { echo "usage: make prepare DATASET=<name> RAW=<dir> OUT=<dir> [ARGS=...]"; exit 2; }
 	$(AVGEN) prepare dataset=$(DATASET) raw=$(RAW) out=$(OUT) $(ARGS)
 
 # Train an experiment (experiments/<EXP>.yaml); synthetic ones build the synthetic store first if needed.
-train: $(STAMP)
+train: $(STAMP) ## train EXP (default cmmd_synthetic) [RESUME=1]: checkpoint, samples, metrics.json
 	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
 
 # Generated pairs of a trained run as mp4s with audio: outputs/<EXP>/samples_<MODE>/ (MODE joint|v2a|a2v)
 MODE ?= joint
 N ?= 8
-sample: $(STAMP)
+sample: $(STAMP) ## mp4s with audio of a trained run: EXP [MODE=joint|v2a|a2v] [N=8] [CKPT=]
 	$(AVGEN) sample experiment=$(EXP) mode=$(MODE) num=$(N) $(if $(CKPT),ckpt=$(CKPT)) $(ARGS)
 
 # Score a trained run again (more samples, other sampler/guidance settings): outputs/<EXP>/eval/metrics.json
 CKPT ?=
-eval: $(STAMP)
+eval: $(STAMP) ## re-score a trained run: EXP [CKPT=] -> outputs/<EXP>/eval/metrics.json
 	$(AVGEN) eval experiment=$(EXP) $(if $(CKPT),ckpt=$(CKPT)) $(ARGS)
 
 # MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
 # fake-pair cache is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd
 # trains nCMMD and CMMD first and uses the CMMD checkpoint as the black-box joint base.
-pipeline: $(STAMP)
+pipeline: $(STAMP) ## MMDisCo's whole chain: EXP=mmdisco_<dataset>[_cmmd] (bases or CMMD first)
 	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset>[_cmmd] (got $(EXP))"; exit 2 ;; esac
 	@set -e; ds=$$(echo "$(EXP)" | sed -e 's/^mmdisco_//' -e 's/_cmmd$$//'); \
 	case "$(EXP)" in \
@@ -73,13 +97,13 @@ pipeline: $(STAMP)
 
 # MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines built on the spot: checks an install
 # (loading, fake cache, discriminator steps, one guided mp4) before pointing it at real weights. CPU, minutes.
-smoke-ood: $(STAMP)
+smoke-ood: $(STAMP) ## MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines (CPU, minutes)
 	$(AVGEN) smoke-ood $(ARGS)
 
 # One short DDP + bf16 run of each method on the visible GPUs (outputs/gpu_smoke/): checks a GPU install.
-GPU_SMOKE := trainer=gpu trainer.max_steps=20 trainer.val_check_interval=10 trainer.log_every_n_steps=5 \
+GPU_SMOKE := overwrite=true trainer=gpu trainer.max_steps=20 trainer.val_check_interval=10 trainer.log_every_n_steps=5 \
 	paths.output_dir=outputs/gpu_smoke evaluate.num_samples=0
-gpu-smoke: data
+gpu-smoke: data ## one short DDP + bf16 run of each method on the visible GPUs
 	$(AVGEN) train experiment=cmmd_synthetic $(GPU_SMOKE) $(ARGS)
 	$(AVGEN) train experiment=base_audio_synthetic $(GPU_SMOKE) $(ARGS)
 	$(AVGEN) train experiment=base_video_synthetic $(GPU_SMOKE) $(ARGS)
@@ -87,17 +111,17 @@ gpu-smoke: data
 	  method.fake_cache.num=64 $(ARGS)
 	@echo "gpu-smoke: every method trained under DDP + bf16; replicas agree (outputs/gpu_smoke/*/replicas.json)"
 
-bench: data
+bench: data ## speed figures -> outputs/bench/results.json
 	$(AVGEN) bench $(ARGS)
 
 # Every run's metrics side by side: outputs/compare/<dataset>.md and PNG plots (offline).
-compare: $(STAMP)
+compare: $(STAMP) ## every run side by side: outputs/compare/<DATASET>.md + plots
 	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) $(ARGS)
 
 # Every synthetic run the comparison shows (CMMD, nCMMD, the single-modal bases, MMDisCo per fusion head),
 # each re-scored on the same 128 samples, then the report. Trained runs are kept: re-running continues.
 SUITE_EVAL := evaluate.num_samples=128
-suite: data
+suite: data ## every synthetic run of the comparison (trained if missing, re-scored), then the report
 	@set -e; for exp in cmmd_synthetic ncmmd_synthetic base_audio_synthetic base_video_synthetic; do \
 	  test -f outputs/$$exp/metrics.json || $(MAKE) --no-print-directory train EXP=$$exp; done
 	@set -e; for head in mlp transformer linear; do \
@@ -108,9 +132,9 @@ suite: data
 	  test -f outputs/$$exp/eval/metrics.json || $(AVGEN) eval experiment=$$exp $(SUITE_EVAL); done
 	$(MAKE) --no-print-directory compare DATASET=synthetic
 
-clean:
+clean: ## remove outputs/ (runs, reports)
 	rm -rf outputs .pytest_cache
 
 # MMDisCo's 2-D toy experiment -> outputs/toy/ (results.json, samples_*.npy, figure.png)
-toy: $(STAMP)
+toy: $(STAMP) ## MMDisCo's 2-D toy experiment -> outputs/toy/
 	$(AVGEN) toy $(ARGS)

@@ -35,6 +35,7 @@ def check_run(out) -> None:
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
 
 
+@pytest.mark.slow
 def test_cmmd_ddp_bf16(synthetic_store, tmp_path):
     out = tmp_path / "cmmd"
     run_ddp(out, "experiment=cmmd_synthetic", f"data.store={synthetic_store}", "model.base_channels=8",
@@ -53,6 +54,7 @@ def tiny_bases(synthetic_store, tmp_path_factory):
     return outputs
 
 
+@pytest.mark.slow
 def test_mmdisco_ddp_bf16_double_backprop(synthetic_store, tiny_bases, tmp_path):
     out = tmp_path / "mmdisco"
     run_ddp(out, "experiment=mmdisco_synthetic", f"paths.output_dir={tiny_bases}",

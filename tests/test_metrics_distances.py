@@ -192,6 +192,7 @@ class TextAxis(nn.Module):
         return self.direction.expand(len(texts), 2)
 
 
+@pytest.mark.slow
 def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_clap):
     """`avgen eval` with the weighted metrics pointed at local stand-ins: one metrics.json with all keys."""
     import json

@@ -121,6 +121,7 @@ def test_layout_errors_name_the_key(tmp_path, tiny_pipelines):
         AudioLDMBase(broken)
 
 
+@pytest.mark.slow
 def test_smoke_ood_end_to_end(tmp_path):
     """`make smoke-ood`: tiny pipelines -> OOD store -> fake cache with prompts -> discriminator steps -> mp4."""
     import json

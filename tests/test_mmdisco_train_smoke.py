@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import torch
@@ -13,6 +15,7 @@ SHORT = ["data.batch_size=4", "trainer.max_steps=2", "trainer.val_check_interval
          "trainer.enable_progress_bar=false", "callbacks.checkpoint.every_n_train_steps=2"]
 
 
+@pytest.mark.slow
 def test_mmdisco_chain(synthetic_store, tmp_path, capsys):
     outputs = tmp_path / "outputs"
     common = [f"paths.output_dir={outputs}", f"paths.data_dir={tmp_path / 'data'}"]

@@ -156,6 +156,7 @@ def _weights(out):
     return ckpt["state_dict"], ckpt["global_step"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
     """SIGKILL a run after its first checkpoint, resume it: the weights (and EMA) equal an uninterrupted run's."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}

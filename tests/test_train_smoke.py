@@ -11,6 +11,7 @@ import torch
 from avgen.cli.main import main
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("coupling,experiment", [("easy_fusion", "cmmd_synthetic"), ("rs_mma", "cmmd_synthetic"),
                                                  ("none", "ncmmd_synthetic")])
 def test_smoke_train(synthetic_store, tmp_path, coupling, experiment):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from avgen.cli.main import main
 
 
+@pytest.mark.slow
 def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))

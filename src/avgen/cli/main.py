@@ -13,6 +13,7 @@ COMMANDS = {
     "sample": ("avgen.cli.sample", "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]"),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
     "smoke-ood": ("avgen.cli.smoke_ood", "tiny random AudioLDM + AnimateDiff pipelines through MMDisCo out of domain"),
+    "doctor": ("avgen.cli.doctor", "can this install run the README's commands? a table; exit 0 when nothing fails"),
     "compare": ("avgen.cli.compare", "runs side by side -> outputs/compare/<dataset>.md + plots (configs/compare.yaml)"),
 }
 
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import importlib
 
+    if command == "doctor":  # before Hydra is imported: it checks whether Hydra imports
+        return importlib.import_module(COMMANDS[command][0]).run(overrides)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"avgen {command}: config error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, ValueError) as e:  # bad paths and inputs, named by the message
+    except (FileNotFoundError, FileExistsError, PermissionError, ValueError) as e:  # bad paths and inputs
         if os.environ.get("AVGEN_DEBUG"):
             raise
         print(f"avgen {command}: error: {e}  (AVGEN_DEBUG=1 shows the traceback)", file=sys.stderr)

@@ -27,7 +27,8 @@ class GriffinLim:
         return self.mel.sample_rate
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
-        power = self.mel.denormalise(np.clip(mel, -1.0, 1.0))
+        # float64 always: the numba functions behind mel_to_audio are compiled once for it (utils/numba_cache.py)
+        power = self.mel.denormalise(np.clip(np.asarray(mel, dtype=np.float64), -1.0, 1.0))
         wav = librosa.feature.inverse.mel_to_audio(
             power, sr=self.mel.sample_rate, n_fft=self.mel.n_fft, hop_length=self.mel.hop_length,
             fmin=self.mel.fmin, fmax=self.mel.fmax, power=2.0, n_iter=self.n_iter, center=True)
