@@ -15,7 +15,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 @pytest.fixture(scope="session")
 def synthetic_preset():
     """The default synthetic preset's representations and windowing, built from configs/."""
-    from avgen.cli.config import load_config
+    from avgen.config import load_config
 
     cfg = load_config("prepare")
     reps = {name: instantiate(node) for name, node in cfg.preset.representations.items()}

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from avgen.cli.config import experiment_names, load_config, repo_root
+from avgen.config import experiment_names, load_config, repo_root
 
 ROOT = repo_root()
 
@@ -39,7 +39,7 @@ def test_data_configs_compose(data):
 
 
 def test_misspelt_override_fails_naming_the_key():
-    with pytest.raises(ConfigCompositionException, match="num_trian"):
+    with pytest.raises(ValueError, match="unknown config key dataset.num_trian; did you mean dataset.num_train?"):
         load_config("prepare", ["dataset.num_trian=3"])
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from avgen.cli.config import load_config
+from avgen.config import load_config
 from avgen.data.prepare.aistpp import AISTppAdapter
 from avgen.data.prepare.epic_sounds import EpicSoundsAdapter, parse_timestamp
 from avgen.data.prepare.landscape import LandscapeAdapter

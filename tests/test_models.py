@@ -7,7 +7,7 @@ import torch
 
 from hydra.utils import instantiate
 
-from avgen.cli.config import load_config
+from avgen.config import load_config
 from avgen.models.unets.couplings import RandomShiftCrossAttention
 from avgen.models.unets.dual_unet import DualUNet, parameter_count
 

@@ -6,11 +6,16 @@ the key (Hydra: "Key 'x' is not in struct"), never silently ignored.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 # ${clip_window:clip,margin}: the seconds a clip spans with a margin on each side
@@ -19,7 +24,7 @@ OmegaConf.register_new_resolver("clip_window", lambda clip, margin: float(clip) 
 
 def repo_root() -> Path:
     """The directory holding `configs/` and `experiments/`: $AVGEN_ROOT, else the source checkout."""
-    candidates = [os.environ.get("AVGEN_ROOT"), Path(__file__).resolve().parents[3], Path.cwd()]
+    candidates = [os.environ.get("AVGEN_ROOT"), Path(__file__).resolve().parents[2], Path.cwd()]
     for c in candidates:
         if c and (Path(c) / "configs").is_dir():
             return Path(c).resolve()
@@ -41,9 +46,53 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = (), experime
         # experiments/<name>.yaml are `# @package _global_` override files; the repo root is on the search
         # path so that `experiments` is a config group. Command-line overrides are applied after it.
         overrides = [f"+experiments={experiment}", *overrides]
-    cfg = _compose(root, name, overrides)
+    try:
+        cfg = _compose(root, name, overrides)
+    except ConfigCompositionException:
+        _explain_unknown_keys(root, name, overrides)
+        raise
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def did_you_mean(parent: str, leaf: str, candidates: list[str]) -> str:
+    """"; did you mean <parent>.<nearest candidate>?" (names compared without their common parent)."""
+    close = difflib.get_close_matches(leaf, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
+
+
+def _explain_unknown_keys(root: Path, name: str, overrides: list[str]) -> None:
+    """Hydra answers an override of a key that does not exist with advice to append it with `+`, which is
+    wrong for a misspelling (the component would reject it later). Name the key and the nearest real one."""
+    assignments = [o.split("=", 1)[0] for o in overrides if "=" in o and not o.startswith(("+", "~", "hydra."))]
+    try:
+        base = _compose(root, name, [o for o in overrides if o.startswith("+experiments=")])
+    except ConfigCompositionException:
+        return
+    for key in assignments:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(base, parent) if parent else base
+        if isinstance(node, DictConfig) and leaf not in node:
+            raise ValueError(f"unknown config key {key}{did_you_mean(parent, leaf, [str(k) for k in node])}") from None
+
+
+def build_part(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """`instantiate(node)`, where a keyword its target does not accept is named with the nearest one it does
+    (`trainer.max_step is not a parameter of lightning.Trainer; did you mean trainer.max_steps?`)."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if bad is None or "_target_" not in node:
+            raise
+        try:
+            params = [p for p in inspect.signature(get_object(node._target_)).parameters if p != "self"]
+        except (TypeError, ValueError, ImportError):
+            raise e from None
+        if bad.group(1) in params:  # raised deeper down, by another constructor
+            raise
+        raise ValueError(f"{key}.{bad.group(1)} is not a parameter of {node._target_}"
+                         f"{did_you_mean(key, bad.group(1), params)}") from None
 
 
 def _compose(root: Path, name: str, overrides: list[str]) -> DictConfig:

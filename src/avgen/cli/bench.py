@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from avgen.cli.bench_lightning import bench_gpu, bench_lightning
 from avgen.cli.bench_mmdisco import bench_mmdisco
-from avgen.cli.config import load_config
+from avgen.config import load_config
 from avgen.utils.io import write_json
 from avgen.utils.threads import free_cores, set_torch_threads
 

@@ -17,8 +17,8 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, open_dict
 
-from avgen.cli.config import load_config
-from avgen.cli.train import build, make_trainer
+from avgen.config import load_config
+from avgen.experiment import build, make_trainer
 
 
 class _StepTimer(L.Callback):

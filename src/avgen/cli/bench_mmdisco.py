@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from avgen.cli.config import load_config
+from avgen.config import load_config
 from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.cmmd.losses import joint_diffusion_loss

@@ -16,17 +16,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from avgen.cli.config import load_config
+from avgen.config import load_config
+from avgen.evaluation.report import INFO, METRICS, RUN_INFO
 from avgen.utils.io import write_text
 
-# metric columns in display order; any other numeric metric of a run is appended after them
-METRICS = ("temporal_alignment", "semantic_agreement", "v2a_temporal_alignment", "v2a_semantic_agreement",
-           "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
-           "ib_av", "ib_tv", "ib_ta")
-INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")
-# metrics.json keys that describe a run rather than score it (W&B logs them under run/)
-RUN_INFO = frozenset({*INFO, "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
-                      "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
 
 
 def load_runs(outputs: Path) -> list[dict[str, Any]]:

@@ -11,36 +11,21 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-from avgen.cli.config import load_config
 from omegaconf import OmegaConf
 
-from avgen.cli.train import build, dataset_name, log_run_metrics, make_logger, pop, score, split_experiment
-from avgen.utils.checkpoints import load_checkpoint
+from avgen.cli.args import pop, split_experiment
+from avgen.evaluation.report import dataset_name, log_run_metrics
+from avgen.evaluation.scoring import score
+from avgen.experiment import load_trained, make_logger
 from avgen.utils.io import redact, write_json
 from avgen.utils.threads import set_torch_threads
 
 
-def load_trained(overrides: list[str]) -> tuple[Any, Any, Any, dict, str]:
-    """The experiment's config (with overrides), its data module and its module with a checkpoint's weights
-    (`ckpt=`, default the run's last.ckpt); also the checkpoint and the experiment name."""
+def run(overrides: list[str]) -> int:
     experiment, overrides = split_experiment(overrides)
     ckpt, overrides = pop(overrides, "ckpt")
-    cfg = load_config("train", overrides, experiment=experiment)
-    name = experiment or cfg.name
-    path = Path(ckpt or Path(cfg.output_dir) / "checkpoints" / "last.ckpt")
-    state = load_checkpoint(path, f"train the run first: make train EXP={name}")
-    dm, module, _ = build(cfg)
-    dm.setup("fit")
-    missing, unexpected = module.load_state_dict(state["state_dict"], strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit {name}'s model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return cfg, dm, module, {**state, "path": str(path)}, name
-
-
-def run(overrides: list[str]) -> int:
-    cfg, dm, module, state, experiment = load_trained(overrides)
+    cfg, dm, module, state, experiment = load_trained(experiment, overrides, ckpt)
     threads = set_torch_threads(cfg.threads or None)
     path = state["path"]
     out_dir = Path(cfg.output_dir) / "eval"

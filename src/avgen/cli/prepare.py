@@ -7,7 +7,7 @@ import sys
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from avgen.cli.config import load_config
+from avgen.config import load_config
 from avgen.data.prepare.pipeline import prepare
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avgen.cli.eval import load_trained
-from avgen.cli.evaluate import conditional_pairs, decode_pairs, decoders, generate_pairs, sampler_kwargs, write_videos
-from avgen.cli.train import pop
+from avgen.cli.args import pop, split_experiment
+from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
+from avgen.evaluation.generation import conditional_pairs, generate_pairs, sampler_kwargs
+from avgen.experiment import load_trained
 from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads
 
@@ -30,7 +31,9 @@ def run(overrides: list[str]) -> int:
     mode = mode or "joint"
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    cfg, dm, module, _, name = load_trained(overrides)
+    experiment, overrides = split_experiment(overrides)
+    ckpt, overrides = pop(overrides, "ckpt")
+    cfg, dm, module, _, name = load_trained(experiment, overrides, ckpt)
     set_torch_threads(cfg.threads or None)
     num = int(num) if num else cfg.evaluate.num_videos
     kwargs = sampler_kwargs(cfg)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from avgen.cli import prepare as prepare_cli
 from avgen.cli import train as train_cli
-from avgen.cli.train import pop
+from avgen.cli.args import pop
 from avgen.testing.tiny import tiny_animatediff, tiny_audioldm
 
 TINY_N_MELS = 16  # the tiny vocoder's input width
@@ -50,7 +50,7 @@ def run(overrides: list[str]) -> int:
         "model.text_dims={audio: 8, video: 16}", "trainer.max_steps=3", "trainer.max_epochs=-1",
         "trainer.val_check_interval=3", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
         "sampler.steps=3", "evaluate.num_samples=1", "evaluate.num_videos=1", "evaluate.batch_size=1",
-        "evaluate.metrics=[av_align]", "callbacks.media.num=1", *overrides,
+        "evaluate.metrics=[av_align]", "callbacks.media.num=1", "overwrite=true", *overrides,
     ])
     if rc:
         return rc

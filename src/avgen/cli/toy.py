@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avgen.cli.config import load_config
+from avgen.config import load_config
 from avgen.methods.mmdisco.toy import TARGETS, VARIANTS, ToyConfig, run as run_toy
 from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads

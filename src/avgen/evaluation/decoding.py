@@ -1,0 +1,41 @@
+"""Store arrays -> frames and waveforms (the configured vocoder for mels) -> mp4 files with audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avgen.data.datamodule import AVDataModule, rep_metadata
+from avgen.sampling.decode import AudioDecoder, VideoDecoder
+from avgen.sampling.export import GriffinLim, write_sample
+from avgen.utils.progress import progress
+
+def build_vocoder(cfg: Any, audio_meta: dict):
+    """`evaluate.vocoder`: griffin_lim (default) or melgan (a trained `vocoder_melgan_<dataset>` checkpoint)."""
+    if audio_meta["class"] != "AudioLogMel":
+        return None
+    if cfg.kind == "griffin_lim":
+        return GriffinLim.from_metadata(audio_meta, n_iter=cfg.n_iter)
+    if cfg.kind == "melgan":
+        from avgen.methods.vocoder.module import load_vocoder
+
+        return load_vocoder(cfg.checkpoint, audio_meta)
+    raise ValueError(f"evaluate.vocoder.kind must be griffin_lim or melgan, got {cfg.kind!r}")
+
+
+def decoders(dm: AVDataModule, cfg: Any) -> tuple[VideoDecoder, AudioDecoder]:
+    video_meta, audio_meta = rep_metadata(dm)
+    return VideoDecoder(video_meta), AudioDecoder(audio_meta, build_vocoder(cfg.evaluate.vocoder, audio_meta))
+
+
+def decode_pairs(pairs: dict[str, np.ndarray], video: VideoDecoder, audio: AudioDecoder) -> dict[str, list]:
+    return {"video": [video(v) for v in progress(pairs["video"], "decoding video")],
+            "audio": [audio(a) for a in progress(pairs["audio"], "decoding audio")]}
+
+
+def write_videos(out_dir: Path, media: dict[str, list], num: int, fps: float, sample_rate: int) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i in progress(range(min(num, len(media["video"]))), "writing mp4"):
+        write_sample(out_dir / f"sample_{i:03d}.mp4", media["video"][i], media["audio"][i], fps, sample_rate)

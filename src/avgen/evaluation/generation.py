@@ -1,0 +1,75 @@
+"""Generated pairs for evaluation and sampling: joint samples shaped like the store's clips, and conditional
+pairs (video-to-audio, audio-to-video) for test-split clips by reconstruction guidance (CMMD Eq. 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from avgen.data.datamodule import AVDataModule, clip_shapes, draw_prompts
+from avgen.utils.progress import progress
+
+def sampler_kwargs(cfg: Any) -> dict[str, Any]:
+    """The `sampler:` config group as keyword arguments of a module's `generate`."""
+    return {"steps": cfg.sampler.steps, "sampler": cfg.sampler.name,
+            "scheduler_kwargs": dict(cfg.sampler.scheduler_kwargs), "step_kwargs": dict(cfg.sampler.step_kwargs)}
+
+
+def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
+                   **generate_kwargs: Any) -> dict[str, np.ndarray]:
+    """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time); text-
+    conditioned modules get test-split captions as prompts (kept under "prompts")."""
+    shapes = clip_shapes(dm, length_factor)
+    g = torch.Generator().manual_seed(seed)
+    prompted = getattr(module, "needs_prompts", False)
+    out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"prompts": []} if prompted else {})}
+    module.eval()
+    for start in progress(range(0, num, batch_size), "sampling (batches)"):
+        b = min(batch_size, num - start)
+        prompts = {"prompts": draw_prompts(dm, b, g)} if prompted else {}
+        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, generator=g, **prompts, **generate_kwargs)
+        for m in ("video", "audio"):
+            out[m].append(x[m].float().cpu().numpy())
+        if prompted:
+            out["prompts"].append(np.array(prompts["prompts"]))
+    return {m: np.concatenate(v) for m, v in out.items()}
+
+
+def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int, guidance_scale: float,
+                      keep_reference: bool = False, **generate_kwargs: Any) -> dict[str, np.ndarray]:
+    """`num` pairs whose `known` modality is a test-split clip and whose other one is generated for it by
+    reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video.
+    `keep_reference`: also the test clips' own version of the generated modality, as "reference"."""
+    from avgen.methods.cmmd.negatives import centre
+
+    g = torch.Generator().manual_seed(seed)
+    other = "audio" if known == "video" else "video"
+    out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"reference": []} if keep_reference else {})}
+    module.eval()
+    for batch in dm.val_dataloader():
+        clips = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
+        x = module.generate({m: tuple(v.shape) for m, v in clips.items()}, generator=g,
+                            known={known: clips[known].to(module.device)}, guidance_scale=guidance_scale,
+                            **generate_kwargs)
+        for m in ("video", "audio"):
+            out[m].append((clips[m] if m == known else x[m]).float().cpu().numpy())
+        if keep_reference:
+            out["reference"].append(clips[other].float().numpy())
+        if sum(len(v) for v in out["video"]) >= num:
+            break
+    return {m: np.concatenate(v)[:num] for m, v in out.items()}
+
+
+def reference_pairs(dm: AVDataModule, num: int) -> dict[str, np.ndarray]:
+    """The first `num` clips of the reference split (the data module's `val` split: the dataset's test split)."""
+    from avgen.methods.cmmd.negatives import centre
+
+    out: dict[str, list[np.ndarray]] = {"video": [], "audio": []}
+    for batch in dm.val_dataloader():
+        for m in out:
+            out[m].append(centre(batch[m], m, batch["margin"][m]).float().numpy())
+        if sum(len(v) for v in out["video"]) >= num:
+            break
+    return {m: np.concatenate(v)[:num] for m, v in out.items()}

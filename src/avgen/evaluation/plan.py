@@ -1,0 +1,30 @@
+"""Which metrics a run is scored with (`evaluate.metrics`), checked before any sampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WEIGHTED = {"fvd": ("weights",), "fad": ("weights",), "imagebind": ("video", "audio")}
+
+
+def metric_plan(cfg: Any, dataset: str) -> list[str]:
+    """The metrics to compute (`evaluate.metrics`); `auto` = the exact metrics on the synthetic store, else
+    AV-Align, beat hit rate on AIST++ and every weighted metric whose local weights are configured. A listed
+    weighted metric without weights is an error here, before any sampling."""
+    names = cfg.evaluate.metrics
+    if names == "auto":
+        if dataset == "synthetic":
+            return ["synthetic"]
+        names = ["av_align", *(["beats"] if dataset == "aistpp" else []),
+                 *(m for m, keys in WEIGHTED.items() if all(cfg.evaluate[m][k] for k in keys))]
+    unknown = set(names) - {"synthetic", "av_align", "beats", *WEIGHTED}
+    if unknown:
+        raise ValueError(f"evaluate.metrics: unknown {sorted(unknown)}; choose from synthetic, av_align, beats, "
+                         f"{', '.join(WEIGHTED)}")
+    for m in set(names) & set(WEIGHTED):
+        missing = [f"evaluate.{m}.{k}" for k in WEIGHTED[m] if not cfg.evaluate[m][k]]
+        if missing:
+            raise ValueError(f"evaluate.metrics lists {m}, which needs local weights: set {', '.join(missing)}")
+    if "synthetic" in names and dataset != "synthetic":
+        raise ValueError(f"evaluate.metrics: the synthetic metrics need the synthetic store, not {dataset}")
+    return list(names)

@@ -1,0 +1,54 @@
+"""What identifies and describes a run in reports: its dataset, method and variant, the metric columns in
+display order, the keys that describe rather than score, and the logging of metrics.json's numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+# metric columns in display order; any other numeric metric of a run is appended after them
+METRICS = ("temporal_alignment", "semantic_agreement", "v2a_temporal_alignment", "v2a_semantic_agreement",
+           "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
+           "ib_av", "ib_tv", "ib_ta")
+INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")
+# metrics.json keys that describe a run rather than score it (W&B logs them under run/)
+RUN_INFO = frozenset({*INFO, "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
+                      "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
+
+
+def method_name(cfg: DictConfig) -> str:
+    """`avgen.methods.<name>.module.X` -> <name>."""
+    return cfg.method._target_.split(".")[2]
+
+
+def variant(cfg: DictConfig) -> str:
+    """What tells runs of one method apart in a comparison (coupling and eta; discriminator head)."""
+    if "head" in cfg.model:
+        return f"head={cfg.model.head}"
+    parts = [f"coupling={cfg.model.get('coupling')}", f"eta={cfg.method.get('eta')}"]
+    if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
+        parts.insert(0, f"{cfg.model.modalities[0]} only")
+    return ", ".join(parts)
+
+
+def dataset_name(dm: Any) -> str:
+    """The dataset a data module draws from (the store's metadata; raw-media modules name it themselves)."""
+    return getattr(dm, "dataset_name", None) or dm.store.metadata["dataset"]
+
+
+def log_run_metrics(logger, metrics: dict[str, Any], step: int | None) -> None:
+    """metrics.json's numbers under the keys every method shares (val/temporal_alignment, val/fvd, ...; run
+    descriptions under run/), then the logger is flushed and a W&B run finished (summary and files written)."""
+    numbers = {f"{'run' if k in RUN_INFO else 'val'}/{k}": float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    logger.log_metrics(numbers, step=step)
+    logger.save()
+    if type(logger).__name__ == "WandbLogger":
+        logger.experiment.finish()
+
+
+def closing_line(out_dir, metrics: dict[str, Any]) -> str:
+    """`done: outputs/x (metrics.json: temporal_alignment 0.624, ...)`: where the results are, the headline."""
+    head = [f"{k} {metrics[k]:.3f}" for k in METRICS if isinstance(metrics.get(k), (int, float))][:4]
+    return f"done: {out_dir} (metrics.json{': ' + ', '.join(head) if head else ''})"

@@ -1,0 +1,139 @@
+"""Scoring a trained module (`avgen train`'s last step and `avgen eval`): joint samples -> decoded media ->
+mp4s with audio, then the metrics of `evaluate.metrics` against the reference split (docs/metrics.md)."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from avgen.data.datamodule import AVDataModule, rep_metadata
+from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
+from avgen.evaluation.generation import conditional_pairs, generate_pairs, reference_pairs, sampler_kwargs
+from avgen.evaluation.plan import metric_plan
+from avgen.evaluation.report import dataset_name, method_name, variant
+from avgen.metrics.synthetic import SyntheticProbe, synthetic_metrics, to_frames_01
+from avgen.sampling.decode import AudioDecoder
+from avgen.sampling.export import frames_to_uint8
+
+def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) -> dict[str, Any]:
+    """Samples and metrics of a trained module (joint models: single-modal bases are scored through the
+    MMDisCo runs that join them), with what identifies the run in a comparison."""
+    dataset = dataset_name(dm)
+    joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
+    metrics = evaluate(module, dm, out_dir, cfg) if joint and cfg.evaluate.num_samples > 0 else {}
+    if hasattr(module, "score"):  # methods with their own quality figures (the vocoder)
+        metrics.update(module.score(dm))
+    metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
+                    "parameters": sum(p.numel() for p in module.net.parameters())})
+    return metrics
+
+
+def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any]:
+    """Sample, write mp4s, score with the planned metrics against the reference split; returns the metrics."""
+    dataset = dm.store.metadata["dataset"]
+    names = metric_plan(cfg, dataset)
+    video_dec, audio_dec = decoders(dm, cfg)
+    draw = dict(num=cfg.evaluate.num_samples, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
+                length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
+    t = time.perf_counter()
+    pairs = generate_pairs(module, dm, **draw)
+    sampling_seconds = time.perf_counter() - t
+    samples_dir = out_dir / "samples"
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(samples_dir / "samples.npz", **pairs)
+    media = decode_pairs(pairs, video_dec, audio_dec)
+    write_videos(samples_dir, media, cfg.evaluate.num_videos, video_dec.fps, audio_dec.sample_rate)
+    calls = cfg.sampler.steps * -(-cfg.evaluate.num_samples // cfg.evaluate.batch_size)  # denoiser calls
+    metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
+                               "num_samples": len(pairs["video"]), "sampling_seconds": sampling_seconds,
+                               "ms_per_fe": 1000 * sampling_seconds / calls, "metrics_reference": f"{dataset} val split"}
+    if "synthetic" in names:
+        metrics.update(_synthetic(module, dm, pairs, draw))
+    media_names = [n for n in names if n not in ("synthetic", "beats")]
+    if media_names:
+        reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
+        metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
+                                     prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
+    if cfg.evaluate.num_video_to_audio and "known" in inspect.signature(module.generate).parameters:
+        metrics.update(_video_to_audio(module, dm, cfg, names, audio_dec))
+    return metrics
+
+
+def media_metrics(names: list[str], generated: dict[str, list], reference: dict[str, list], cfg: Any,
+                  fps: float, sample_rate: int, prompts: list[str] | None = None) -> dict[str, float]:
+    """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
+    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores)."""
+    from avgen.metrics.av_align import AVAlign
+    from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features
+    from avgen.metrics.frechet import FeatureDistances
+    from avgen.metrics.imagebind import ImageBindScore
+
+    ev, out = cfg.evaluate, {}
+    stack = lambda xs: torch.from_numpy(np.stack(xs))  # noqa: E731
+    if "av_align" in names:
+        metric = AVAlign(fps, sample_rate, window=ev.av_align.window)
+        metric.update([frames_to_uint8(v) for v in generated["video"]], generated["audio"])
+        out["av_align"] = metric.compute()
+    if "fvd" in names:
+        extractor = load_video_features(ev.fvd.weights, ev.fvd.num_frames, ev.fvd.size, key="evaluate.fvd.weights")
+        out.update(_distances(FeatureDistances(extractor, "fvd"), stack(reference["video"]), stack(generated["video"])))
+    if "fad" in names:
+        extractor = load_audio_embedding(ev.fad.weights, sample_rate, ev.fad.model_rate, ev.fad.window_seconds,
+                                         key="evaluate.fad.weights")
+        metric = FeatureDistances(extractor, "fad", per_sample=ev.fad.window_seconds is not None)
+        out.update({k: v for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
+                    if not k.startswith("kad")})
+    if "imagebind" in names:
+        encoders = load_imagebind({"video": ev.imagebind.video, "audio": ev.imagebind.audio, "text": ev.imagebind.text})
+        metric = ImageBindScore(encoders, sample_rate, ev.imagebind.model_rate)
+        text = list(prompts) if prompts is not None and "text" in encoders else None
+        metric.update(video=stack(generated["video"]), audio=stack(generated["audio"]), text=text)
+        out.update(metric.compute())
+    return {k: float(v) for k, v in out.items()}
+
+
+def _distances(metric, reference: torch.Tensor, generated: torch.Tensor, batch_size: int = 16) -> dict:
+    for x, real in ((reference, True), (generated, False)):
+        for chunk in x.split(batch_size):
+            metric.update(chunk, real=real)
+    return metric.compute()
+
+
+def synthetic_probe(dm: AVDataModule) -> SyntheticProbe:
+    return SyntheticProbe.from_metadata(*rep_metadata(dm), num_classes=len(dm.store.label_names))
+
+
+def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict) -> dict[str, Any]:
+    """The exact synthetic metrics; for MMDisCo also of the same bases and seed without guidance (no joint)."""
+    probe = synthetic_probe(dm)
+    metrics = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
+    if hasattr(module, "guidance_scales"):
+        plain = generate_pairs(module, dm, **draw, scales={m: 0.0 for m in module.guidance_scales})
+        no_joint = synthetic_metrics(probe, [to_frames_01(v) for v in plain["video"]], list(plain["audio"]))
+        metrics.update({f"no_joint_{k}": v for k, v in no_joint.items() if k.startswith(("temporal", "semantic"))})
+    return metrics
+
+
+def _video_to_audio(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder) -> dict[str, float]:
+    """Audio generated for test-split videos by reconstruction guidance, scored against those videos (synthetic)
+    and, for the beat hit rate, against the test clips' own audio."""
+    pairs = conditional_pairs(module, dm, "video", cfg.evaluate.num_video_to_audio, cfg.evaluate.seed,
+                              cfg.sampler.guidance_scale, keep_reference="beats" in names, **sampler_kwargs(cfg))
+    out: dict[str, float] = {}
+    if "synthetic" in names:
+        scores = synthetic_metrics(synthetic_probe(dm), [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
+        out.update({f"v2a_{k}": v for k, v in scores.items() if k.startswith(("temporal", "semantic"))})
+    if "beats" in names:
+        from avgen.metrics.beats import BeatHitRate
+
+        metric = BeatHitRate(audio_dec.sample_rate)
+        metric.update([audio_dec(a) for a in pairs["audio"]], [audio_dec(a) for a in pairs["reference"]])
+        out.update({f"v2a_{k}": float(v) for k, v in metric.compute().items()})
+    return out

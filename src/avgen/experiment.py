@@ -1,0 +1,124 @@
+"""An experiment's parts built from its composed config: data module, LightningModule, callbacks, logger,
+Trainer; and a trained run reloaded from its checkpoint. Commands and benchmarks share these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar
+from omegaconf import DictConfig
+
+from avgen.callbacks.reliability import (AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint,
+                                         TrainingClock)
+from avgen.config import build_part, load_config
+from avgen.evaluation.report import method_name, variant
+from avgen.utils.checkpoints import load_checkpoint
+
+
+def cpu_processes(trainer_cfg: DictConfig) -> int:
+    """Training processes sharing this machine's cores (CPU DDP runs one per device)."""
+    devices = trainer_cfg.get("devices", 1)
+    return devices if trainer_cfg.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1 else 1
+
+
+def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
+    """The data module, the LightningModule and the callbacks of a composed train config."""
+    dm = build_part(cfg.data, "data")
+    net = build_part(cfg.model, "model")
+    module = build_part(cfg.method, "method", net=net)
+    # an experiment drops a default callback by setting it to null (e.g. no EMA for the GAN vocoder)
+    callbacks = [CheckpointAtEnd()] + [build_part(c, f"callbacks.{name}") for name, c in cfg.callbacks.items()
+                                       if c is not None]
+    callbacks += [ResolvedConfigInCheckpoint(cfg), TrainingClock()]
+    return dm, module, callbacks
+
+
+def make_logger(cfg: DictConfig, dataset: str | None = None, **overrides: Any):
+    """The configured logger; W&B runs of one dataset share a group, the method is the job type, so methods
+    sit side by side in the W&B UI."""
+    kwargs: dict[str, Any] = {}
+    if cfg.logger._target_.endswith("WandbLogger") and dataset is not None:
+        method = method_name(cfg)
+        kwargs = {"group": cfg.logger.group or dataset, "job_type": cfg.logger.job_type or method,
+                  "tags": [dataset, method, variant(cfg)]}
+    return build_part(cfg.logger, "logger", **kwargs, **overrides)
+
+
+def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | None = None) -> L.Trainer:
+    """The configured Trainer, writing checkpoints atomically."""
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it may not show
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return build_part(cfg.trainer, "trainer", callbacks=callbacks, logger=make_logger(cfg, dataset),
+                      default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()])
+
+
+def load_trained(experiment: str | None, overrides: list[str], ckpt: str | None = None
+                 ) -> tuple[Any, Any, Any, dict, str]:
+    """The experiment's config (with overrides), its data module and its module with a checkpoint's weights
+    (`ckpt`, default the run's last.ckpt); also the checkpoint and the experiment name."""
+    cfg = load_config("train", overrides, experiment=experiment)
+    name = experiment or cfg.name
+    path = Path(ckpt or Path(cfg.output_dir) / "checkpoints" / "last.ckpt")
+    state = load_checkpoint(path, f"train the run first: make train EXP={name}")
+    dm, module, _ = build(cfg)
+    dm.setup("fit")
+    missing, unexpected = module.load_state_dict(state["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit {name}'s model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return cfg, dm, module, {**state, "path": str(path)}, name
+
+
+# What a run writes into its folder; `overwrite=true` removes these (and nothing else) before starting over.
+RUN_OUTPUTS = ("checkpoints", "logs", "samples", "eval", "val_media", "metrics.json", "replicas.json", "config.yaml")
+
+
+def start_point(out_dir: Path, resume: bool, overwrite: bool, max_steps: int | None) -> tuple[str | None, str | None]:
+    """(checkpoint to resume from, or None to start; a message when there is nothing to do). A finished run
+    (metrics.json) or an unfinished one (checkpoints/last.ckpt) in `out_dir` is never replaced unless the
+    user says so: resume continues it, overwrite starts over, another `name=` starts beside it."""
+    last, metrics = out_dir / "checkpoints" / "last.ckpt", out_dir / "metrics.json"
+    if overwrite:
+        return None, None
+    steps = _steps(metrics)
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"resume=true (RESUME=1), but {last} does not exist: there is nothing to resume "
+                                    f"(drop RESUME to start the run)")
+        if steps is not None and max_steps is not None and max_steps > 0 and steps >= max_steps:
+            return None, f"{out_dir} is finished ({steps} of {max_steps} steps, metrics.json): nothing to resume"
+        return str(last), None
+    options = "RESUME=1 (resume=true) continues it, overwrite=true starts it over, name=<new> starts another run"
+    if steps is not None or metrics.is_file():
+        raise FileExistsError(f"{out_dir} holds a finished run (metrics.json{f', {steps} steps' if steps else ''}); "
+                              f"{options}")
+    if last.is_file():
+        raise FileExistsError(f"{out_dir} holds an unfinished run (checkpoints/last.ckpt); {options}")
+    return None, None
+
+
+def _steps(metrics: Path) -> int | None:
+    import json
+
+    try:
+        return int(json.loads(metrics.read_text())["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clear_run(out_dir: Path) -> list[str]:
+    """Remove what an earlier run wrote into `out_dir` (RUN_OUTPUTS); returns the names removed."""
+    import shutil
+
+    removed = []
+    for name in RUN_OUTPUTS:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed

@@ -1,0 +1,94 @@
+"""A run folder a user can trust: failed starts leave no trace and never touch a finished run, resume is
+explicit, misspelt keys get the real name, and progress shows as plain lines in log files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from avgen.cli.main import main
+
+TINY = ["model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "trainer.max_steps=3",
+        "trainer.val_check_interval=3", "trainer.limit_val_batches=1", "callbacks.checkpoint.every_n_train_steps=3",
+        "callbacks.media.num=0", "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4",
+        "evaluate.num_video_to_audio=0", "sampler.steps=2", "callbacks.progress.every_seconds=0"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(synthetic_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "finished"
+    args = ["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}", *TINY]
+    assert main(args) == 0
+    return out, args
+
+
+def test_training_progress_is_plain_step_lines_in_a_log(finished, capsys, synthetic_store, tmp_path):
+    out = tmp_path / "progress"
+    assert main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
+                 *TINY]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert any(line.startswith("step 3/3 (100%) | loss ") and "steps/s" in line for line in lines), captured.err
+    assert not any("\r" in line for line in lines)  # no redrawn bar in a file
+    assert any(line.startswith("sampling (batches): 1/1 done") for line in lines)
+    assert f"done: {out} (metrics.json: temporal_alignment" in captured.out
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("trainer.max_step=5", "unknown config key trainer.max_step; did you mean trainer.max_steps?"),
+    ("+trainer.max_step=5", "trainer.max_step is not a parameter of lightning.Trainer; did you mean trainer.max_steps?"),
+    ("model.base_chanels=4", "did you mean model.base_channels?"),
+])
+def test_a_failed_start_leaves_the_finished_run_byte_identical(finished, capsys, bad, message):
+    out, args = finished
+    before = snapshot(out)
+    assert main([*args, bad]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "+trainer" not in err.replace(bad, "")  # no advice to append with +
+    assert snapshot(out) == before
+
+
+def test_a_finished_run_is_not_replaced_without_being_asked(finished, capsys):
+    out, args = finished
+    before = snapshot(out)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds a finished run" in err and "RESUME=1" in err and "overwrite=true" in err
+    assert main([*args, "resume=true"]) == 0  # resuming a finished run: says so, does nothing
+    assert "is finished (3 of 3 steps" in capsys.readouterr().out
+    assert snapshot(out) == before
+
+
+def test_a_failed_start_in_a_new_folder_leaves_no_trace(synthetic_store, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
+                 "+trainer.max_step=5"]) == 2
+    assert not out.exists()
+
+
+def test_resume_without_a_checkpoint_is_an_error(synthetic_store, tmp_path, capsys):
+    out = tmp_path / "fresh"
+    assert main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
+                 "resume=true", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'checkpoints' / 'last.ckpt'} does not exist: there is nothing to resume" in err
+    assert not out.exists()
+
+
+def test_overwrite_starts_over(finished, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished[0], out)
+    (out / "keep.txt").write_text("not the run's")
+    args = [a if not a.startswith("output_dir=") else f"output_dir={out}" for a in finished[1]]
+    assert main([*args, "overwrite=true"]) == 0
+    assert "overwrite=true: removed checkpoints" in capsys.readouterr().out
+    assert (out / "metrics.json").is_file() and (out / "keep.txt").read_text() == "not the run's"
