@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup lock doctor test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
+.PHONY: setup lock doctor gpu-check wheelhouse test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -110,6 +110,18 @@ gpu-smoke: data ## one short DDP + bf16 run of each method on the visible GPUs
 	$(AVGEN) train experiment=mmdisco_synthetic $(GPU_SMOKE) data.fake_store=outputs/gpu_smoke/fake_cache \
 	  method.fake_cache.num=64 $(ARGS)
 	@echo "gpu-smoke: every method trained under DDP + bf16; replicas agree (outputs/gpu_smoke/*/replicas.json)"
+
+# Wheels of every locked dependency but torch (and SKIP: wandb decord) for an offline machine:
+# make wheelhouse PYTHON=3.12 PLATFORM=manylinux_2_28_x86_64 [ONLY="librosa av ..."] -> wheelhouse/
+PYTHON_VERSION ?= 3.12
+PLATFORM ?= manylinux_2_28_x86_64
+ONLY ?=
+wheelhouse: ## wheels of the locked dependencies for an offline GPU node (PYTHON=3.12 PLATFORM=manylinux_2_28_x86_64)
+	bash scripts/wheelhouse.sh $(if $(filter command line,$(origin PYTHON)),$(PYTHON),$(PYTHON_VERSION)) $(PLATFORM) wheelhouse $(ONLY)
+
+# One command for a GPU machine (<= 8 min on one GPU, offline): outputs/gpu_check/results.json + a table.
+gpu-check: data ## measure a GPU machine: U-Net MFU eager/compiled, default experiment, evaluation, every method
+	$(AVGEN) gpu-check $(ARGS)
 
 bench: data ## speed figures -> outputs/bench/results.json
 	$(AVGEN) bench $(ARGS)

@@ -59,7 +59,7 @@ class ValidationMedia(L.Callback):
         shapes = clip_shapes(dm)
         if self._decoders is None:
             video_meta, audio_meta = rep_metadata(dm)
-            self._decoders = VideoDecoder(video_meta, device=str(module.device)), AudioDecoder(audio_meta)
+            self._decoders = VideoDecoder(video_meta, device=str(module.device)), AudioDecoder(audio_meta, device=str(module.device))
         video_dec, audio_dec = self._decoders
         was_training = module.training
         module.eval()
@@ -71,9 +71,10 @@ class ValidationMedia(L.Callback):
         out = Path(trainer.default_root_dir) / "val_media" / f"step_{trainer.global_step:07d}"
         out.mkdir(parents=True, exist_ok=True)
         videos, images = [], []
-        for i in range(self.num):
-            v, a = x["video"][i].float().cpu().numpy(), x["audio"][i].float().cpu().numpy()
-            frames, wav = video_dec(v), audio_dec(a)
+        audio = x["audio"].float().cpu().numpy()
+        for i, wav in enumerate(audio_dec.batch(audio)):
+            v, a = x["video"][i].float().cpu().numpy(), audio[i]
+            frames = video_dec(v)
             videos.append(write_sample(out / f"sample_{i}.mp4", frames, wav, video_dec.fps, audio_dec.sample_rate))
             images.append(spectrogram_png(out / f"spectrogram_{i}.png", a.squeeze(), frames,
                                           f"step {trainer.global_step}, sample {i}"))

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from avgen.data.sampler import ResumableLoader, ResumableSampler
 from avgen.data.store import Store
+from avgen.utils.threads import one_thread_worker
 
 
 class ClipDataset(Dataset):
@@ -142,7 +143,7 @@ class AVDataModule(L.LightningDataModule):
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=ResumableSampler(len(dataset), shuffle=False,
                                                                           num_replicas=replicas, rank=rank),
-            num_workers=self.num_workers, collate_fn=_identity_collate,
+            num_workers=self.num_workers, collate_fn=_identity_collate, worker_init_fn=one_thread_worker,
             persistent_workers=self.persistent_workers, pin_memory=self.pin_memory,
         )
 
@@ -160,6 +161,7 @@ class AVDataModule(L.LightningDataModule):
         return ResumableLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
             collate_fn=_identity_collate, drop_last=self.drop_last, persistent_workers=self.persistent_workers,
+            worker_init_fn=one_thread_worker,
             pin_memory=self.pin_memory, consumed=consumed,
         )
 

@@ -24,6 +24,8 @@ import av
 import numpy as np
 from tqdm.auto import tqdm
 
+from avgen.utils.threads import one_thread_worker
+
 from avgen.utils.io import atomic_path, write_json
 
 # Class table: the colour a class is drawn in (RGB in [0, 1]) and the colour names for reports.
@@ -227,7 +229,7 @@ def generate(cfg: SyntheticConfig, out_dir: str | os.PathLike, workers: int = 0,
             _write_one(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=one_thread_worker) as pool:
             for _ in pool.map(_write_one, jobs, chunksize=16):
                 bar.update()
     bar.close()

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from avgen.data.media import MediaError, MediaFile
 from avgen.data.sampler import ResumableLoader, ResumableSampler
+from avgen.utils.threads import one_thread_worker
 
 
 class WaveformSegments(Dataset):
@@ -101,11 +102,12 @@ class WaveformDataModule(L.LightningDataModule):
         sampler = ResumableSampler(len(ds), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
         consumed = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None
         return ResumableLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                               drop_last=True, consumed=consumed, collate_fn=stack_audio)
+                               drop_last=True, consumed=consumed, collate_fn=stack_audio,
+                               worker_init_fn=one_thread_worker)
 
     def val_dataloader(self) -> DataLoader:
         ds = self.datasets["val"]
         replicas, rank = self._replicas()
         return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers,
                           sampler=ResumableSampler(len(ds), shuffle=False, num_replicas=replicas, rank=rank),
-                          collate_fn=stack_audio)
+                          collate_fn=stack_audio, worker_init_fn=one_thread_worker)

@@ -134,6 +134,6 @@ def _video_to_audio(module, dm: AVDataModule, cfg: Any, names: list[str], audio_
         from avgen.metrics.beats import BeatHitRate
 
         metric = BeatHitRate(audio_dec.sample_rate)
-        metric.update([audio_dec(a) for a in pairs["audio"]], [audio_dec(a) for a in pairs["reference"]])
+        metric.update(audio_dec.batch(pairs["audio"]), audio_dec.batch(pairs["reference"]))
         out.update({f"v2a_{k}": float(v) for k, v in metric.compute().items()})
     return out

@@ -69,16 +69,27 @@ class AudioLDMDecoder:
 
 
 class AudioDecoder:
-    def __init__(self, meta: dict, vocoder: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(self, meta: dict, vocoder: Callable[[np.ndarray], np.ndarray] | None = None,
+                 device: str | None = None):
         self.meta, self.sample_rate = meta, int(meta["sample_rate"])
         if meta["class"] == "AudioLogMel":
-            from avgen.sampling.export import GriffinLim
+            from avgen.sampling.griffin_lim import BatchedGriffinLim
 
-            self.vocoder = vocoder or GriffinLim.from_metadata(meta)
+            self.vocoder = vocoder or BatchedGriffinLim.from_metadata(meta, device=device)
         elif meta["class"] == "AudioLDMLatents":
             self.vocoder = AudioLDMDecoder(meta)
         elif meta["class"] != "AudioWaveform":
             raise ValueError(f"no decoder for the audio representation {meta['class']} (store metadata)")
+
+    def batch(self, xs: np.ndarray | list[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
+        """Clips of one shape -> waveforms; vocoders with a `batch` method (Griffin-Lim on the accelerator,
+        MelGAN) decode `batch_size` clips per call instead of one at a time."""
+        batched = getattr(getattr(self, "vocoder", None), "batch", None)
+        if batched is None or self.meta["class"] == "AudioWaveform":
+            return [self(x) for x in xs]
+        xs = np.asarray(xs, np.float32)
+        return [w.reshape(-1) for start in range(0, len(xs), batch_size)
+                for w in np.asarray(batched(xs[start:start + batch_size]), np.float32)]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """One clip ((n_mels, T), (1, S) or AudioLDM latents) -> (S,) float32."""

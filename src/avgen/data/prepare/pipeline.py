@@ -30,7 +30,7 @@ from avgen.data.prepare.base import Adapter, Source
 from avgen.data.representations import Representation
 from avgen.data.store import MANIFEST, METADATA, REPORT, STORE_FORMAT
 from avgen.utils.io import atomic_path, check_writable, write_json, write_npz, write_text
-from avgen.utils.threads import free_cores
+from avgen.utils.threads import free_cores, one_thread_worker
 
 PARTS = "parts"
 SHARD_REPORT = "report.shard-{}-of-{}.json"
@@ -95,21 +95,11 @@ def process_source(source: Source, reps: dict[str, Representation], windowing: W
     return SourceResult(source, arrays, starts, seconds=time.perf_counter() - t)
 
 
-def _worker_init() -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    # One thread per worker process: the workers already fill the cores, and oversubscribed BLAS/torch
-    # threads were measured several times slower.
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
 def _run(fn: Callable, items: list, workers: int) -> Iterator:
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
-    with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(workers, initializer=one_thread_worker) as pool:
         yield from pool.map(fn, items, chunksize=4)
 
 

@@ -69,10 +69,10 @@ class MelGANModule(L.LightningModule):
     def score(self, dm) -> dict[str, float]:
         """Log-mel L1 of re-synthesised validation segments, MelGAN vs Griffin-Lim on the same mels (lower is
         better): what this vocoder buys over the default."""
-        from avgen.sampling.export import GriffinLim
+        from avgen.sampling.griffin_lim import BatchedGriffinLim
 
         self.eval()
-        griffin_lim = GriffinLim.from_metadata(self.net.mel.params)
+        griffin_lim = BatchedGriffinLim.from_metadata(self.net.mel.params, device=str(self.device))
         ours, gl = [], []
         for i, batch in enumerate(dm.val_dataloader()):
             if i == self.score_batches:
@@ -80,7 +80,7 @@ class MelGANModule(L.LightningModule):
             wav = pad_to_frames(batch["audio"], self.net.generator.hop_length).to(self.device)
             mel = self.net.mel(wav)
             ours.append(mel_l1_loss(self.net.mel(self.net.vocode(mel)), mel).cpu())
-            gl_wav = torch.from_numpy(np.stack([griffin_lim(m) for m in mel.cpu().numpy()])).to(self.device)
+            gl_wav = torch.from_numpy(griffin_lim.batch(mel.cpu().numpy())).to(self.device)
             gl.append(mel_l1_loss(self.net.mel(pad_to_frames(gl_wav, self.net.generator.hop_length)), mel).cpu())
         return {"mel_l1": float(torch.cat(ours).mean()), "mel_l1_griffin_lim": float(torch.cat(gl).mean())}
 
@@ -93,9 +93,13 @@ class MelGANVocoder:
         self.sample_rate = net.mel.params["sample_rate"]
 
     @torch.no_grad()
+    def batch(self, mels: np.ndarray) -> np.ndarray:
+        """(B, n_mels, T) -> (B, samples) in one forward on the network's device."""
+        x = torch.from_numpy(np.asarray(mels, np.float32)).to(next(self.net.parameters()).device)
+        return self.net.vocode(x).float().cpu().numpy()
+
     def __call__(self, mel: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(mel, np.float32))[None].to(next(self.net.parameters()).device)
-        return self.net.vocode(x)[0].float().cpu().numpy()
+        return self.batch(np.asarray(mel)[None])[0]
 
 
 def load_vocoder(checkpoint: str | Path | None, audio_meta: dict) -> MelGANVocoder:

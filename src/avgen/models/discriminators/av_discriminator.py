@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from avgen.models.unets.blocks import Downsample, ResBlock, timestep_embedding
+from avgen.models.unets.blocks import Downsample, ResBlock, spatial_conv, timestep_embedding
 from avgen.models.unets.couplings import audio_per_frame
 
 HEADS = ("mlp", "transformer", "linear")
@@ -38,7 +38,7 @@ class Stream(nn.Module):
         super().__init__()
         self.kind = kind
         if kind == "video":  # a strided stem downsamples space only (frames stay aligned with the audio)
-            conv = nn.Conv3d(in_channels, base, (1, 3, 3), stride=(1, stem_stride, stem_stride), padding=(0, 1, 1))
+            conv = spatial_conv(in_channels, base, stride=stem_stride)
         elif stem_stride > 1:  # a waveform: one strided stem to a feature rate, then the same stream
             conv = nn.Conv1d(in_channels, base, 2 * stem_stride, stride=stem_stride, padding=stem_stride // 2)
         else:

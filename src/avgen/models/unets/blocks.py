@@ -31,14 +31,43 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(32, channels), channels, eps=1e-6)
 
 
-def spatial_conv(cin: int, cout: int) -> nn.Conv3d:
+# Degenerate 3-D kernels run as the 2-D convolutions they are (docs/performance.md): cuDNN and oneDNN pick
+# far better kernels for those. Parameters keep Conv3d's names and shapes, so checkpoints load either way;
+# FACTORISED_CONVS = False restores the plain Conv3d path (the benchmark's reference).
+FACTORISED_CONVS = True
+
+
+class FrameConv(nn.Conv3d):
+    """A (1, k, k) Conv3d applied as a Conv2d to every frame of (B, C, F, H, W)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not FACTORISED_CONVS:
+            return super().forward(x)
+        b, _, f, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * f, -1, h, w)  # (B, C, F, H, W) -> (B*F, C, H, W)
+        y = F.conv2d(frames, self.weight.squeeze(2), self.bias, self.stride[1:], self.padding[1:])
+        return y.unflatten(0, (b, f)).transpose(1, 2)  # (B*F, C', H', W') -> (B, C', F, H', W')
+
+
+class TimeConv(nn.Conv3d):
+    """A (k, 1, 1) Conv3d applied as a (k, 1) Conv2d over (B, C, F, H*W): a view, no copy."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not FACTORISED_CONVS:
+            return super().forward(x)
+        b, _, f, h, w = x.shape
+        y = F.conv2d(x.flatten(3), self.weight.squeeze(-1), self.bias, (self.stride[0], 1), (self.padding[0], 0))
+        return y.unflatten(3, (h, w))  # (B, C', F, H*W) -> (B, C', F, H, W)
+
+
+def spatial_conv(cin: int, cout: int, stride: int = 1) -> nn.Conv3d:
     """2D convolution applied to every frame of (B, C, F, H, W)."""
-    return nn.Conv3d(cin, cout, (1, 3, 3), padding=(0, 1, 1))
+    return FrameConv(cin, cout, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1))
 
 
 def temporal_conv(cin: int, cout: int) -> nn.Conv3d:
     """1D convolution over the frames of (B, C, F, H, W) at every location."""
-    return nn.Conv3d(cin, cout, (3, 1, 1), padding=(1, 0, 0))
+    return TimeConv(cin, cout, (3, 1, 1), padding=(1, 0, 0))
 
 
 class ResBlock(nn.Module):
@@ -74,7 +103,7 @@ class Downsample(nn.Module):
     def __init__(self, kind: str, channels: int):
         super().__init__()
         if kind == "video":
-            self.conv = nn.Conv3d(channels, channels, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            self.conv = spatial_conv(channels, channels, stride=2)
         else:
             self.conv = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
 
@@ -86,8 +115,7 @@ class Upsample(nn.Module):
     def __init__(self, kind: str, channels: int):
         super().__init__()
         self.kind = kind
-        self.conv = (nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)) if kind == "video"
-                     else nn.Conv1d(channels, channels, 3, padding=1))
+        self.conv = spatial_conv(channels, channels) if kind == "video" else nn.Conv1d(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor, size: tuple[int, ...]) -> Tensor:
         return self.conv(F.interpolate(x, size=size, mode="nearest"))

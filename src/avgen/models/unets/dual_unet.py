@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avgen.models.unets.blocks import (AudioAttention, Downsample, ResBlock, Upsample, VideoAttention, group_norm,
-                                       timestep_embedding, zero_init)
+                                       spatial_conv, timestep_embedding, zero_init)
 from avgen.models.unets.couplings import (COUPLINGS, RandomShiftCrossAttention, audio_per_frame,
                                           video_per_audio_step)
 
@@ -32,9 +32,9 @@ class Branch(nn.Module):
         super().__init__()
         self.kind = kind
         attn_cls = VideoAttention if kind == "video" else AudioAttention
-        conv = nn.Conv3d if kind == "video" else nn.Conv1d
-        k = (1, 3, 3) if kind == "video" else 3
-        pad = (0, 1, 1) if kind == "video" else 1
+
+        def conv(cin: int, cout: int) -> nn.Module:
+            return spatial_conv(cin, cout) if kind == "video" else nn.Conv1d(cin, cout, 3, padding=1)
         self.plan: list[str] = []
         layers: list[nn.Module] = []
 
@@ -46,7 +46,7 @@ class Branch(nn.Module):
             return attn_cls(ch, head_dim, context_channels=ch if fusion else 0)
 
         ch = base * mult[0]
-        add("in", conv(in_channels, ch, k, padding=pad))
+        add("in", conv(in_channels, ch))
         add("push", nn.Identity())
         skip_channels = [ch]
         for level, m in enumerate(mult):
@@ -72,7 +72,7 @@ class Branch(nn.Module):
                     add("attn", attention(ch))
                 if level > 0 and i == num_res_blocks:
                     add("up", Upsample(kind, ch))
-        add("out", nn.Sequential(group_norm(ch), nn.SiLU(), zero_init(conv(ch, in_channels, k, padding=pad))))
+        add("out", nn.Sequential(group_norm(ch), nn.SiLU(), zero_init(conv(ch, in_channels))))
         self.layers = nn.ModuleList(layers)
 
 

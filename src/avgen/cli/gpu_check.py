@@ -1,0 +1,240 @@
+"""`avgen gpu-check` (`make gpu-check`): one command that checks a GPU machine and measures it, offline.
+
+Sections, each written to `outputs/gpu_check/results.json` as soon as it ends (a later failure keeps the
+earlier figures), in order of importance; a section not started within `budget_seconds` is skipped and says so:
+1. `unet`: the paper-size dual U-Net's training step (fwd + bwd + Adam, bf16 autocast) at each batch size:
+   ms, samples/s and MFU (FLOPs counted by torch's FlopCounterMode over the configured peak), with the video
+   convolutions as plain Conv3d (the reference) and as per-frame 2-D convolutions (the default), eager and
+   torch.compile'd; plus torch.profiler operator tables of both at `profile_batch_size` (profile_*.txt).
+2. `default_experiment`: `cmmd_synthetic` alone on the GPU (steps/s from its own training clock), then its
+   evaluation of `eval_samples` pairs, decoding included (pairs/s).
+3. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
+Prints a table at the end. `allow_cpu=true` rehearses it on a CPU (tiny sizes; the figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from avgen.config import load_config
+from avgen.utils.io import write_json, write_text
+
+
+def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
+              repeats: int) -> dict[str, float]:
+    """Median train-step time of the paper-size U-Net; FLOPs of one eager step."""
+    from hydra.utils import instantiate
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import avgen.models.unets.blocks as blocks
+    from avgen.diffusion.schedule import NoiseSchedule
+    from avgen.methods.cmmd.losses import joint_diffusion_loss
+
+    blocks.FACTORISED_CONVS = factorised
+    torch.manual_seed(0)
+    net = instantiate(load_config("train", [f"model={cfg.unet.model}", "name=gpu_check"]).model,
+                      video_channels=4, audio_channels=80).to(device)
+    model = torch.compile(net, mode=cfg.unet.compile_mode) if compiled else net
+    schedule = NoiseSchedule().to(device)
+    frames, mel_frames = (18, 112) if device == "cuda" else (4, 16)  # CMMD shapes; tiny for a CPU rehearsal
+    x0 = {"video": torch.randn(batch, frames, 4, 16, 16, device=device),
+          "audio": torch.randn(batch, 80, mel_frames, device=device)}
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    dtype = torch.bfloat16
+
+    def step(m) -> None:
+        t = torch.randint(0, 1000, (batch,), device=device)
+        with torch.autocast(device, dtype=dtype):
+            loss = joint_diffusion_loss(m, schedule, x0, t, {k: torch.randn_like(x) for k, x in x0.items()}).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step(net)
+    flops = counter.get_total_flops()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    start = time.perf_counter()
+    for _ in range(3):  # warm-up; compiles here
+        step(model)
+    sync()
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(model)
+        sync()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    out = {"step_ms": 1000 * seconds, "step_ms_spread": 1000 * (max(times) - min(times)),
+           "samples_per_s": batch / seconds, "tflops_per_step": flops / 1e12,
+           "mfu": flops / seconds / (cfg.peak_tflops * 1e12), "warmup_s": warmup}
+    if device == "cuda":
+        out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        torch.cuda.reset_peak_memory_stats()
+    del net, model
+    blocks.FACTORISED_CONVS = True
+    return out
+
+
+def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
+    """Operator tables (top 25 by device time) of 3 training steps, Conv3d reference vs per-frame convs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    files = {}
+    for factorised in (False, True):
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+        batch = cfg.unet.profile_batch_size if device == "cuda" else 2
+        with profile(activities=activities) as prof:
+            unet_step(cfg, device, batch, factorised, compiled=False, repeats=3)
+        key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
+        name = f"profile_{'frame_convs' if factorised else 'conv3d'}_b{batch}.txt"
+        write_text(out / name, prof.key_averages().table(sort_by=key, row_limit=25))
+        files[f"profile_{'frame_convs' if factorised else 'conv3d'}"] = name
+    return files
+
+
+def isolated_unet_step(overrides: list[str], device: str, batch: int, factorised: bool, compiled: bool,
+                       repeats: int) -> dict[str, float]:
+    """`unet_step` in a child process: a native crash (seen in torch.compile on the CPU) costs this figure
+    only, not the sections after it."""
+    code = ("import json, sys; from avgen.cli.gpu_check import unet_step; from avgen.config import load_config; "
+            f"cfg = load_config('gpu_check', {overrides!r}); "
+            f"print(json.dumps(unet_step(cfg, {device!r}, {batch}, {factorised}, {compiled}, {repeats})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        from avgen.utils.numba_cache import describe_failure
+
+        raise RuntimeError(f"child {describe_failure(proc)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_command(args: list[str], log: Path) -> tuple[int, float]:
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        rc = subprocess.run([sys.executable, "-m", "avgen.cli.main", *args], stdout=f, stderr=subprocess.STDOUT).returncode
+    return rc, time.perf_counter() - start
+
+
+def default_experiment(cfg: DictConfig, device: str, out: Path) -> dict[str, Any]:
+    d = cfg.default_experiment
+    steps = d.steps if device == "cuda" else 6
+    samples = d.eval_samples if device == "cuda" else 4
+    run_dir = out / "runs" / d.experiment
+    common = [f"experiment={d.experiment}", f"output_dir={run_dir}", *(["trainer=gpu"] if device == "cuda" else [])]
+    rc, seconds = run_command(["train", *common, "overwrite=true", f"trainer.max_steps={steps}", "evaluate.num_samples=0",
+                               "callbacks.media.num=0", f"trainer.val_check_interval={steps}",
+                               "trainer.limit_val_batches=1"], out / f"train_{d.experiment}.log")
+    result: dict[str, Any] = {"train_rc": rc, "train_wall_s": seconds}
+    if rc == 0:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        result.update({"steps": metrics["steps"], "train_seconds": metrics["train_seconds"],
+                       "steps_per_s": metrics["steps"] / metrics["train_seconds"]})
+        rc, seconds = run_command(["eval", *common, f"evaluate.num_samples={samples}", "evaluate.num_videos=0"],
+                                  out / f"eval_{d.experiment}.log")
+        result.update({"eval_rc": rc, "eval_wall_s": seconds})
+        if rc == 0:
+            ev = json.loads((run_dir / "eval" / "metrics.json").read_text())
+            result.update({"eval_samples": ev["num_samples"], "eval_seconds": ev["eval_seconds"],
+                           "eval_pairs_per_s": ev["num_samples"] / ev["eval_seconds"],
+                           "sampling_seconds": ev["sampling_seconds"]})
+    return result
+
+
+def smoke(cfg: DictConfig, device: str, out: Path) -> dict[str, Any]:
+    result = {}
+    for experiment in cfg.smoke:
+        args = ["train", f"experiment={experiment}", f"output_dir={out / 'smoke' / experiment}", "overwrite=true",
+                f"trainer.max_steps={cfg.smoke_steps}", f"trainer.val_check_interval={cfg.smoke_steps}",
+                "trainer.limit_val_batches=1", "evaluate.num_samples=0", "callbacks.media.num=0",
+                *(["trainer=gpu"] if device == "cuda" else [])]
+        if experiment.startswith("mmdisco"):  # over the two bases just trained
+            args += [f"method.bases.audio={out / 'smoke' / 'base_audio_synthetic' / 'checkpoints' / 'last.ckpt'}",
+                     f"method.bases.video={out / 'smoke' / 'base_video_synthetic' / 'checkpoints' / 'last.ckpt'}",
+                     f"data.fake_store={out / 'smoke' / 'fake_cache'}", "method.fake_cache.num=32"]
+        rc, seconds = run_command(args, out / f"smoke_{experiment}.log")
+        result[experiment] = {"rc": rc, "wall_s": seconds}
+    return result
+
+
+def run(overrides: list[str]) -> int:
+    cfg = load_config("gpu_check", overrides)
+    overrides = list(overrides)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and not cfg.allow_cpu:
+        print("gpu-check: no GPU visible (torch.cuda.is_available() is False); allow_cpu=true rehearses it on the CPU",
+              file=sys.stderr)
+        return 2
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results: dict[str, Any] = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu (rehearsal)",
+                               "torch": torch.__version__, "cuda": torch.version.cuda, "skipped": []}
+
+    def section(name: str, fn) -> None:
+        if time.perf_counter() - start > cfg.budget_seconds:
+            results["skipped"].append(name)
+            return
+        t = time.perf_counter()
+        try:
+            results[name] = fn()
+        except Exception as e:  # noqa: BLE001 - a failed section is a result; the others still run
+            results[name] = {"error": f"{type(e).__name__}: {e}"}
+        results.setdefault("section_seconds", {})[name] = time.perf_counter() - t
+        write_json(out / "results.json", results)
+
+    batches = list(cfg.unet.batch_sizes) if device == "cuda" else [2]
+    compiled = set(cfg.unet.compile_batch_sizes) if device == "cuda" else {2}
+    repeats = cfg.unet.repeats if device == "cuda" else 2
+    for b in batches:
+        for label, factorised in (("conv3d", False), ("frame_convs", True)):
+            section(f"unet_b{b}_{label}", lambda b=b, f=factorised: unet_step(cfg, device, b, f, False, repeats))
+    section("unet_profile", lambda: unet_profile(cfg, device, out))
+    section("default_experiment", lambda: default_experiment(cfg, device, out))
+    for b in batches:
+        if b in compiled:
+            section(f"unet_b{b}_frame_convs_compiled",
+                    lambda b=b: isolated_unet_step(overrides, device, b, True, True, repeats))
+    section("smoke", lambda: smoke(cfg, device, out))
+    results["total_seconds"] = time.perf_counter() - start
+    write_json(out / "results.json", results)
+    print(format_results(results))
+    print(f"written to {out / 'results.json'}")
+    failed = [k for k, v in results.items() if isinstance(v, dict) and ("error" in v or v.get("train_rc") or
+              any(isinstance(r, dict) and r.get("rc") for r in v.values()))]
+    return 1 if failed else 0
+
+
+def format_results(results: dict[str, Any]) -> str:
+    lines = [f"device: {results['device']} (torch {results['torch']}, CUDA {results['cuda']})"]
+    for key, value in results.items():
+        if key.startswith("unet_b") and "error" not in value:
+            lines.append(f"{key:<34} {value['step_ms']:8.1f} ms  {value['samples_per_s']:8.1f} samples/s  "
+                         f"MFU {100 * value['mfu']:5.1f}%")
+        elif isinstance(value, dict) and "error" in value:
+            lines.append(f"{key:<34} FAILED {value['error'][:200]}")
+    d = results.get("default_experiment", {})
+    if "steps_per_s" in d:
+        lines.append(f"{'default experiment':<34} {d['steps_per_s']:8.2f} steps/s")
+    if "eval_pairs_per_s" in d:
+        lines.append(f"{'evaluation':<34} {d['eval_samples']} pairs in {d['eval_seconds']:.1f} s "
+                     f"({d['eval_pairs_per_s']:.1f} pairs/s, decoding included)")
+    for name, r in results.get("smoke", {}).items():
+        if isinstance(r, dict):
+            lines.append(f"{'smoke ' + name:<34} {'ok' if r['rc'] == 0 else 'FAILED rc=' + str(r['rc'])} "
+                         f"({r['wall_s']:.0f} s)")
+    if results.get("skipped"):
+        lines.append(f"skipped (budget): {', '.join(results['skipped'])}")
+    return "\n".join(lines)
