@@ -1,4 +1,4 @@
-"""Real-dataset adapters on miniature trees in each dataset's distributed layout (SPEC §4)."""
+"""Real-dataset adapters on miniature trees in each dataset's distributed layout (docs/datasets.md)."""
 
 from __future__ import annotations
 

@@ -207,6 +207,10 @@ def run(overrides: list[str]) -> int:
         if b in compiled:
             section(f"unet_b{b}_frame_convs_compiled",
                     lambda b=b: isolated_unet_step(overrides, device, b, True, True, repeats))
+    for b in (cfg.unet.cudagraph_batch_sizes if device == "cuda" else []):  # small batches: launch-bound
+        section(f"unet_b{b}_frame_convs_cudagraphs",
+                lambda b=b: isolated_unet_step([*overrides, "unet.compile_mode=reduce-overhead"], device, b, True,
+                                               True, repeats))
     section("smoke", lambda: smoke(cfg, device, out))
     results["total_seconds"] = time.perf_counter() - start
     write_json(out / "results.json", results)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
@@ -31,6 +32,8 @@ def run(overrides: list[str]) -> int:
         raise ValueError(f"{experiment or cfg.name} needs {', '.join(missing)}: set them as key=value")
     threads = set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if torch.cuda.is_available():  # TF32 for the float32 matmuls left outside autocast (Lightning's advice)
+        torch.set_float32_matmul_precision("high")
     out_dir = Path(cfg.output_dir)
     # Every part is built (each key reaches its constructor) and the run folder is judged before anything is
     # written: a failed start leaves no trace, and a finished run is never touched unless the user says so.

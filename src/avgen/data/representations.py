@@ -5,7 +5,7 @@ encoder (AutoencoderKL) runs batched in the main process (on a GPU when present)
 `compute(media, t0, seconds)` returns a per-clip array in a worker, `finalize(batch)` maps a stack of
 them to the stored form.
 
-Time conventions (SPEC §1): `t0` is the start of the stored window (clip start minus the margin) on the
+Time conventions (docs/methods.md#conventions): `t0` is the start of the stored window (clip start minus the margin) on the
 video's time axis. Video frame k shows the source frame on screen at `t0 + k / fps`. Mel frame k is centred
 at `t0 + k * hop / sample_rate` (librosa `center=True`). Waveform sample k is at `t0 + k / sample_rate`.
 The seconds per frame of each time axis go into the store metadata; nothing downstream infers them from

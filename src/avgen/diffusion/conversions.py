@@ -1,4 +1,4 @@
-"""eps / v / x0 conversions (SPEC §1), the one place they live.
+"""eps / v / x0 conversions (docs/methods.md#conventions), the one place they live.
 
 With `a = sqrt(abar_t)` and `s = sigma_t = sqrt(1 - abar_t)`:
     x_t = a x0 + s eps,     v = a eps - s x0,     x0 = a x_t - s v,     eps = s x_t + a v.

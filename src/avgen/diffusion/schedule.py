@@ -2,7 +2,7 @@
 
 `NoiseSchedule` reads `alphas_cumprod` from a diffusers scheduler config, so training noise and every
 sampler (DDIM, DPM-Solver, ...) share one definition of abar_t. Each modality may have its own schedule,
-indexed by one shared discrete t in {0..N-1} (SPEC §1).
+indexed by one shared discrete t in {0..N-1} (docs/methods.md#conventions).
 """
 
 from __future__ import annotations

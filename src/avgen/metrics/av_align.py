@@ -1,4 +1,4 @@
-"""AV-Align (Yariv et al. 2023; SPEC §5), as a torchmetrics Metric (sums all-reduced under DDP).
+"""AV-Align (Yariv et al. 2023; docs/metrics.md), as a torchmetrics Metric (sums all-reduced under DDP).
 
 Audio peaks are librosa onsets; video peaks are local maxima of the mean Farneback optical-flow magnitude
 between consecutive frames (OpenCV). An audio peak matches when a video peak lies within `window` seconds

@@ -1,4 +1,4 @@
-"""Beat hit rate (CMMD §4, SPEC §5), as a torchmetrics Metric (sums are all-reduced under DDP).
+"""Beat hit rate (CMMD §4; docs/metrics.md), as a torchmetrics Metric (sums are all-reduced under DDP).
 
 Beats come from librosa's beat tracker on the generated and on the ground-truth waveform of each pair; a
 ground-truth beat is hit when a generated beat lies within `tolerance` seconds (CMMD reports +-100 ms and

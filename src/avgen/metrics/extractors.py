@@ -1,4 +1,4 @@
-"""Feature networks of the weighted metrics, loaded from local files only (SPEC §5; no hub access).
+"""Feature networks of the weighted metrics, loaded from local files only (docs/metrics.md; no hub access).
 
 - video (FVD/KVD): I3D Kinetics-400 as a state dict for `avgen.models.i3d.InceptionI3d` (the layout of the
   common PyTorch port) or as a TorchScript archive (the `i3d_torchscript.pt` used by StyleGAN-V and most

@@ -1,4 +1,4 @@
-"""Feature-distribution distances (SPEC §5): Fréchet distance (FVD, FAD) and kernel distance (KVD).
+"""Feature-distribution distances (docs/metrics.md): Fréchet distance (FVD, FAD) and kernel distance (KVD).
 
 `FeatureDistances` is a torchmetrics Metric over any feature extractor: it keeps the reference and the
 generated features (concatenated across processes under DDP) and computes, in float64,

@@ -1,4 +1,4 @@
-"""ImageBind scores (SPEC §5; MMDisCo Tab. 2-3): mean cosine similarity of paired embeddings.
+"""ImageBind scores (MMDisCo Tab. 2-3; docs/metrics.md): mean cosine similarity of paired embeddings.
 
 IB-AV scores audio against video of the same pair, IB-TV and IB-TA the prompt against each modality. The
 encoders are local TorchScript exports (`avgen.metrics.extractors.load_imagebind`); audio is resampled to the

@@ -1,4 +1,4 @@
-"""Inflated Inception-v1 (I3D, Carreira & Zisserman 2017): the video feature network of FVD / KVD (SPEC §5).
+"""Inflated Inception-v1 (I3D, Carreira & Zisserman 2017): the video feature network of FVD / KVD (docs/metrics.md).
 
 The layer names follow the widely shared PyTorch port of the Kinetics-400 weights (`Conv3d_1a_7x7.conv3d.weight`,
 `Mixed_3b.b1b.bn.running_mean`, `logits.conv3d.bias`, ...), so such a state dict loads with `load_state_dict`.

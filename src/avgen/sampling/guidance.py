@@ -1,4 +1,4 @@
-"""Guidance as denoiser wrappers: the sampler is never edited (SPEC §2, §3).
+"""Guidance as denoiser wrappers: the sampler is never edited (docs/methods.md).
 
 `ReconstructionGuidance` implements CMMD Eq. 3 (conditional generation, after Ho et al.'s video diffusion
 reconstruction guidance): for known modality m with clean value x0_m and a noise eps_m drawn once,

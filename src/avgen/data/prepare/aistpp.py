@@ -1,4 +1,4 @@
-"""`aistpp` adapter: AIST++ music-choreography clips (SPEC §4), in either layout it is distributed in.
+"""`aistpp` adapter: AIST++ music-choreography clips (docs/datasets.md), in either layout it is distributed in.
 
 - Official: `RAW/splits/crossmodal_{train,val,test}.txt` name sequences with camera `cAll`
   (e.g. `gBR_sBM_cAll_d04_mBR0_ch01`); the videos are the AIST Dance DB files `RAW/videos/<name>.mp4` with

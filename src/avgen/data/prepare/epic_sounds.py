@@ -1,4 +1,4 @@
-"""`epic_sounds` adapter: EPIC-Sounds segments (SPEC §4) sliced from EPIC-KITCHENS-100 videos by timestamps.
+"""`epic_sounds` adapter: EPIC-Sounds segments (docs/datasets.md) sliced from EPIC-KITCHENS-100 videos by timestamps.
 
 Layout: `RAW/EPIC_Sounds_train.csv`, `RAW/EPIC_Sounds_validation.csv` (columns annotation_id,
 participant_id, video_id, start_timestamp, stop_timestamp, start_sample, stop_sample, description, class,

@@ -1,4 +1,4 @@
-"""`landscape` adapter: the Landscape dataset (SPEC §4): 10 s clips as `RAW/<split>/<class>/<id>.mp4`.
+"""`landscape` adapter: the Landscape dataset (docs/datasets.md): 10 s clips as `RAW/<split>/<class>/<id>.mp4`.
 
 The nine classes keep a fixed order (so label indices agree across machines and subsets); a class folder
 outside them is listed as skipped. Captions for text-conditioned bases come from an optional CSV of

@@ -1,4 +1,4 @@
-"""`vggsound` adapter: VGGSound (SPEC §4): `RAW/vggsound.csv` and `RAW/video/<youtube_id>_<start:06d>.mp4`.
+"""`vggsound` adapter: VGGSound (docs/datasets.md): `RAW/vggsound.csv` and `RAW/video/<youtube_id>_<start:06d>.mp4`.
 
 The CSV has no header; its rows are `youtube_id, start_seconds, label, split` (train/test; labels with
 commas are quoted). Most local copies lack many clips: files the CSV names but the disk lacks are counted

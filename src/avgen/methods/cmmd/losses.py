@@ -1,4 +1,4 @@
-"""CMMD losses (paper §2, SPEC §3) as pure functions of tensors returning per-sample losses."""
+"""CMMD losses (paper §2; docs/methods.md#cmmd) as pure functions of tensors returning per-sample losses."""
 
 from __future__ import annotations
 

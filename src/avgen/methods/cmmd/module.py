@@ -65,7 +65,7 @@ class CMMDModule(L.LightningModule):
             return loss
         neg_audio, _ = self.negatives(batch["audio"], "audio", margin["audio"], spf)
         neg_video, _ = self.negatives(batch["video"], "video", margin["video"], spf)
-        # a random subset of the negatives per step (SPEC §3: memory and time)
+        # a random subset of the negatives per step (docs/methods.md#cmmd: memory and time)
         b = x0["audio"].shape[0]
         k = min(self.negatives_per_step or b, b)
         sub = torch.randperm(b, device=self.device)[:k]

@@ -1,4 +1,4 @@
-"""Frozen base models behind the shared denoiser interface (MMDisCo §3; SPEC §2).
+"""Frozen base models behind the shared denoiser interface (MMDisCo §3; docs/methods.md#mmdisco).
 
 Bases are black boxes: only their outputs are used, they are frozen (eval mode, no parameter requires
 grad) and called under `torch.no_grad()`, so nothing can ever backpropagate into them.

@@ -1,4 +1,4 @@
-"""The fake-pair cache (MMDisCo §3.2; SPEC §2): pairs sampled in advance from the bases, stored like real data.
+"""The fake-pair cache (MMDisCo §3.2; docs/methods.md#mmdisco): pairs sampled in advance from the bases, stored like real data.
 
 Sampling is batched and resumable: batch k is drawn with its own seed (`seed`, k) and written atomically as
 `parts/fake_<k>.npz`, so a killed job re-run draws only the missing batches and the result equals one

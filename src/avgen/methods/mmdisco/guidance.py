@@ -48,7 +48,7 @@ class DiscriminatorGuidance(Denoiser):
 
 
 class TextDiscriminator(nn.Module):
-    """A text discriminator bound to prompts, with classifier-free guidance on its residual (SPEC §2):
+    """A text discriminator bound to prompts, with classifier-free guidance on its residual (docs/methods.md#mmdisco):
     d = d_u + w (d_c - d_u), from a conditional and an empty-prompt call. Its input gradient is the CFG
     combination of the two residuals, so `DiscriminatorGuidance` wraps it unchanged; w = 1 is the plain
     conditional discriminator (with empty prompts as `cond`: the unconditional one). Per-modality scales

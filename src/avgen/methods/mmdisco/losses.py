@@ -1,4 +1,4 @@
-"""MMDisCo losses (paper §3, SPEC §2) as pure functions returning per-sample losses."""
+"""MMDisCo losses (paper §3; docs/methods.md#mmdisco) as pure functions returning per-sample losses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MMDisCo LightningModule: a discriminator trained on top of two frozen base models (paper §3, SPEC §2).
+"""MMDisCo LightningModule: a discriminator trained on top of two frozen base models (paper §3; docs/methods.md#mmdisco).
 
 Receives the built discriminator and wires it to the frozen bases (loaded from their checkpoints), the loss
 (`losses.mmdisco_loss`) and guided sampling (`guidance.DiscriminatorGuidance` driving diffusers' DPM-Solver).

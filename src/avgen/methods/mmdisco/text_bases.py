@@ -1,4 +1,4 @@
-"""Pretrained text-to-audio / text-to-video diffusers models as frozen MMDisCo bases (paper §4.3, SPEC §2).
+"""Pretrained text-to-audio / text-to-video diffusers models as frozen MMDisCo bases (paper §4.3; docs/methods.md#mmdisco).
 
 Each adapter loads a local pipeline directory component by component (the pipeline's `__call__` is never used):
 
@@ -10,7 +10,7 @@ Each adapter loads a local pipeline directory component by component (the pipeli
   latents stored (F, C, h, w) per clip, (B, C, F, h, w) for the UNet.
 
 Each keeps its own noise schedule (its scheduler's betas) and prediction type; one shared t drives both
-(SPEC §1). Prompt embeddings are computed once per distinct prompt and cached. `bind(prompts, cfg_scale)`
+(docs/methods.md#conventions). Prompt embeddings are computed once per distinct prompt and cached. `bind(prompts, cfg_scale)`
 returns a plain `Denoiser` applying classifier-free guidance with those prompts, so samplers and the
 discriminator guidance wrap it unchanged. Frozen bases run in half precision on CUDA (`dtype="auto"`).
 """

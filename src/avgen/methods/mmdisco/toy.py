@@ -1,4 +1,4 @@
-"""MMDisCo's 2-D toy experiment (paper §4.1, A.3 Table 5; SPEC §2).
+"""MMDisCo's 2-D toy experiment (paper §4.1, A.3 Table 5; docs/methods.md#mmdisco).
 
 One 1-D base diffusion model is trained on a 5-Gaussian mixture and used as both the "audio" and the
 "video" base. A discriminator on (a_t, v_t) is trained against pairs sampled independently from the bases,

@@ -1,4 +1,4 @@
-"""MMDisCo's audio-video discriminator (paper A.3, A.8; SPEC §2): d_phi(a_t, v_t, t) -> one logit per pair.
+"""MMDisCo's audio-video discriminator (paper A.3, A.8; docs/methods.md#mmdisco): d_phi(a_t, v_t, t) -> one logit per pair.
 
 Two independent streams of ResBlocks (GroupNorm -> SiLU -> conv; adaptive GroupNorm scale/shift from the
 timestep embedding -> SiLU -> zero-initialised conv; residual skip), no attention in the streams. The video

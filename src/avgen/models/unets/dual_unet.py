@@ -4,7 +4,7 @@ Two U-Nets of identical level structure, one per modality, run in lockstep and s
 embedding. At every attention block the coupling (`couplings.py`) lets them exchange information.
 With `modalities=("audio",)` or `("video",)` and coupling `none` it is a single-modal model (MMDisCo's bases).
 
-Inputs/outputs (SPEC §1): video (B, F, C, H, W), audio (B, C, T) or (B, C, T, M) (2-D latents are folded to
+Inputs/outputs (docs/methods.md#conventions): video (B, F, C, H, W), audio (B, C, T) or (B, C, T, M) (2-D latents are folded to
 C*M channels). Fully convolutional in time: train on 18 frames, generate 36.
 """
 
