@@ -63,10 +63,10 @@ class ValidationMedia(L.Callback):
         video_dec, audio_dec = self._decoders
         was_training = module.training
         module.eval()
-        g = torch.Generator().manual_seed(self.seed)
-        prompts = {"prompts": draw_prompts(dm, self.num, g)} if getattr(module, "needs_prompts", False) else {}
+        seeds = list(range(self.seed, self.seed + self.num))  # as evaluation draws its first samples
+        prompts = {"prompts": draw_prompts(dm, self.num, seeds=seeds)} if getattr(module, "needs_prompts", False) else {}
         x = module.generate({m: (self.num, *s) for m, s in shapes.items()}, steps=self.steps, sampler=self.sampler,
-                            generator=g, **prompts, **self.sampler_kwargs)
+                            seeds=seeds, **prompts, **self.sampler_kwargs)
         module.train(was_training)
         out = Path(trainer.default_root_dir) / "val_media" / f"step_{trainer.global_step:07d}"
         out.mkdir(parents=True, exist_ok=True)

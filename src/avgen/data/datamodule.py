@@ -188,9 +188,13 @@ def clip_shapes(dm, length_factor: int = 1) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def draw_prompts(dm, n: int, generator: torch.Generator | None = None) -> list[str]:
-    """`n` captions of the test split, drawn with `generator`: the prompts of text-conditioned sampling."""
+def draw_prompts(dm, n: int, generator: torch.Generator | None = None, seeds: list[int] | None = None) -> list[str]:
+    """`n` captions of the test split, drawn with `generator` (or one per seed of `seeds`, so that a sample
+    index gets the same prompt in every run): the prompts of text-conditioned sampling."""
     captions = dm.dataset("val").captions
     if not any(captions):
         raise ValueError(f"the test split of {dm.store.path} has no captions to prompt text-conditioned models with")
+    if seeds is not None:
+        return [captions[int(torch.randint(len(captions), (1,), generator=torch.Generator().manual_seed(s)))]
+                for s in seeds]
     return [captions[i] for i in torch.randint(len(captions), (n,), generator=generator).tolist()]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from avgen.data.datamodule import AVDataModule, clip_shapes, draw_prompts
 from avgen.utils.progress import progress
@@ -20,16 +19,18 @@ def sampler_kwargs(cfg: Any) -> dict[str, Any]:
 def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
                    **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time); text-
-    conditioned modules get test-split captions as prompts (kept under "prompts")."""
+    conditioned modules get test-split captions as prompts (kept under "prompts"). Sample i is generated from
+    seed + i (its noise and prompt), whatever the batch size: runs evaluated with one seed are paired."""
     shapes = clip_shapes(dm, length_factor)
-    g = torch.Generator().manual_seed(seed)
     prompted = getattr(module, "needs_prompts", False)
     out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"prompts": []} if prompted else {})}
     module.eval()
     for start in progress(range(0, num, batch_size), "sampling (batches)"):
         b = min(batch_size, num - start)
-        prompts = {"prompts": draw_prompts(dm, b, g)} if prompted else {}
-        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, generator=g, **prompts, **generate_kwargs)
+        seeds = list(range(seed + start, seed + start + b))
+        prompts = {"prompts": draw_prompts(dm, b, seeds=seeds)} if prompted else {}
+        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, seeds=seeds, **prompts,
+                            **generate_kwargs)
         for m in ("video", "audio"):
             out[m].append(x[m].float().cpu().numpy())
         if prompted:
@@ -41,16 +42,19 @@ def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
                       keep_reference: bool = False, **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` pairs whose `known` modality is a test-split clip and whose other one is generated for it by
     reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video.
-    `keep_reference`: also the test clips' own version of the generated modality, as "reference"."""
+    `keep_reference`: also the test clips' own version of the generated modality, as "reference". The pair
+    of test clip i is generated from seed + i: runs evaluated with one seed see the same conditions and noise."""
     from avgen.methods.cmmd.negatives import centre
 
-    g = torch.Generator().manual_seed(seed)
     other = "audio" if known == "video" else "video"
     out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"reference": []} if keep_reference else {})}
     module.eval()
+    done = 0
     for batch in dm.val_dataloader():
         clips = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
-        x = module.generate({m: tuple(v.shape) for m, v in clips.items()}, generator=g,
+        b = clips["video"].shape[0]
+        seeds, done = list(range(seed + done, seed + done + b)), done + b
+        x = module.generate({m: tuple(v.shape) for m, v in clips.items()}, seeds=seeds,
                             known={known: clips[known].to(module.device)}, guidance_scale=guidance_scale,
                             **generate_kwargs)
         for m in ("video", "audio"):

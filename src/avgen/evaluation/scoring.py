@@ -53,7 +53,7 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     calls = cfg.sampler.steps * -(-cfg.evaluate.num_samples // cfg.evaluate.batch_size)  # denoiser calls
     metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
                                "num_samples": len(pairs["video"]), "sampling_seconds": sampling_seconds,
-                               "ms_per_fe": 1000 * sampling_seconds / calls, "metrics_reference": f"{dataset} val split"}
+                               "ms_per_fe": 1000 * sampling_seconds / calls, "metrics_reference": f"{dataset} {dm.splits['val']} split"}
     if "synthetic" in names:
         metrics.update(_synthetic(module, dm, pairs, draw))
     media_names = [n for n in names if n not in ("synthetic", "beats")]

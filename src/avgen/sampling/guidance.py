@@ -21,7 +21,7 @@ from avgen.diffusion.denoiser import Denoiser
 
 class ReconstructionGuidance(Denoiser):
     def __init__(self, denoiser: Denoiser, known: dict[str, Tensor], scale: float = 5.0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, eps_known: Tensor | None = None):
         super().__init__()
         if len(known) != 1 or next(iter(known)) not in denoiser.modalities:
             raise ValueError(f"known must hold exactly one of {denoiser.modalities}, got {sorted(known)}")
@@ -30,8 +30,9 @@ class ReconstructionGuidance(Denoiser):
         self.known_name, x0 = next(iter(known.items()))
         self.unknown = [m for m in denoiser.modalities if m != self.known_name]
         self.x0_known = x0
-        # one fixed noise for the known modality, drawn once (CMMD Eq. 3)
-        self.eps_known = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        # one fixed noise for the known modality, drawn once (CMMD Eq. 3), or given (seeded per sample)
+        self.eps_known = (eps_known if eps_known is not None else
+                          torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype))
 
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         k = self.known_name

@@ -16,9 +16,20 @@ from avgen.diffusion.denoiser import Denoiser
 
 
 def initial_noise(shapes: dict[str, tuple[int, ...]], generator: torch.Generator | None = None,
-                  device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    # drawn on the CPU generator, then moved: the same seed gives the same samples on every device
-    return {m: torch.randn(shape, generator=generator).to(device) for m, shape in shapes.items()}
+                  device: torch.device | str = "cpu", seeds: list[int] | None = None) -> dict[str, Tensor]:
+    """Pure noise per modality. With `seeds` (one per sample), sample i is drawn from its own generator
+    seeded with seeds[i] (modalities in sorted order), so a sample index gets the same noise whatever the
+    batch size or the run: two runs evaluated with one seed see the same noise (paired comparisons).
+    Drawn on the CPU, then moved: the same seed gives the same samples on every device."""
+    if seeds is None:
+        return {m: torch.randn(shape, generator=generator).to(device) for m, shape in shapes.items()}
+    if any(shape[0] != len(seeds) for shape in shapes.values()):
+        raise ValueError(f"one seed per sample: {len(seeds)} seeds for shapes {shapes}")
+    per_sample = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed))
+        per_sample.append({m: torch.randn(shapes[m][1:], generator=g) for m in sorted(shapes)})
+    return {m: torch.stack([s[m] for s in per_sample]).to(device) for m in shapes}
 
 
 @torch.no_grad()

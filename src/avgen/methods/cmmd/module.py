@@ -102,15 +102,17 @@ class CMMDModule(L.LightningModule):
     @torch.no_grad()
     def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
                  known: dict[str, Tensor] | None = None, guidance_scale: float = 5.0, sampler: str = "ddim",
-                 **sampler_kwargs: Any) -> dict[str, Tensor]:
+                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
         """Unconditional joint samples, or conditional ones (v2a / a2v) when `known` holds one modality's x0.
+        `seeds`: one per sample, each sample's noise from its own seed (`initial_noise`).
 
         Shapes are free in time: pass twice the training length for double-length generation.
         """
+        x = initial_noise(shapes, generator, self.device, seeds)
         denoiser = self.denoiser
-        if known:
-            denoiser = ReconstructionGuidance(self.denoiser, known, guidance_scale, generator)
-        x = initial_noise(shapes, generator, self.device)
+        if known:  # seeded: the known modality's fixed noise is that sample's own draw for it
+            eps = x[next(iter(known))] if seeds is not None else None
+            denoiser = ReconstructionGuidance(self.denoiser, known, guidance_scale, generator, eps_known=eps)
         return sample(denoiser, x, sampler, steps, generator, **sampler_kwargs)
 
 

@@ -167,7 +167,7 @@ class MMDisCoModule(L.LightningModule):
 
     def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 20, generator: torch.Generator | None = None,
                  sampler: str = "dpm_solver", scales: dict[str, float] | None = None, prompts: list[str] | None = None,
-                 **sampler_kwargs: Any) -> dict[str, Tensor]:
+                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
         """Joint samples from the bases guided by the discriminator (scales 0 = the "no joint" baseline). Out of
         domain: for `prompts` (one per sample), with CFG on each base and on the discriminator residual."""
         if self.needs_prompts and (prompts is None or len(prompts) != shapes["audio"][0]):
@@ -176,5 +176,5 @@ class MMDisCoModule(L.LightningModule):
         disc = (TextDiscriminator(self.net, bases.pooled_text(), bases.pooled_text(empty=True), self.cfg_scales)
                 if self.needs_prompts else self.net)
         denoiser = DiscriminatorGuidance(bases, disc, scales or self.guidance_scales, self.guidance_min_alpha)
-        return sample(denoiser, initial_noise(shapes, generator, self.device), sampler, steps, generator,
+        return sample(denoiser, initial_noise(shapes, generator, self.device, seeds), sampler, steps, generator,
                       **sampler_kwargs)
