@@ -34,10 +34,10 @@ def test_compare_report_and_plots(tmp_path, capsys):
     assert main(["compare", f"paths.output_dir={out}", "dataset_name=synthetic"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     lines = [line for line in report.splitlines() if line.startswith("| ")]
-    assert lines[0].startswith("| run | method | temporal_alignment | semantic_agreement |")
+    assert lines[0].startswith("| run | method | semantic_agreement | temporal_alignment |")
     body = "\n".join(lines[1:])
-    assert "| cmmd_synthetic | cmmd (coupling=easy_fusion, eta=0.02) | 0.663 (0.511) | 0.391 |" in body
-    assert "| mmdisco_synthetic (no joint: independent bases) | independent bases, guidance off | 0.548 | 0.203 |" in body
+    assert "| cmmd_synthetic | cmmd (coupling=easy_fusion, eta=0.02) | 0.391 | 0.663 (0.511) |" in body
+    assert "| mmdisco_synthetic (no joint: independent bases) | independent bases, guidance off | 0.203 | 0.548 |" in body
     assert "1.23M" in body and "11.5 min" in body and "cmmd_aistpp" not in report and "fvd" not in report
     assert "chance level" in report
     # the vocoder is not a generative row: its own table, its numbers nowhere among the metric columns
@@ -61,3 +61,57 @@ def test_rescored_metrics_take_precedence(tmp_path):
     assert main(["compare", f"paths.output_dir={out}"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     assert "| 0.500 |" in report and "1.0 min" in report and "0.100" not in report
+
+
+def test_rescored_scores_are_never_mixed_with_training_scores(tmp_path):
+    out = tmp_path / "outputs"
+    write_run(out, "run", {"dataset": "synthetic", "method": "cmmd", "temporal_alignment": 0.1,
+                           "v2a_temporal_alignment": 0.2, "train_seconds": 60.0})
+    (out / "run" / "eval").mkdir()
+    (out / "run" / "eval" / "metrics.json").write_text(json.dumps({"temporal_alignment": 0.5}))
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "0.200" not in report and "| eval/metrics.json |" in report  # v2a was not re-scored: not shown
+
+
+def calibrated(value, lo, hi, num_samples=128, tolerance=0.5):
+    return {"dataset": "synthetic", "method": "cmmd", "temporal_f1": value, "num_samples": num_samples,
+            "sampler": "ddim", "sampler_steps": 50, "metrics_reference": "synthetic test split",
+            "intervals": {"temporal_f1": [lo, hi]},
+            "calibration": {"temporal_f1": {"floor": 0.2, "floor_std": 0.02, "shifted_floor": 0.1, "ceiling": 0.95,
+                                            "normalised": (value - 0.2) / 0.75}},
+            "protocol": {"synthetic": {"tolerance_frames": tolerance, "lag_frames": 2.0, "shift_frames": 3.0,
+                                       "num_derangements": 100, "seed": 1234}}}
+
+
+def test_protocol_mismatch_is_named_and_kept_off_the_plot(tmp_path):
+    out = tmp_path / "outputs"
+    write_run(out, "a", calibrated(0.6, 0.55, 0.65))
+    write_run(out, "b", calibrated(0.5, 0.45, 0.55, num_samples=64, tolerance=1.0))
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "**Warning**: `temporal_f1` was scored under different protocols" in report
+    assert "num_samples=128" in report and "num_samples=64" in report and "tolerance_frames=1.0" in report
+    assert "synthetic_metrics.png" not in report  # the only metric is not drawn on one axis
+
+
+def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "outputs"
+    rng = np.random.default_rng(0)
+    n = 128
+    base = (rng.uniform(size=n) < 0.5).astype(float)
+    better = np.maximum(base, (rng.uniform(size=n) < 0.3).astype(float))
+    for name, matched in (("good", better), ("plain", base)):
+        write_run(out, name, calibrated(float(matched.mean()), 0.4, 0.7))
+        columns = {c: [0.0] * n for c in ("matched_p", "total_p", "matched_m", "total_m", "matched_orig",
+                                          "total_orig", "agree")}
+        columns.update(matched_0=(2 * matched).tolist(), total_0=[2.0] * n, one=[1.0] * n)
+        (out / name / "per_sample.json").write_text(json.dumps({"synthetic": columns}))
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "**Protocol**:" in report and "tolerance_frames 0.5" in report and "Warning" not in report
+    assert "[0.400, 0.700]" in report and "0.200 ± 0.020" in report
+    row = next(line for line in report.splitlines() if line.startswith("| temporal_f1 | good | plain |"))
+    assert row.endswith("| yes |")

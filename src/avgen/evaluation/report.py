@@ -8,7 +8,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 # metric columns in display order; any other numeric metric of a run is appended after them
-METRICS = ("temporal_alignment", "semantic_agreement", "v2a_temporal_alignment", "v2a_semantic_agreement",
+METRICS = ("temporal_f1", "lag_contrast", "semantic_agreement", "temporal_alignment", "v2a_temporal_f1",
+           "v2a_lag_contrast", "v2a_semantic_agreement", "v2a_temporal_alignment",
            "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
            "ib_av", "ib_tv", "ib_ta")
 INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")

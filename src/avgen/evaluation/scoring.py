@@ -18,7 +18,9 @@ from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
 from avgen.evaluation.generation import conditional_pairs, generate_pairs, reference_pairs, sampler_kwargs
 from avgen.evaluation.plan import metric_plan
 from avgen.evaluation.report import dataset_name, method_name, variant
-from avgen.metrics.synthetic import SyntheticProbe, synthetic_metrics, to_frames_01
+from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
+from avgen.metrics.synthetic import Protocol, SyntheticProbe
+from avgen.utils.io import write_json
 from avgen.sampling.decode import AudioDecoder
 from avgen.sampling.export import frames_to_uint8
 
@@ -54,15 +56,19 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
                                "num_samples": len(pairs["video"]), "sampling_seconds": sampling_seconds,
                                "ms_per_fe": 1000 * sampling_seconds / calls, "metrics_reference": f"{dataset} {dm.splits['val']} split"}
+    per_sample: dict[str, dict] = {}
     if "synthetic" in names:
-        metrics.update(_synthetic(module, dm, pairs, draw))
+        merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
     media_names = [n for n in names if n not in ("synthetic", "beats")]
     if media_names:
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
         metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
                                      prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
     if cfg.evaluate.num_video_to_audio and "known" in inspect.signature(module.generate).parameters:
-        metrics.update(_video_to_audio(module, dm, cfg, names, audio_dec))
+        merge(metrics, _video_to_audio(module, dm, cfg, names, audio_dec, per_sample))
+    if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
+        write_json(out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()}
+                                                 for k, cols in per_sample.items()})
     return metrics
 
 
@@ -110,26 +116,45 @@ def synthetic_probe(dm: AVDataModule) -> SyntheticProbe:
     return SyntheticProbe.from_metadata(*rep_metadata(dm), num_classes=len(dm.store.label_names))
 
 
-def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict) -> dict[str, Any]:
-    """The exact synthetic metrics; for MMDisCo also of the same bases and seed without guidance (no joint)."""
-    probe = synthetic_probe(dm)
-    metrics = synthetic_metrics(probe, [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
+def synthetic_protocol(cfg: Any) -> Protocol:
+    return Protocol(**cfg.evaluate.synthetic)
+
+
+def _ceiling(dm: AVDataModule, probe: SyntheticProbe, num: int, protocol: Protocol) -> dict[str, float]:
+    return ceilings(probe, reference_pairs(dm, num), protocol)
+
+
+def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict, cfg: Any,
+               per_sample: dict) -> dict[str, Any]:
+    """The exact synthetic metrics with intervals, floors and ceilings; for MMDisCo also of the same bases,
+    seeds and noise without guidance (no joint), and the paired difference guided - no joint."""
+    probe, protocol, seed = synthetic_probe(dm), synthetic_protocol(cfg), cfg.evaluate.seed
+    reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split"
+    ceiling = _ceiling(dm, probe, len(pairs["video"]), protocol)
+    metrics, per_sample["synthetic"] = synthetic_report(probe, pairs, protocol, seed, ceiling, reference)
     if hasattr(module, "guidance_scales"):
         plain = generate_pairs(module, dm, **draw, scales={m: 0.0 for m in module.guidance_scales})
-        no_joint = synthetic_metrics(probe, [to_frames_01(v) for v in plain["video"]], list(plain["audio"]))
-        metrics.update({f"no_joint_{k}": v for k, v in no_joint.items() if k.startswith(("temporal", "semantic"))})
+        no_joint, per_sample["no_joint_synthetic"] = synthetic_report(probe, plain, protocol, seed, ceiling, reference,
+                                                                      prefix="no_joint_")
+        merge(metrics, no_joint)
+        merge(metrics, paired_report(per_sample["synthetic"], per_sample["no_joint_synthetic"], "guided - no joint"))
     return metrics
 
 
-def _video_to_audio(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder) -> dict[str, float]:
+def _video_to_audio(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder,
+                    per_sample: dict) -> dict[str, Any]:
     """Audio generated for test-split videos by reconstruction guidance, scored against those videos (synthetic)
     and, for the beat hit rate, against the test clips' own audio."""
     pairs = conditional_pairs(module, dm, "video", cfg.evaluate.num_video_to_audio, cfg.evaluate.seed,
                               cfg.sampler.guidance_scale, keep_reference="beats" in names, **sampler_kwargs(cfg))
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     if "synthetic" in names:
-        scores = synthetic_metrics(synthetic_probe(dm), [to_frames_01(v) for v in pairs["video"]], list(pairs["audio"]))
-        out.update({f"v2a_{k}": v for k, v in scores.items() if k.startswith(("temporal", "semantic"))})
+        probe, protocol = synthetic_probe(dm), synthetic_protocol(cfg)
+        reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split (its videos as conditions)"
+        report, per_sample["v2a_synthetic"] = synthetic_report(
+            probe, pairs, protocol, cfg.evaluate.seed, _ceiling(dm, probe, len(pairs["video"]), protocol), reference,
+            prefix="v2a_")
+        merge(out, report)
     if "beats" in names:
         from avgen.metrics.beats import BeatHitRate
 

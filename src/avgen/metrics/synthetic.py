@@ -30,6 +30,7 @@ from scipy.signal import find_peaks
 from avgen.data.media import MediaFile
 from avgen.data.representations import AudioLogMel
 from avgen.data.synthetic import CLASS_COLOURS, class_pitches
+from avgen.metrics.stats import bootstrap_interval, derangements, safe_div, sums
 
 
 @dataclass
@@ -66,12 +67,15 @@ class SyntheticProbe:
         bright = frames.max(axis=-1)
         return np.clip(bright - np.median(bright, axis=(1, 2), keepdims=True), 0.0, None) ** 2
 
-    def visual_events(self, frames: np.ndarray) -> np.ndarray:
-        """Bounce times (s) from (F, H, W, 3) frames in [0, 1]."""
+    def centroid_track(self, frames: np.ndarray) -> np.ndarray:
+        """The ball's horizontal centroid per frame: (F, H, W, 3) in [0, 1] -> (F,) in [0, 1]."""
         w = self._foreground(frames)
         xs = (np.arange(frames.shape[2]) + 0.5) / frames.shape[2]
         mass = w.sum(axis=(1, 2))
-        cx = (w.sum(axis=1) * xs).sum(axis=1) / np.maximum(mass, 1e-8)  # (F,) horizontal centroid
+        return (w.sum(axis=1) * xs).sum(axis=1) / np.maximum(mass, 1e-8)
+
+    def turning_frames(self, cx: np.ndarray) -> np.ndarray:
+        """Frame indices of the turning points (bounces) of a centroid track."""
         # Continue the motion linearly past both ends, so that a bounce one frame from an edge keeps its
         # prominence (a turning point's prominence is limited by the shorter side).
         pad = 3
@@ -80,7 +84,28 @@ class SyntheticProbe:
         tail = cx[-1] + (cx[-1] - cx[-2]) * steps
         padded = np.concatenate([head, cx, tail])
         peaks = [find_peaks(sign * padded, prominence=self.prominence)[0] - pad for sign in (1.0, -1.0)]
-        return np.sort(np.concatenate(peaks)).astype(np.float64) / self.video_fps
+        return np.sort(np.concatenate(peaks))
+
+    def visual_events(self, frames: np.ndarray) -> np.ndarray:
+        """Bounce times (s) from (F, H, W, 3) frames in [0, 1], at whole frames (the original definition)."""
+        return self.turning_frames(self.centroid_track(frames)).astype(np.float64) / self.video_fps
+
+    def refined_events(self, frames: np.ndarray) -> np.ndarray:
+        """Bounce times (s) below a frame: the ball moves at constant speed between bounces, so each turning
+        point lies where the line through the two frames before it meets the line through the two after it
+        (kept within one frame of the turning frame; the whole frame where a neighbour is missing)."""
+        cx = self.centroid_track(frames)
+        times = []
+        for k in self.turning_frames(cx):
+            t = float(k)
+            if 2 <= k <= len(cx) - 3:
+                left, right = cx[k - 1] - cx[k - 2], cx[k + 2] - cx[k + 1]  # slopes per frame
+                if abs(left - right) > 1e-9:
+                    # x = cx[k-1] + left (s - (k-1)) = cx[k+1] + right (s - (k+1))
+                    s = (cx[k + 1] - cx[k - 1] - right * (k + 1) + left * (k - 1)) / (left - right)
+                    t = float(np.clip(s, k - 1, k + 1))
+            times.append(t)
+        return np.asarray(times, dtype=np.float64) / self.video_fps
 
     def colour_class(self, frames: np.ndarray) -> int:
         w = self._foreground(frames)[..., None]
@@ -109,8 +134,10 @@ class SyntheticProbe:
         return int(np.argmin(np.abs(np.log(pitches) - np.log(max(centres[band], 1.0)))))
 
     # ------------------------------------------------------------------------------------- matching
-    def match(self, onsets: np.ndarray, events: np.ndarray, duration: float) -> tuple[int, int, int]:
-        """(matched, |onsets|, |events|) inside the clip minus its first and last video frame.
+    def match(self, onsets: np.ndarray, events: np.ndarray, duration: float,
+              tolerance_frames: float | None = None) -> tuple[int, int, int]:
+        """(matched, |onsets|, |events|) inside the clip minus its first and last video frame, one-to-one
+        within +-tolerance_frames video frames (default: the probe's).
 
         Turning points cannot be seen at the first/last frame, so neither set counts there.
         """
@@ -120,7 +147,7 @@ class SyntheticProbe:
         if a.size == 0 or v.size == 0:
             return 0, a.size, v.size
         dist = np.abs(a[:, None] - v[None, :])
-        tol = self.tolerance_frames / self.video_fps + 1e-9
+        tol = (self.tolerance_frames if tolerance_frames is None else tolerance_frames) / self.video_fps + 1e-9
         cost = np.where(dist <= tol, dist, 1e6)
         rows, cols = linear_sum_assignment(cost)
         return int((cost[rows, cols] <= tol).sum()), a.size, v.size
@@ -187,3 +214,97 @@ def synthetic_metrics(probe: SyntheticProbe, videos: list[np.ndarray], mels: lis
         "events_per_clip": real["events_per_clip"],
         "num_clips": len(videos),
     }
+
+
+# ------------------------------------------------------------------------------ calibrated metrics
+@dataclass
+class Protocol:
+    """Settings of the calibrated synthetic metrics, recorded beside every score they produce."""
+
+    tolerance_frames: float = 0.5   # match window of temporal_f1, in video frames
+    lag_frames: float = 2.0         # lag_contrast: F1 at lag 0 minus the mean F1 at +-lag
+    shift_frames: float = 3.0       # the time-shifted floor: audio moved by this many video frames
+    num_derangements: int = 100     # the chance floor: mean (and spread) over this many derangements
+
+
+@dataclass
+class ClipReadout:
+    """What the probe reads off one clip: audio onsets, refined and whole-frame bounces, classes."""
+
+    onsets: np.ndarray
+    events: np.ndarray
+    events_frame: np.ndarray
+    colour: int
+    pitch: int
+    duration: float
+
+
+def read_clips(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray]) -> list[ClipReadout]:
+    if len(videos) != len(mels) or not videos:
+        raise ValueError(f"need equally many videos and mels (>0), got {len(videos)} and {len(mels)}")
+    return [ClipReadout(probe.audio_onsets(mel), probe.refined_events(frames), probe.visual_events(frames),
+                        probe.colour_class(frames), probe.pitch_class(mel), frames.shape[0] / probe.video_fps)
+            for frames, mel in zip(videos, mels)]
+
+
+def pair_columns(probe: SyntheticProbe, protocol: Protocol, audio: list[ClipReadout], video: list[ClipReadout],
+                 shift_frames: float = 0.0) -> dict[str, np.ndarray]:
+    """Per-pair counts (audio[i] with video[i], the audio moved by `shift_frames`) that every statistic
+    below is a function of: 2 x matched and |onsets| + |events| at lags 0, +lag, -lag (`_0`, `_p`, `_m`), the
+    same for the original definition (`_orig`: whole-frame bounces, the probe's +-1 frame), class agreement."""
+    fps = probe.video_fps
+    cols: dict[str, list[float]] = {k: [] for k in ("matched_0", "total_0", "matched_p", "total_p", "matched_m",
+                                                    "total_m", "matched_orig", "total_orig", "agree", "one")}
+    for a, v in zip(audio, video):
+        for key, lag in (("0", 0.0), ("p", protocol.lag_frames), ("m", -protocol.lag_frames)):
+            m, na, nv = probe.match(a.onsets + (lag + shift_frames) / fps, v.events, v.duration,
+                                    protocol.tolerance_frames)
+            cols[f"matched_{key}"].append(2 * m)
+            cols[f"total_{key}"].append(na + nv)
+        m, na, nv = probe.match(a.onsets + shift_frames / fps, v.events_frame, v.duration)
+        cols["matched_orig"].append(2 * m)
+        cols["total_orig"].append(na + nv)
+        cols["agree"].append(float(a.pitch == v.colour))
+        cols["one"].append(1.0)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()}
+
+
+def _f1(s: dict, key: str):
+    return safe_div(s[f"matched_{key}"], s[f"total_{key}"])
+
+
+# Each statistic is a function of the column sums (so it bootstraps by resampling pairs).
+STATISTICS = {
+    "temporal_f1": lambda s: _f1(s, "0"),                                          # +-0.5 frame, refined
+    "lag_contrast": lambda s: _f1(s, "0") - (_f1(s, "p") + _f1(s, "m")) / 2,
+    "semantic_agreement": lambda s: safe_div(s["agree"], s["one"]),
+    "temporal_alignment": lambda s: _f1(s, "orig"),                                # the original definition
+}
+
+
+@dataclass
+class CalibratedScores:
+    values: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    floors: dict[str, tuple[float, float]]       # derangements: mean, standard deviation
+    shifted_floors: dict[str, float]
+    columns: dict[str, np.ndarray]
+
+
+def calibrated_scores(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray],
+                      protocol: Protocol = Protocol(), seed: int = 0) -> CalibratedScores:
+    """Every statistic with its 95% bootstrap interval over pairs, its chance floor (the pairs' audio
+    deranged, `num_derangements` times) and its time-shifted floor (audio moved by `shift_frames`)."""
+    clips = read_clips(probe, videos, mels)
+    cols = pair_columns(probe, protocol, clips, clips)
+    values = {k: float(f(sums(cols))) for k, f in STATISTICS.items()}
+    intervals = {k: bootstrap_interval(cols, f, seed=seed) for k, f in STATISTICS.items()}
+    floors: dict[str, tuple[float, float]] = {}
+    if len(clips) >= 2:
+        deranged = [sums(pair_columns(probe, protocol, [clips[j] for j in perm], clips))
+                    for perm in derangements(len(clips), protocol.num_derangements, seed)]
+        for k, f in STATISTICS.items():
+            draws = np.array([float(f(s)) for s in deranged])
+            floors[k] = (float(draws.mean()), float(draws.std(ddof=1)))
+    shifted = sums(pair_columns(probe, protocol, clips, clips, shift_frames=protocol.shift_frames))
+    return CalibratedScores(values, intervals, floors, {k: float(f(shifted)) for k, f in STATISTICS.items()}, cols)

@@ -1,0 +1,306 @@
+"""Runs side by side (`avgen compare`): every metric with its interval, floor, ceiling and normalised score;
+paired differences between runs scored on the same sample indices, marked resolved or not; the protocol
+stated once, and metrics scored under different protocols named and kept off a shared axis.
+
+Each row takes all its scores from one file: `eval/metrics.json` where `avgen eval` re-scored the run, else
+the training run's `metrics.json` (the row says which); only what describes the run (parameters, training
+time, method) comes from training. An MMDisCo run also gives the row of its bases without guidance
+("no joint"), scored on the same seeds and noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from avgen.evaluation.report import INFO, METRICS, RUN_INFO
+from avgen.metrics.stats import paired_difference
+from avgen.metrics.synthetic import STATISTICS
+
+NESTED = ("intervals", "calibration", "protocol", "paired")
+DESCRIBES = {"dataset", "method", "variant", "experiment", *RUN_INFO} - {"num_samples", "sampling_seconds",
+                                                                        "sampler_steps", "eval_seconds", "ms_per_fe"}
+# What every score of a row depends on, beside a metric's own protocol entry.
+GENERAL_PROTOCOL = ("num_samples", "sampler", "sampler_steps", "metrics_reference")
+
+
+def load_runs(outputs: Path) -> list[dict[str, Any]]:
+    """One row per run (plus a no-joint row per MMDisCo run), each with its name, dataset, numbers and the
+    file its scores come from."""
+    rows = []
+    for path in sorted(outputs.glob("*/metrics.json")):
+        try:
+            trained = json.loads(path.read_text())
+            rescored_path = path.parent / "eval" / "metrics.json"
+            rescored = json.loads(rescored_path.read_text()) if rescored_path.is_file() else None
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"compare: skipping {path}: {e}")
+            continue
+        if rescored is not None:  # every score from the re-scoring; only the run's description from training
+            metrics = {**{k: v for k, v in trained.items() if k in DESCRIBES}, **rescored}
+            source, scored_dir = "eval/metrics.json", path.parent / "eval"
+        else:
+            metrics, source, scored_dir = trained, "metrics.json", path.parent
+        run = path.parent.name
+        row = {"run": run, "dir": path.parent, "source": source, "per_sample": scored_dir / "per_sample.json",
+               "dataset": metrics.get("dataset", "unknown"), **metrics,
+               "method": f"{metrics.get('method', '')} ({metrics.get('variant', '')})"}
+        rows.append(row)
+        no_joint = _no_joint(metrics)
+        seen = [{k: r.get(k) for k in no_joint if k not in NESTED} for r in rows
+                if r["method"].startswith("independent bases")]
+        if no_joint and {k: v for k, v in no_joint.items() if k not in NESTED} not in seen:
+            # runs over the same bases and seed share one row
+            rows.append({"run": f"{run} (no joint: independent bases)", "dir": None, "source": source,
+                         "per_sample": None, "dataset": row["dataset"], **no_joint,
+                         **{k: metrics[k] for k in GENERAL_PROTOCOL if k in metrics},
+                         "method": "independent bases, guidance off"})
+    return rows
+
+
+def _no_joint(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The no-joint scores of an MMDisCo run, under the names the guided ones have."""
+    p = "no_joint_"
+    out: dict[str, Any] = {k[len(p):]: v for k, v in metrics.items() if k.startswith(p)}
+    if not out:
+        return out
+    for section in ("intervals", "calibration", "protocol"):
+        inner = {k[len(p):]: v for k, v in metrics.get(section, {}).items() if k.startswith(p)}
+        if inner:
+            out[section] = inner
+    return out
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
+    present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    extra = sorted(k for k in present - set(METRICS) - RUN_INFO if not k.endswith("_shuffled")
+                   and not k.startswith("no_joint_"))
+    return [k for k in METRICS if k in present] + extra
+
+
+def protocol_of(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """What a metric's value depends on besides the model: sample count, sampler, reference split, and the
+    metric family's own settings (e.g. the synthetic tolerance, lags, derangements)."""
+    prefix = "v2a_" if metric.startswith("v2a_") else ""
+    family = f"{prefix}synthetic" if metric[len(prefix):] in STATISTICS else None
+    own = row.get("protocol", {}).get(family, {}) if family else {}
+    return {**{k: row.get(k) for k in GENERAL_PROTOCOL}, **own}
+
+
+def protocol_conflicts(rows: list[dict[str, Any]], columns: list[str]) -> dict[str, list[str]]:
+    """metric -> how the runs' protocols differ (empty where every run scoring it shares one)."""
+    conflicts = {}
+    for metric in columns:
+        scored = [r for r in rows if isinstance(r.get(metric), (int, float))]
+        protocols = [protocol_of(r, metric) for r in scored]
+        keys = sorted({k for p in protocols for k in p if len({json.dumps(q.get(k)) for q in protocols}) > 1})
+        if keys:
+            conflicts[metric] = [f"{r['run']}: " + ", ".join(f"{k}={p.get(k)}" for k in keys)
+                                 for r, p in zip(scored, protocols)]
+    return conflicts
+
+
+def paired_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pair of runs with per-sample counts on the same sample indices and the same protocol: each
+    statistic's difference with its 95% interval (the runs' own in-run pairs, e.g. guided - no joint, too)."""
+    loaded = {}
+    for r in rows:
+        path = r.get("per_sample")
+        if path is not None and Path(path).is_file():
+            loaded[r["run"]] = json.loads(Path(path).read_text())
+    out = []
+    for r in rows:  # in-run pairs written by evaluation
+        for name, d in r.get("paired", {}).items():
+            metric, label = name.split(": ", 1)
+            out.append({"metric": metric, "a": r["run"], "b": label, **d})
+    by_run = {r["run"]: r for r in rows}
+    for a, b in combinations(sorted(loaded), 2):
+        for family in sorted(set(loaded[a]) & set(loaded[b])):
+            if family.startswith("no_joint_"):
+                continue
+            prefix = family[: -len("synthetic")]
+            ca, cb = loaded[a][family], loaded[b][family]
+            same = (len(next(iter(ca.values()))) == len(next(iter(cb.values())))
+                    and protocol_of(by_run[a], f"{prefix}temporal_f1") == protocol_of(by_run[b], f"{prefix}temporal_f1"))
+            if not same:
+                continue
+            for metric, statistic in STATISTICS.items():
+                d = paired_difference(ca, cb, statistic)
+                out.append({"metric": f"{prefix}{metric}", "a": a, "b": b, **d.as_dict()})
+    return out
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if key == "parameters":
+        return f"{value / 1e6:.2f}M"
+    if key == "train_seconds":
+        return f"{value / 60:.1f} min"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def _cell(r: dict[str, Any], k: str) -> str:
+    text = _fmt(r.get(k), k)
+    interval = r.get("intervals", {}).get(k)
+    if text and interval:
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    shuffled = r.get(f"{k}_shuffled")
+    return text + (f" ({shuffled:.3f})" if isinstance(shuffled, (int, float)) else "")
+
+
+def _protocol_lines(rows: list[dict[str, Any]], columns: list[str], conflicts: dict[str, list[str]]) -> list[str]:
+    shared: dict[str, Any] = {}
+    for metric in columns:
+        if metric in conflicts:
+            continue
+        for r in rows:
+            if isinstance(r.get(metric), (int, float)):
+                shared.update({k: v for k, v in protocol_of(r, metric).items() if v is not None})
+    lines = ["**Protocol**: " + (", ".join(f"{k} {v}" for k, v in sorted(shared.items())) or "not recorded") + "."]
+    for metric, how in conflicts.items():
+        lines.append(f"**Warning**: `{metric}` was scored under different protocols ({'; '.join(how)}): "
+                     "its values are not comparable and are not drawn on one axis.")
+    return lines
+
+
+def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots: list[str],
+             conflicts: dict[str, list[str]] | None = None, paired: list[dict[str, Any]] | None = None) -> str:
+    conflicts = conflicts or {}
+    header = ["run", "method", *columns, *INFO, "scores from"]
+    lines = [f"# {dataset}: {len(rows)} runs side by side", "", *_protocol_lines(rows, columns, conflicts), "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append("| " + " | ".join([r["run"], r["method"], *(_cell(r, k) for k in columns),
+                                         *(_fmt(r.get(k), k) for k in INFO), r.get("source", "")]) + " |")
+    if any(r.get("intervals") for r in rows):
+        lines += ["", "[lo, hi]: 95% bootstrap interval over the scored samples."]
+    if any(f"{k}_shuffled" in r for r in rows for k in columns):
+        lines += ["", "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
+                  "original chance level; the calibration table has the mean over many derangements."]
+    lines += ["", "ms_per_fe: sampling time per denoiser call at the evaluation batch size (guided calls included)."]
+    lines += _calibration_table(rows, columns) + _paired_table(paired or [])
+    lines += ["", *(f"![{p}]({p})" for p in plots), ""]
+    return "\n".join(lines)
+
+
+def _calibration_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    entries = [(r["run"], k, r["calibration"][k]) for r in rows for k in columns if k in r.get("calibration", {})]
+    if not entries:
+        return []
+    lines = ["", "## Calibration", "",
+             "floor: mean (± sd) over derangements of the run's own pairs; shifted: audio moved by the protocol's "
+             "shift; ceiling: real test pairs; normalised = (value - floor) / (ceiling - floor).", "",
+             "| run | metric | floor | shifted floor | ceiling | normalised |", "|---|---|---|---|---|---|"]
+    for run, k, c in entries:
+        floor = f"{c['floor']:.3f} ± {c['floor_std']:.3f}" if "floor" in c else ""
+        lines.append(f"| {run} | {k} | {floor} | {_fmt(c.get('shifted_floor'), k)} | {_fmt(c.get('ceiling'), k)} | "
+                     f"{_fmt(c.get('normalised'), k)} |")
+    return lines
+
+
+def _paired_table(paired: list[dict[str, Any]]) -> list[str]:
+    if not paired:
+        return []
+    lines = ["", "## Paired differences", "",
+             "a - b on the same sample indices (same noise and conditions), 95% bootstrap interval; resolved: the "
+             "interval excludes 0. An unresolved difference is no evidence that the runs differ.", "",
+             "| metric | a | b | a - b | interval | resolved |", "|---|---|---|---|---|---|"]
+    for d in paired:
+        lo, hi = d["interval"]
+        lines.append(f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
+                     f"{'yes' if d['resolved'] else 'no'} |")
+    return lines
+
+
+def training_curve(run_dir: Path) -> tuple[list[int], list[float]]:
+    path = run_dir / "logs" / "metrics.csv"
+    if not path.is_file():
+        return [], []
+    steps, losses = [], []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            if r.get("train/loss"):
+                steps.append(int(r["step"]))
+                losses.append(float(r["train/loss"]))
+    return steps, losses
+
+
+def vocoder_table(rows: list[dict[str, Any]]) -> str:
+    """Vocoder runs apart from the generative models: their log-mel error against Griffin-Lim's on the same mels."""
+    if not rows:
+        return ""
+    lines = ["## Vocoders", "", "log-mel L1 (normalised units) of re-synthesised test segments; lower is better", "",
+             "| run | mel_l1 | Griffin-Lim on the same mels | parameters | train_seconds | steps |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {_fmt(r.get('mel_l1'), 'mel_l1')} | {_fmt(r.get('mel_l1_griffin_lim'), 'mel_l1')} | "
+              f"{_fmt(r.get('parameters'), 'parameters')} | {_fmt(r.get('train_seconds'), 'train_seconds')} | "
+              f"{_fmt(r.get('steps'), 'steps')} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path) -> list[str]:
+    """One panel per metric (intervals as error bars, each run's floor | and ceiling x), training curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    if columns:
+        fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 0.45 * len(rows) + 1.5), squeeze=False)
+        ys = list(range(len(rows)))  # every panel has every run on the same row; a missing metric has no bar
+        for ax, key in zip(axes[0], columns):
+            values = [r[key] if isinstance(r.get(key), (int, float)) else float("nan") for r in rows]
+            errors = [[0.0] * len(rows), [0.0] * len(rows)]
+            for i, r in enumerate(rows):
+                interval = r.get("intervals", {}).get(key)
+                if interval and not math.isnan(values[i]):
+                    errors[0][i], errors[1][i] = max(values[i] - interval[0], 0), max(interval[1] - values[i], 0)
+            ax.barh(ys, values, color="tab:blue", xerr=errors, error_kw={"elinewidth": 1, "capsize": 2})
+            for mark, field, style in (("|", "floor", "black"), ("x", "ceiling", "tab:green")):
+                points = [(i, r.get("calibration", {}).get(key, {}).get(field)) for i, r in enumerate(rows)]
+                if field == "floor":  # the original single-shuffle chance level where no floor is recorded
+                    points = [(i, v if v is not None else rows[i].get(f"{key}_shuffled")) for i, v in points]
+                points = [(i, v) for i, v in points if isinstance(v, (int, float))]
+                if points:
+                    ax.scatter([v for _, v in points], [i for i, _ in points], marker=mark, s=200, color=style, zorder=3)
+            ax.set_title(key, fontsize=9)
+            ax.set_yticks(ys, [r["run"] for r in rows] if ax is axes[0][0] else [""] * len(rows))
+            ax.tick_params(labelsize=7)
+            ax.invert_yaxis()
+        fig.tight_layout()
+        names.append(f"{dataset}_metrics.png")
+        fig.savefig(out / names[-1], dpi=110)
+        plt.close(fig)
+    curves = [(r["run"], *training_curve(r["dir"])) for r in rows if r["dir"] is not None]
+    curves = [c for c in curves if c[1]]
+    if curves:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name, steps, losses in curves:
+            ax.plot(steps, losses, label=name)
+        ax.set(xlabel="step", ylabel="train/loss", yscale="log", title=f"{dataset}: training loss")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        names.append(f"{dataset}_curves.png")
+        fig.savefig(out / names[-1], dpi=110)
+        plt.close(fig)
+    return names
+
+
+def report(dataset: str, rows: list[dict[str, Any]], out: Path) -> tuple[str, list[str], list[str]]:
+    """(markdown, metric columns, plots) of one dataset's runs; metrics scored under different protocols are
+    left out of the plots."""
+    subset = [r for r in rows if r["dataset"] == dataset and not r["method"].startswith("vocoder")]
+    vocoders = [r for r in rows if r["dataset"] == dataset and r["method"].startswith("vocoder")]
+    columns = metric_columns(subset)
+    conflicts = protocol_conflicts(subset, columns)
+    plots = plot(dataset, subset, [c for c in columns if c not in conflicts], out)
+    text = markdown(dataset, subset, columns, plots, conflicts, paired_differences(subset)) + vocoder_table(vocoders)
+    return text, columns, plots
