@@ -52,8 +52,7 @@ class ValidationMedia(L.Callback):
 
     @torch.no_grad()
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
-        if not (self.num and joint and trainer.is_global_zero and not trainer.sanity_checking):
+        if not (self.num and module.joint and trainer.is_global_zero and not trainer.sanity_checking):
             return
         dm = trainer.datamodule
         shapes = clip_shapes(dm)
@@ -64,7 +63,7 @@ class ValidationMedia(L.Callback):
         was_training = module.training
         module.eval()
         seeds = list(range(self.seed, self.seed + self.num))  # as evaluation draws its first samples
-        prompts = {"prompts": draw_prompts(dm, self.num, seeds=seeds)} if getattr(module, "needs_prompts", False) else {}
+        prompts = {"prompts": draw_prompts(dm, self.num, seeds=seeds)} if module.needs_prompts else {}
         x = module.generate({m: (self.num, *s) for m, s in shapes.items()}, steps=self.steps, sampler=self.sampler,
                             seeds=seeds, **prompts, **self.sampler_kwargs)
         module.train(was_training)

@@ -10,7 +10,6 @@ test clips used). Writing mp4s needs pixel video and log-mel audio (Griffin-Lim)
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ def run(overrides: list[str]) -> int:
         pairs = generate_pairs(module, dm, num=num, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
                                length_factor=cfg.evaluate.length_factor, **kwargs)
     else:
-        if "known" not in inspect.signature(module.generate).parameters:
+        if not module.conditional:
             raise ValueError(f"{name} generates jointly only ({type(module).__name__}); use mode=joint")
         pairs = conditional_pairs(module, dm, "video" if mode == "v2a" else "audio", num, cfg.evaluate.seed,
                                   cfg.sampler.guidance_scale, **kwargs)

@@ -22,7 +22,7 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
     conditioned modules get test-split captions as prompts (kept under "prompts"). Sample i is generated from
     seed + i (its noise and prompt), whatever the batch size: runs evaluated with one seed are paired."""
     shapes = clip_shapes(dm, length_factor)
-    prompted = getattr(module, "needs_prompts", False)
+    prompted = module.needs_prompts
     out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"prompts": []} if prompted else {})}
     module.eval()
     for start in progress(range(0, num, batch_size), "sampling (batches)"):

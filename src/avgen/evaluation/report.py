@@ -24,13 +24,10 @@ def method_name(cfg: DictConfig) -> str:
 
 
 def variant(cfg: DictConfig) -> str:
-    """What tells runs of one method apart in a comparison (coupling and eta; discriminator head)."""
-    if "head" in cfg.model:
-        return f"head={cfg.model.head}"
-    parts = [f"coupling={cfg.model.get('coupling')}", f"eta={cfg.method.get('eta')}"]
-    if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
-        parts.insert(0, f"{cfg.model.modalities[0]} only")
-    return ", ".join(parts)
+    """What tells runs of one method apart in a comparison: the method's own `variant` (methods/base.py)."""
+    from hydra.utils import get_class
+
+    return get_class(cfg.method._target_).variant(cfg)
 
 
 def dataset_name(dm: Any) -> str:

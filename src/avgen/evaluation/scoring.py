@@ -3,7 +3,6 @@ mp4s with audio, then the metrics of `evaluate.metrics` against the reference sp
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,8 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
     """Samples and metrics of a trained module (joint models: single-modal bases are scored through the
     MMDisCo runs that join them), with what identifies the run in a comparison."""
     dataset = dataset_name(dm)
-    joint = set(getattr(module, "modalities", ())) == {"audio", "video"}
-    metrics = evaluate(module, dm, out_dir, cfg) if joint and cfg.evaluate.num_samples > 0 else {}
-    if hasattr(module, "score"):  # methods with their own quality figures (the vocoder)
-        metrics.update(module.score(dm))
+    metrics = evaluate(module, dm, out_dir, cfg) if module.joint and cfg.evaluate.num_samples > 0 else {}
+    metrics.update(module.extra_scores(dm))  # a method's own quality figures (the vocoder's)
     metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     return metrics
@@ -64,7 +61,7 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
         metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
                                      prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
-    if cfg.evaluate.num_video_to_audio and "known" in inspect.signature(module.generate).parameters:
+    if cfg.evaluate.num_video_to_audio and module.conditional:
         merge(metrics, _video_to_audio(module, dm, cfg, names, audio_dec, per_sample))
     if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
         write_json(out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()}
@@ -132,8 +129,9 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
     reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split"
     ceiling = _ceiling(dm, probe, len(pairs["video"]), protocol)
     metrics, per_sample["synthetic"] = synthetic_report(probe, pairs, protocol, seed, ceiling, reference)
-    if hasattr(module, "guidance_scales"):
-        plain = generate_pairs(module, dm, **draw, scales={m: 0.0 for m in module.guidance_scales})
+    baseline = module.baseline_settings()
+    if baseline is not None:  # the method's no-coupling baseline from the same weights, seeds and noise
+        plain = generate_pairs(module, dm, **draw, **baseline)
         no_joint, per_sample["no_joint_synthetic"] = synthetic_report(probe, plain, protocol, seed, ceiling, reference,
                                                                       prefix="no_joint_")
         merge(metrics, no_joint)

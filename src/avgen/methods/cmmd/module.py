@@ -10,12 +10,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import lightning as L
 import torch
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
+from avgen.methods.base import Method
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.negatives import NegativeSampler, centre
 from avgen.sampling.guidance import ReconstructionGuidance
@@ -28,7 +29,18 @@ def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> floa
     return max(factor ** (step // every), floor_ratio)
 
 
-class CMMDModule(L.LightningModule):
+class CMMDModule(Method):
+    """CMMD (docs/methods.md#cmmd); with eta = 0 nCMMD, with coupling none the independent / single-modal models."""
+
+    conditional = True  # v2a / a2v by reconstruction guidance (CMMD Eq. 3)
+
+    @staticmethod
+    def variant(cfg: DictConfig) -> str:
+        parts = [f"coupling={cfg.model.get('coupling')}", f"eta={cfg.method.get('eta')}"]
+        if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
+            parts.insert(0, f"{cfg.model.modalities[0]} only")
+        return ", ".join(parts)
+
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, optimizer: partial, negatives: NegativeSampler,
                  eta: float = 5e-5, max_negative_loss: float | None = None, negatives_per_step: int | None = None,
                  contrastive_from_step: int = 0, lr_decay_every: int = 80_000,

@@ -15,10 +15,12 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import CombinedLoader
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from avgen.data.datamodule import AVDataModule
 from avgen.data.store import METADATA, Store
+from avgen.methods.base import Method
 from avgen.methods.cmmd.negatives import centre
 from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
@@ -60,7 +62,17 @@ class RealFakeDataModule(L.LightningDataModule):
         return self.real.val_dataloader()
 
 
-class MMDisCoModule(L.LightningModule):
+class MMDisCoModule(Method):
+    """MMDisCo (docs/methods.md#mmdisco): a discriminator guiding two frozen bases."""
+
+    @staticmethod
+    def variant(cfg: DictConfig) -> str:
+        return f"head={cfg.model.head}"
+
+    def baseline_settings(self) -> dict[str, Any]:
+        """Guidance off: the independent bases ("no joint"), from the same seeds."""
+        return {"scales": {m: 0.0 for m in self.guidance_scales}}
+
     def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
                  guidance_scales: dict[str, float] | None = None, joint_base: str | None = None,

@@ -11,20 +11,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
 
 from avgen.methods.vocoder.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                                           mel_l1_loss)
+from avgen.methods.base import Method
 from avgen.models.vocoder import MelGAN, pad_to_frames
 from avgen.utils.checkpoints import load_checkpoint, load_network
 
 MEL_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "min_db", "max_db")
 
 
-class MelGANModule(L.LightningModule):
+class MelGANModule(Method):
+    """A MelGAN vocoder for a store's mel (no generative modality: scored by `extra_scores`)."""
+
     def __init__(self, net: MelGAN, optimizer: partial, feature_weight: float = 2.0, mel_weight: float = 10.0,
                  score_batches: int = 4):
         super().__init__()
@@ -66,7 +68,7 @@ class MelGANModule(L.LightningModule):
         return [self.optimizer(self.net.generator.parameters()), self.optimizer(self.net.discriminator.parameters())]
 
     @torch.no_grad()
-    def score(self, dm) -> dict[str, float]:
+    def extra_scores(self, dm) -> dict[str, float]:
         """Log-mel L1 of re-synthesised validation segments, MelGAN vs Griffin-Lim on the same mels (lower is
         better): what this vocoder buys over the default."""
         from avgen.sampling.griffin_lim import BatchedGriffinLim
