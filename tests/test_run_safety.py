@@ -37,6 +37,7 @@ def test_training_progress_is_plain_step_lines_in_a_log(finished, capsys, synthe
     lines = captured.err.splitlines()
     assert any(line.startswith("step 3/3 (100%) | loss ") and "steps/s" in line for line in lines), captured.err
     assert not any("\r" in line for line in lines)  # no redrawn bar in a file
+    assert "Tip:" not in captured.err and "litlogger" not in captured.err  # noise filtered (utils/warnings.py)
     assert any(line.startswith("sampling (batches): 1/1 done") for line in lines)
     assert f"done: {out} (metrics.json: temporal_f1" in captured.out
 

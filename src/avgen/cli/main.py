@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:10s} {text}")
         return 0
     command, overrides = argv[0], argv[1:]
+    from avgen.utils.warnings import quiet
+
+    quiet()
     if command not in COMMANDS:
         print(f"avgen: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tqdm.auto import tqdm
 
+from avgen.utils.progress import progress as report_progress
 from avgen.utils.threads import one_thread_worker
 
 from avgen.utils.io import atomic_path, write_json
@@ -223,16 +223,14 @@ def generate(cfg: SyntheticConfig, out_dir: str | os.PathLike, workers: int = 0,
     jobs = [(cfg, split, i, str(out)) for split, n in zip(SPLITS, (cfg.num_train, cfg.num_test)) for i in range(n)
             if not (out / split / f"{split}_{i:06d}.json").exists()]  # the sidecar is written last
     workers = workers if workers > 0 else (os.cpu_count() or 1)
-    bar = tqdm(total=len(jobs), desc="synthetic clips", disable=not progress or not jobs, unit="clip")
+    show = (lambda items: report_progress(items, "synthetic clips", len(jobs))) if progress and jobs else (lambda x: x)
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
+        for job in show(jobs):
             _write_one(job)
-            bar.update()
     else:
         with ProcessPoolExecutor(workers, initializer=one_thread_worker) as pool:
-            for _ in pool.map(_write_one, jobs, chunksize=16):
-                bar.update()
-    bar.close()
+            for _ in show(pool.map(_write_one, jobs, chunksize=16)):
+                pass
     return out
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import avgen
 from avgen.data.media import MediaError, MediaFile
@@ -30,6 +29,7 @@ from avgen.data.prepare.base import Adapter, Source
 from avgen.data.representations import Representation
 from avgen.data.store import MANIFEST, METADATA, REPORT, STORE_FORMAT
 from avgen.utils.io import atomic_path, check_writable, write_json, write_npz, write_text
+from avgen.utils.progress import progress as report_progress
 from avgen.utils.threads import free_cores, one_thread_worker
 
 PARTS = "parts"
@@ -170,11 +170,10 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
     t = time.perf_counter()
     decode_seconds = 0.0
     prepared_now = 0
-    bar = tqdm(total=len(todo), desc=f"prepare {adapter.name}", unit="file", disable=not progress)
     pending: list[SourceResult] = []
-    for result in _run(_Job(reps, windowing), todo, workers):
+    results = _run(_Job(reps, windowing), todo, workers)
+    for result in report_progress(results, f"prepare {adapter.name} (files)", len(todo)) if progress else results:
         decode_seconds += result.seconds
-        bar.update()
         if result.error is not None:
             skipped.append({"path": result.source.path, "source": result.source.key, "reason": result.error})
             continue
@@ -184,7 +183,6 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
             _write_parts(pending, reps, parts_dir)
             pending = []
     _write_parts(pending, reps, parts_dir)
-    bar.close()
     timings["decode_and_encode"] = time.perf_counter() - t
     timings["decode_cpu_seconds"] = decode_seconds
 

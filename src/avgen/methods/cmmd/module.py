@@ -73,7 +73,7 @@ class CMMDModule(Method):
         t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
         if self.eta == 0.0 or self.global_step < self.contrastive_from_step:  # nCMMD: the joint loss alone
             loss = joint_diffusion_loss(self.net, self.schedule, x0, t, _noise_like(x0)).mean()
-            self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True)
+            self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True, batch_size=t.shape[0])
             return loss
         neg_audio, _ = self.negatives(batch["audio"], "audio", margin["audio"], spf)
         neg_video, _ = self.negatives(batch["video"], "video", margin["video"], spf)
@@ -91,7 +91,7 @@ class CMMDModule(Method):
                                 self.max_negative_loss)
         self.log_dict({"train/loss": loss, "train/loss_positive": positive.mean(),
                        "train/loss_negative_audio": negative_audio.mean(),
-                       "train/loss_negative_video": negative_video.mean()}, prog_bar=True)
+                       "train/loss_negative_video": negative_video.mean()}, prog_bar=True, batch_size=b)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -100,7 +100,7 @@ class CMMDModule(Method):
         t = torch.randint(0, self.schedule.num_train_timesteps, (batch["label"].shape[0],), generator=g).to(self.device)
         noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
         self.log("val/loss_positive", joint_diffusion_loss(self.net, self.schedule, x0, t, noise).mean(),
-                 sync_dist=True)
+                 sync_dist=True, batch_size=t.shape[0])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())

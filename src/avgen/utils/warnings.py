@@ -1,0 +1,30 @@
+"""Warnings that carry no information for avgen's users, silenced once for every command.
+
+Each was read and judged: the condition it warns about is intended here, or it concerns library internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+UNINFORMATIVE = (
+    # our runs are bounded by max_steps and log every N steps by design; short smoke runs have few batches
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # torch's pytree API change inside Lightning
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # MMDisCo's frozen bases are deliberately in eval mode while the discriminator trains
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+    # diffusers' note on DPM-Solver's first-order algorithm type, which the paper's settings use
+    r"`algorithm_types dpmsolver and sde-dpmsolver` is deprecated",
+    # avgen loads its own checkpoints with weights_only=True; Lightning's resume path warns regardless
+    r".*`weights_only` was not set",
+)
+
+
+def quiet() -> None:
+    for pattern in UNINFORMATIVE:
+        warnings.filterwarnings("ignore", message=pattern)
+    # Lightning's tip to install litlogger / tensorboard, printed on every run
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "Tip:" not in record.getMessage() and "litlogger" not in record.getMessage())
