@@ -122,3 +122,13 @@ def test_seeded_noise_does_not_depend_on_the_batch():
     for m in whole:
         assert torch.equal(whole[m], torch.cat([p[m] for p in parts]))
     assert not torch.equal(whole["audio"][0], whole["audio"][1])
+
+
+def test_missing_prerequisites_are_named_to_the_root_in_order(tmp_path, capsys):
+    assert main(["train", "experiment=mmdisco_aistpp_cmmd", f"paths.output_dir={tmp_path / 'out'}",
+                 f"paths.data_dir={tmp_path / 'data'}"]) == 2
+    err = capsys.readouterr().err
+    order = [err.index(s) for s in ("make prepare DATASET=aistpp", "make train EXP=ncmmd_aistpp",
+                                    "make train EXP=cmmd_aistpp")]
+    assert order == sorted(order) and "mmdisco_aistpp_cmmd cannot start" in err
+    assert not (tmp_path / "out").exists()

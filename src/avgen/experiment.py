@@ -122,3 +122,51 @@ def clear_run(out_dir: Path) -> list[str]:
             continue
         removed.append(name)
     return removed
+
+
+def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tuple[str, str]]:
+    """What this experiment needs that is not there, followed to the root, in the order to make it: the
+    data store, then checkpoints it starts from (CMMD's `init_from`, MMDisCo's bases or joint base), each with
+    what *that* experiment needs before it. Each entry: (what is missing, the command that makes it).
+    `overrides` of `paths.*` carry over to the experiments followed."""
+    out: list[tuple[str, str]] = []
+    data = cfg.data.get("real", cfg.data) if "real" in cfg.data else cfg.data
+    store = data.get("store")
+    if store and not (Path(store) / "metadata.json").is_file():
+        out.append((f"the store {store}", data.get("make_hint") or f"make prepare DATASET=<name> RAW=<dir> OUT={store}"))
+    for ckpt in _start_checkpoints(cfg.method):
+        if Path(ckpt).is_file():
+            continue
+        producer = _producer(Path(ckpt), Path(cfg.paths.output_dir))
+        if producer is None:
+            out.append((f"the checkpoint {ckpt}", "point the config at an existing checkpoint"))
+            continue
+        upstream = load_config("train", [o for o in overrides if o.startswith("paths.")], experiment=producer)
+        out += [m for m in missing_prerequisites(upstream, overrides) if m not in out]
+        out.append((f"{producer}'s checkpoint {ckpt}", f"make train EXP={producer}"))
+    return out
+
+
+def _start_checkpoints(method: DictConfig) -> list[str]:
+    if method.get("init_from"):
+        return [method.init_from]
+    if method.get("joint_base"):
+        return [method.joint_base]
+    if "bases" in method and not method.get("text_bases"):
+        return [method.bases[m] for m in ("audio", "video") if method.bases.get(m)]
+    return []
+
+
+def _producer(ckpt: Path, output_dir: Path) -> str | None:
+    """The experiment whose runs write `ckpt` (<output_dir>/<name>/checkpoints/last.ckpt), if one does."""
+    from avgen.config import experiment_names
+
+    if ckpt.parent.name == "checkpoints" and ckpt.parent.parent.parent == output_dir:
+        name = ckpt.parent.parent.name
+        return name if name in experiment_names() else None
+    return None
+
+
+def describe_missing(name: str, missing: list[tuple[str, str]]) -> str:
+    steps = "\n".join(f"  {i}. {what}: `{command}`" for i, (what, command) in enumerate(missing, 1))
+    return f"{name} cannot start; it needs, in this order:\n{steps}"

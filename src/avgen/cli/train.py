@@ -19,7 +19,8 @@ from avgen.cli.args import split_experiment
 from avgen.config import load_config
 from avgen.evaluation.report import closing_line, dataset_name, log_run_metrics
 from avgen.evaluation.scoring import score
-from avgen.experiment import build, clear_run, cpu_processes, make_trainer, start_point
+from avgen.experiment import (build, clear_run, cpu_processes, describe_missing, make_trainer,
+                              missing_prerequisites, start_point)
 from avgen.utils.io import check_writable, redact, write_json, write_text
 from avgen.utils.threads import free_cores, set_torch_threads
 
@@ -30,6 +31,9 @@ def run(overrides: list[str]) -> int:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:  # `???` in an experiment: e.g. the local pipeline directories of the out-of-domain bases
         raise ValueError(f"{experiment or cfg.name} needs {', '.join(missing)}: set them as key=value")
+    prerequisites = missing_prerequisites(cfg, overrides)
+    if prerequisites:  # the whole chain in one message, before any work
+        raise FileNotFoundError(describe_missing(experiment or cfg.name, prerequisites))
     threads = set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():  # TF32 for the float32 matmuls left outside autocast (Lightning's advice)
