@@ -28,3 +28,6 @@ def quiet() -> None:
     # Lightning's tip to install litlogger / tensorboard, printed on every run
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "Tip:" not in record.getMessage() and "litlogger" not in record.getMessage())
+    # resume reads avgen's own checkpoints (written by this code); its loaders use weights_only=True
+    logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
+        lambda record: "weights_only" not in record.getMessage())

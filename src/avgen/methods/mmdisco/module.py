@@ -45,6 +45,10 @@ class RealFakeDataModule(L.LightningDataModule):
     def batch_size(self) -> int:
         return self.real.batch_size
 
+    @property
+    def splits(self) -> dict[str, str]:
+        return self.real.splits
+
     def dataset(self, stage: str):
         return self.real.dataset(stage)
 
