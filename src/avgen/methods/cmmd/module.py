@@ -44,13 +44,17 @@ class CMMDModule(Method):
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, optimizer: partial, negatives: NegativeSampler,
                  eta: float = 5e-5, max_negative_loss: float | None = None, negatives_per_step: int | None = None,
                  contrastive_from_step: int = 0, lr_decay_every: int = 80_000,
-                 lr_decay_factor: float = 0.8, lr_floor: float = 2e-5, init_from: str | None = None):
+                 lr_decay_factor: float = 0.8, lr_floor: float = 2e-5, init_from: str | None = None,
+                 negative_noise: str = "shared"):
         super().__init__()
         self.net, self.schedule, self.negatives = net, schedule, negatives
         self.optimizer_factory = optimizer
         self.eta, self.max_negative_loss = float(eta), max_negative_loss
         self.negatives_per_step = negatives_per_step
         self.contrastive_from_step = contrastive_from_step
+        if negative_noise not in ("shared", "independent"):
+            raise ValueError(f"method.negative_noise must be shared or independent, got {negative_noise!r}")
+        self.negative_noise = negative_noise
         self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
         # a single-branch network (coupling none) makes this the single-modal base trainer MMDisCo needs
         self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
@@ -81,11 +85,11 @@ class CMMDModule(Method):
         b = x0["audio"].shape[0]
         k = min(self.negatives_per_step or b, b)
         sub = torch.randperm(b, device=self.device)[:k]
-        # positives, (a', v) and (a, v') in one forward pass, each pair with its own noise
+        # positives, (a', v) and (a, v') in one forward pass
         pairs = {"audio": torch.cat([x0["audio"], neg_audio[sub], x0["audio"][sub]]),
                  "video": torch.cat([x0["video"], x0["video"][sub], neg_video[sub]])}
         per_sample = joint_diffusion_loss(self.net, self.schedule, pairs, torch.cat([t, t[sub], t[sub]]),
-                                          _noise_like(pairs))
+                                          negative_pair_noise(x0, sub, self.negative_noise))
         positive, negative_audio, negative_video = per_sample.split([b, k, k])
         loss = contrastive_loss(positive.mean(), negative_audio.mean(), negative_video.mean(), self.eta,
                                 self.max_negative_loss)
@@ -130,3 +134,14 @@ class CMMDModule(Method):
 
 def _noise_like(x: dict[str, Tensor]) -> dict[str, Tensor]:
     return {m: torch.randn_like(v) for m, v in x.items()}
+
+
+# CMMD Algorithm 1: the negatives reuse the positive's noise (and t), so L - eta L_neg is a paired difference
+def negative_pair_noise(x0: dict[str, Tensor], sub: Tensor, mode: str = "shared") -> dict[str, Tensor]:
+    """Noise for [positives, (a', v) on `sub`, (a, v') on `sub`]: "shared" (Algorithm 1) gives each negative
+    the noise its positive got, in both modalities, so the unchanged modality enters identically noised and
+    the noise largely cancels in the difference; "independent" draws fresh noise (the ablation)."""
+    eps = _noise_like(x0)
+    if mode == "independent":
+        return {m: torch.cat([e, torch.randn_like(e[sub]), torch.randn_like(e[sub])]) for m, e in eps.items()}
+    return {m: torch.cat([e, e[sub], e[sub]]) for m, e in eps.items()}
