@@ -132,3 +132,32 @@ def test_missing_prerequisites_are_named_to_the_root_in_order(tmp_path, capsys):
                                     "make train EXP=cmmd_aistpp")]
     assert order == sorted(order) and "mmdisco_aistpp_cmmd cannot start" in err
     assert not (tmp_path / "out").exists()
+
+
+CRASH_IN_METRICS = """
+import os, sys
+import avgen.evaluation.calibration as calibration
+calibration.calibrated_scores = lambda *a, **k: os.abort()  # a native crash inside a metric
+from avgen.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_native_crash_in_a_metric_loses_no_work(synthetic_store, tmp_path):
+    """The checkpoint and the samples are on disk before any metric runs; `avgen eval` recomputes the metrics
+    and RESUME=1 finishes the run."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = ["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}", *TINY]
+    proc = subprocess.run([sys.executable, "-c", CRASH_IN_METRICS, *args], capture_output=True, text=True)
+    assert proc.returncode < 0, proc.stderr[-2000:]  # killed by the signal
+    assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "samples" / "samples.npz").is_file()
+    assert not (out / "metrics.json").exists()
+    assert main(["eval", *args[1:]]) == 0
+    assert "temporal_f1" in json.loads((out / "eval" / "metrics.json").read_text())
+    assert main([*args, "resume=true"]) == 0  # training was complete: scoring only
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 3
