@@ -111,7 +111,7 @@ def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
         (out / name / "per_sample.json").write_text(json.dumps({"synthetic": columns}))
     assert main(["compare", f"paths.output_dir={out}"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
-    assert "**Protocol**:" in report and "tolerance_frames 0.5" in report and "Warning" not in report
+    assert "**Protocol** of temporal_f1:" in report and "tolerance_frames 0.5" in report and "Warning" not in report
     assert "[0.400, 0.700]" in report and "0.200 ± 0.020" in report
     row = next(line for line in report.splitlines() if line.startswith("| temporal_f1 | good | plain |"))
     assert row.endswith("| yes |")

@@ -156,14 +156,18 @@ def _cell(r: dict[str, Any], k: str) -> str:
 
 
 def _protocol_lines(rows: list[dict[str, Any]], columns: list[str], conflicts: dict[str, list[str]]) -> list[str]:
-    shared: dict[str, Any] = {}
+    """The protocol stated once per group of metrics that share it (e.g. joint samples, v2a)."""
+    groups: dict[str, list[str]] = {}
     for metric in columns:
-        if metric in conflicts:
+        scored = [r for r in rows if isinstance(r.get(metric), (int, float))]
+        if metric in conflicts or not scored:
             continue
-        for r in rows:
-            if isinstance(r.get(metric), (int, float)):
-                shared.update({k: v for k, v in protocol_of(r, metric).items() if v is not None})
-    lines = ["**Protocol**: " + (", ".join(f"{k} {v}" for k, v in sorted(shared.items())) or "not recorded") + "."]
+        settings = {k: v for k, v in protocol_of(scored[0], metric).items() if v is not None}
+        groups.setdefault(json.dumps(settings, sort_keys=True), []).append(metric)
+    lines = []
+    for settings, metrics in groups.items():
+        text = ", ".join(f"{k} {v}" for k, v in sorted(json.loads(settings).items())) or "not recorded"
+        lines.append(f"**Protocol** of {', '.join(metrics)}: {text}.")
     for metric, how in conflicts.items():
         lines.append(f"**Warning**: `{metric}` was scored under different protocols ({'; '.join(how)}): "
                      "its values are not comparable and are not drawn on one axis.")
