@@ -132,16 +132,20 @@ compare: $(STAMP) ## every run side by side: outputs/compare/<DATASET>.md + plot
 
 # Every synthetic run the comparison shows (CMMD, nCMMD, the single-modal bases, MMDisCo per fusion head),
 # each re-scored on the same 128 samples, then the report. Trained runs are kept: re-running continues.
-SUITE_EVAL := evaluate.num_samples=128
-suite: data ## every synthetic run of the comparison (trained if missing, re-scored), then the report
-	@set -e; for exp in cmmd_synthetic ncmmd_synthetic base_audio_synthetic base_video_synthetic; do \
-	  test -f outputs/$$exp/metrics.json || $(MAKE) --no-print-directory train EXP=$$exp; done
-	@set -e; for head in mlp transformer linear; do \
-	  name=mmdisco_synthetic$$( [ $$head = mlp ] || echo _$$head ); \
-	  test -f outputs/$$name/metrics.json || $(AVGEN) train experiment=mmdisco_synthetic name=$$name model.head=$$head; \
-	  test -f outputs/$$name/eval/metrics.json || $(AVGEN) eval experiment=mmdisco_synthetic name=$$name model.head=$$head $(SUITE_EVAL); done
-	@set -e; for exp in cmmd_synthetic ncmmd_synthetic; do \
-	  test -f outputs/$$exp/eval/metrics.json || $(AVGEN) eval experiment=$$exp $(SUITE_EVAL); done
+SUITE_EVAL := evaluate.num_samples=128 evaluate.num_video_to_audio=64
+SEEDS ?= 1
+suite: data ## every synthetic run of the comparison, SEEDS training seeds each (trained if missing), then the report
+	@set -e; for k in $$(seq 0 $$(($(SEEDS) - 1))); do sfx=$$( [ $$k = 0 ] || echo _seed$$k ); \
+	  for exp in cmmd_synthetic ncmmd_synthetic independent_synthetic; do \
+	    test -f outputs/$$exp$$sfx/metrics.json || $(AVGEN) train experiment=$$exp name=$$exp$$sfx seed=$$k $(SUITE_EVAL); \
+	  done; done
+	@set -e; for exp in base_audio_synthetic base_video_synthetic; do \
+	  test -f outputs/$$exp/metrics.json || $(AVGEN) train experiment=$$exp; done
+	@set -e; for k in $$(seq 0 $$(($(SEEDS) - 1))); do sfx=$$( [ $$k = 0 ] || echo _seed$$k ); \
+	  for head in mlp transformer linear; do name=mmdisco_synthetic$$( [ $$head = mlp ] || echo _$$head )$$sfx; \
+	    test -f outputs/$$name/metrics.json || \
+	      $(AVGEN) train experiment=mmdisco_synthetic name=$$name model.head=$$head seed=$$k $(SUITE_EVAL); \
+	  done; done
 	$(MAKE) --no-print-directory compare DATASET=synthetic
 
 clean: ## remove outputs/ (runs, reports)

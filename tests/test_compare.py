@@ -115,3 +115,14 @@ def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
     assert "[0.400, 0.700]" in report and "0.200 ± 0.020" in report
     row = next(line for line in report.splitlines() if line.startswith("| temporal_f1 | good | plain |"))
     assert row.endswith("| yes |")
+
+
+def test_runs_of_several_seeds_get_mean_and_spread(tmp_path):
+    out = tmp_path / "outputs"
+    for seed, value in ((0, 0.5), (1, 0.6), (2, 0.7)):
+        write_run(out, f"cmmd_seed{seed}", {**calibrated(value, value - 0.05, value + 0.05), "seed": seed,
+                                             "variant": "coupling=easy_fusion, eta=0.02"})
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "## Across training seeds" in report
+    assert "| cmmd (coupling=easy_fusion, eta=0.02) | 0, 1, 2 | 0.600 ± 0.100 |" in report

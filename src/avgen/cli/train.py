@@ -67,7 +67,7 @@ def run(overrides: list[str]) -> int:
         return 0
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
     metrics = score(cfg, module, dm, out_dir)
-    metrics.update({"experiment": experiment or cfg.name, "steps": trainer.global_step,
+    metrics.update({"experiment": experiment or cfg.name, "seed": cfg.seed, "steps": trainer.global_step,
                     "train_seconds": train_seconds, "torch_threads": threads})
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -189,9 +190,31 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
         lines += ["", "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
                   "original chance level; the calibration table has the mean over many derangements."]
     lines += ["", "ms_per_fe: sampling time per denoiser call at the evaluation batch size (guided calls included)."]
-    lines += _calibration_table(rows, columns) + _paired_table(paired or [])
+    lines += _seeds_table(rows, columns) + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
+
+
+def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """Configurations trained with several seeds (`make suite SEEDS=3`): mean and spread across seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if isinstance(r.get("seed"), int):
+            groups.setdefault(r["method"], []).append(r)
+    groups = {k: g for k, g in groups.items() if len({r["seed"] for r in g}) >= 2}
+    if not groups:
+        return []
+    lines = ["", "## Across training seeds", "", "mean ± sd over the runs of one configuration with different "
+             "training seeds (the spread a single run's interval does not show).", "",
+             "| configuration | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for method, group in sorted(groups.items()):
+        cells = []
+        for k in columns:
+            values = [r[k] for r in group if isinstance(r.get(k), (int, float))]
+            cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) >= 2 else "")
+        lines.append(f"| {method} | {', '.join(str(s) for s in sorted(r['seed'] for r in group))} | "
+                     + " | ".join(cells) + " |")
+    return lines
 
 
 def _calibration_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
