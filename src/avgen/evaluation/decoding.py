@@ -8,24 +8,21 @@ from typing import Any
 import numpy as np
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
-from avgen.sampling.decode import AudioDecoder, VideoDecoder
-from avgen.sampling.export import GriffinLim, write_sample
-from avgen.sampling.griffin_lim import BatchedGriffinLim
+from avgen.sampling.decode import AudioDecoder, VideoDecoder, mel_vocoder
+from avgen.sampling.export import write_sample
 from avgen.utils.progress import progress
 
+
 def build_vocoder(cfg: Any, audio_meta: dict):
-    """`evaluate.vocoder`: griffin_lim (default) or melgan (a trained `vocoder_melgan_<dataset>` checkpoint)."""
+    """`evaluate.vocoder.kind`: auto (default), griffin_lim, griffin_lim_librosa, band_synth
+    (`sampling.decode.mel_vocoder`) or melgan (a trained `vocoder_melgan_<dataset>` checkpoint)."""
     if audio_meta["class"] != "AudioLogMel":
         return None
-    if cfg.kind == "griffin_lim":  # batched, on the accelerator when there is one
-        return BatchedGriffinLim.from_metadata(audio_meta, n_iter=cfg.n_iter)
-    if cfg.kind == "griffin_lim_librosa":  # the per-clip CPU reference (librosa.feature.inverse.mel_to_audio)
-        return GriffinLim.from_metadata(audio_meta, n_iter=cfg.n_iter)
     if cfg.kind == "melgan":
         from avgen.methods.vocoder.module import load_vocoder
 
         return load_vocoder(cfg.checkpoint, audio_meta)
-    raise ValueError(f"evaluate.vocoder.kind must be griffin_lim, griffin_lim_librosa or melgan, got {cfg.kind!r}")
+    return mel_vocoder(audio_meta, cfg.kind, cfg.n_iter)
 
 
 def decoders(dm: AVDataModule, cfg: Any) -> tuple[VideoDecoder, AudioDecoder]:
