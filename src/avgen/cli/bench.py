@@ -11,6 +11,8 @@ Figures (name: meaning, goal):
   rs_mma_overhead = rs_mma / none - 1.
 - mmdisco_step_over_base_finetune_step and guided_sampling_overhead: see `avgen.cli.bench_mmdisco`.
 - lightning_overhead: a Trainer step over a bare PyTorch loop's step; see `avgen.cli.bench_lightning`.
+- vocoder_*: seconds to decode `vocoder_mels` synthetic mels by librosa's per-clip Griffin-Lim, batched
+  Griffin-Lim and band synthesis, measured in turns; vocoder_batched_speedup (goal >= 5 on the CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -85,12 +88,53 @@ def bench_unet(cfg: DictConfig) -> dict[str, float]:
     return results
 
 
+def interleaved(fns: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each function, measured in turns (A, B, A, B, ...): load drifting during the run hits every
+    side alike, so the ratios of their medians survive a busy machine."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def bench_vocoder(cfg: DictConfig) -> dict[str, float]:
+    """Seconds to decode `vocoder_mels` mels of the synthetic store: librosa's per-clip Griffin-Lim (the former
+    default), batched Griffin-Lim on the CPU, and band synthesis; interleaved, medians and spreads."""
+    import statistics
+
+    import numpy as np
+
+    from avgen.data.store import Store
+    from avgen.sampling.band_synth import BandSynth
+    from avgen.sampling.export import GriffinLim
+    from avgen.sampling.griffin_lim import BatchedGriffinLim
+
+    store = Store(instantiate(cfg.data).store_path)
+    rep = store.representations["audio_mel"]
+    idx = store.indices("test")[: cfg.vocoder_mels]
+    mels = np.stack([store.array("audio_mel")[i][:, rep.margin_frames:rep.margin_frames + rep.clip_frames]
+                     for i in idx]).astype(np.float32)
+    librosa_gl, batched_gl = GriffinLim.from_metadata(rep.meta), BatchedGriffinLim.from_metadata(rep.meta, device="cpu")
+    synth = BandSynth.from_metadata(rep.meta)
+    times = interleaved({"librosa": lambda: [librosa_gl(m) for m in mels], "batched": lambda: batched_gl.batch(mels),
+                         "band_synth": lambda: synth.batch(mels)}, cfg.vocoder_rounds)
+    out = {}
+    for name, ts in times.items():
+        out[f"vocoder_{name}_s_per_{len(mels)}"] = statistics.median(ts)
+        out[f"vocoder_{name}_spread_s"] = max(ts) - min(ts)
+    out["vocoder_batched_speedup"] = statistics.median(times["librosa"]) / statistics.median(times["batched"])
+    return out
+
+
 def bench_lightning_and_gpu(cfg: DictConfig) -> dict[str, float]:
     return {**bench_lightning(cfg), **bench_gpu(cfg)}
 
 
 BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco,
-           "lightning": bench_lightning_and_gpu}
+           "lightning": bench_lightning_and_gpu, "vocoder": bench_vocoder}
 
 
 def run(overrides: list[str]) -> int:

@@ -29,9 +29,8 @@ from avgen.config import load_config
 from avgen.utils.io import write_json, write_text
 
 
-def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
-              repeats: int) -> dict[str, float]:
-    """Median train-step time of the paper-size U-Net; FLOPs of one eager step."""
+def training_step_fn(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool):
+    """(one training step of the paper-size U-Net as a function, the FLOPs of one eager step)."""
     from hydra.utils import instantiate
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,7 +52,7 @@ def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compil
 
     def step(m) -> None:
         t = torch.randint(0, 1000, (batch,), device=device)
-        with torch.autocast(device, dtype=dtype):
+        with torch.autocast(device, dtype=dtype, enabled=device == "cuda"):  # CPU: float32
             loss = joint_diffusion_loss(m, schedule, x0, t, {k: torch.randn_like(x) for k, x in x0.items()}).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -61,18 +60,30 @@ def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compil
 
     with FlopCounterMode(display=False) as counter:
         step(net)
-    flops = counter.get_total_flops()
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return (lambda: step(model)), counter.get_total_flops()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
+              repeats: int) -> dict[str, float]:
+    """Median train-step time of the paper-size U-Net, samples/s and MFU (FLOPs of one eager step)."""
+    import avgen.models.unets.blocks as blocks
+
+    step, flops = training_step_fn(cfg, device, batch, factorised, compiled)
     start = time.perf_counter()
     for _ in range(3):  # warm-up; compiles here
-        step(model)
-    sync()
+        step()
+    _sync(device)
     warmup = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        step(model)
-        sync()
+        step()
+        _sync(device)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     out = {"step_ms": 1000 * seconds, "step_ms_spread": 1000 * (max(times) - min(times)),
@@ -81,7 +92,6 @@ def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compil
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.reset_peak_memory_stats()
-    del net, model
     blocks.FACTORISED_CONVS = True
     return out
 
@@ -94,8 +104,16 @@ def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
     for factorised in (False, True):
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
         batch = cfg.unet.profile_batch_size if device == "cuda" else 2
+        step, _ = training_step_fn(cfg, device, batch, factorised, compiled=False)
+        step()  # warm-up outside the profile (allocations, cuDNN autotuning)
+        _sync(device)
         with profile(activities=activities) as prof:
-            unet_step(cfg, device, batch, factorised, compiled=False, repeats=3)
+            for _ in range(3):
+                step()
+            _sync(device)
+        import avgen.models.unets.blocks as blocks
+
+        blocks.FACTORISED_CONVS = True
         key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
         name = f"profile_{'frame_convs' if factorised else 'conv3d'}_b{batch}.txt"
         write_text(out / name, prof.key_averages().table(sort_by=key, row_limit=25))

@@ -14,12 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import avgen
 from avgen.data.store import MANIFEST, METADATA, STORE_FORMAT, Store
 from avgen.diffusion.denoiser import Denoiser
 from avgen.sampling.samplers import initial_noise, sample
+from avgen.utils.progress import progress as report_progress
 from avgen.utils.io import atomic_path, write_json, write_npz, write_text
 
 
@@ -48,7 +48,7 @@ def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: st
     captions = [real.manifest[i]["caption"] for i in real.indices("train")] if prompted else []
     if prompted and not any(captions):
         raise ValueError(f"{real.path}: the train split has no captions to prompt the text bases with")
-    for k, n in tqdm(todo, desc="fake pairs", unit="batch", disable=not progress):
+    for k, n in (report_progress(todo, "fake pairs (batches)") if progress else todo):
         g = torch.Generator().manual_seed(seed * 100_003 + k)
         prompts = [captions[i] for i in torch.randint(len(captions), (n,), generator=g).tolist()] if prompted else []
         x = initial_noise({m: (n, *s) for m, s in shapes.items()}, g, device)
