@@ -195,6 +195,10 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     return "\n".join(lines)
 
 
+def _section(title: str, note: str, header: list[str]) -> list[str]:
+    return ["", f"## {title}", "", note, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+
 def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     """Configurations trained with several seeds (`make suite SEEDS=3`): mean and spread across seeds."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -204,9 +208,9 @@ def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     groups = {k: g for k, g in groups.items() if len({r["seed"] for r in g}) >= 2}
     if not groups:
         return []
-    lines = ["", "## Across training seeds", "", "mean ± sd over the runs of one configuration with different "
-             "training seeds (the spread a single run's interval does not show).", "",
-             "| configuration | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    lines = _section("Across training seeds", "mean ± sd over the runs of one configuration with different "
+                     "training seeds (the spread a single run's interval does not show).",
+                     ["configuration", "seeds", *columns])
     for method, group in sorted(groups.items()):
         cells = []
         for k in columns:
@@ -221,10 +225,9 @@ def _calibration_table(rows: list[dict[str, Any]], columns: list[str]) -> list[s
     entries = [(r["run"], k, r["calibration"][k]) for r in rows for k in columns if k in r.get("calibration", {})]
     if not entries:
         return []
-    lines = ["", "## Calibration", "",
-             "floor: mean (± sd) over derangements of the run's own pairs; shifted: audio moved by the protocol's "
-             "shift; ceiling: real test pairs; normalised = (value - floor) / (ceiling - floor).", "",
-             "| run | metric | floor | shifted floor | ceiling | normalised |", "|---|---|---|---|---|---|"]
+    lines = _section("Calibration", "floor: mean (± sd) over derangements of the run's own pairs; shifted: audio "
+                     "moved by the protocol's shift; ceiling: real test pairs; normalised = (value - floor) / "
+                     "(ceiling - floor).", ["run", "metric", "floor", "shifted floor", "ceiling", "normalised"])
     for run, k, c in entries:
         floor = f"{c['floor']:.3f} ± {c['floor_std']:.3f}" if "floor" in c else ""
         lines.append(f"| {run} | {k} | {floor} | {_fmt(c.get('shifted_floor'), k)} | {_fmt(c.get('ceiling'), k)} | "
@@ -235,10 +238,9 @@ def _calibration_table(rows: list[dict[str, Any]], columns: list[str]) -> list[s
 def _paired_table(paired: list[dict[str, Any]]) -> list[str]:
     if not paired:
         return []
-    lines = ["", "## Paired differences", "",
-             "a - b on the same sample indices (same noise and conditions), 95% bootstrap interval; resolved: the "
-             "interval excludes 0. An unresolved difference is no evidence that the runs differ.", "",
-             "| metric | a | b | a - b | interval | resolved |", "|---|---|---|---|---|---|"]
+    lines = _section("Paired differences", "a - b on the same sample indices (same noise and conditions), 95% "
+                     "bootstrap interval; resolved: the interval excludes 0. An unresolved difference is no evidence "
+                     "that the runs differ.", ["metric", "a", "b", "a - b", "interval", "resolved"])
     for d in paired:
         lo, hi = d["interval"]
         lines.append(f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
