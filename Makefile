@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: setup lock doctor gpu-check wheelhouse test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
+.PHONY: setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -147,6 +147,9 @@ suite: data ## every synthetic run of the comparison, SEEDS training seeds each 
 	      $(AVGEN) train experiment=mmdisco_synthetic name=$$name model.head=$$head seed=$$k $(SUITE_EVAL); \
 	  done; done
 	$(MAKE) --no-print-directory compare DATASET=synthetic
+
+readme-numbers: $(STAMP) ## the README's measured numbers, from outputs/cmmd_synthetic/metrics.json
+	$(PY) scripts/readme_numbers.py outputs/$(EXP)/metrics.json README.md
 
 clean: ## remove outputs/ (runs, reports)
 	rm -rf outputs .pytest_cache

@@ -68,7 +68,7 @@ def run(overrides: list[str]) -> int:
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
     metrics = score(cfg, module, dm, out_dir)
     metrics.update({"experiment": experiment or cfg.name, "seed": cfg.seed, "steps": trainer.global_step,
-                    "train_seconds": train_seconds, "torch_threads": threads})
+                    "train_seconds": train_seconds, "torch_threads": threads, "cpu_cores": free_cores()})
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:
         log_run_metrics(trainer.logger, metrics, trainer.global_step)

@@ -14,7 +14,7 @@ METRICS = ("temporal_f1", "lag_contrast", "semantic_agreement", "temporal_alignm
            "ib_av", "ib_tv", "ib_ta")
 INFO = ("parameters", "train_seconds", "ms_per_fe", "steps")
 # metrics.json keys that describe a run rather than score it (W&B logs them under run/)
-RUN_INFO = frozenset({*INFO, "seed", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
+RUN_INFO = frozenset({*INFO, "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
                       "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
 
 

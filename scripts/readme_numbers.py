@@ -1,0 +1,46 @@
+"""Write the README's measured numbers from a run's metrics.json (never typed by hand):
+`python scripts/readme_numbers.py outputs/cmmd_synthetic/metrics.json README.md` (`make readme-numbers`).
+Replaces what stands between the `<!-- measured:begin ... -->` and `<!-- measured:end -->` lines."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def _score(m: dict, key: str) -> str:
+    lo, hi = m.get("intervals", {}).get(key, (None, None))
+    floor = m.get("calibration", {}).get(key, {}).get("floor")
+    text = f"{key} {m[key]:.3f}"
+    if lo is not None:
+        text += f" [{lo:.3f}, {hi:.3f}]"
+    return text + (f" (chance floor {floor:.3f})" if floor is not None else "")
+
+
+def measured_text(m: dict) -> str:
+    threads = f", {m['torch_threads']} torch thread{'s' if m.get('torch_threads', 1) != 1 else ''}" \
+        if "torch_threads" in m else ""
+    scores = "; ".join(_score(m, k) for k in ("temporal_f1", "lag_contrast", "semantic_agreement",
+                                                 "v2a_temporal_f1") if k in m)
+    cores = f"{m['cpu_cores']} CPU cores" if "cpu_cores" in m else "CPU cores not recorded"
+    return (f"Last measured run (`{m.get('experiment', '?')}`, {cores}{threads}): "
+            f"{m['steps']} steps in {m['train_seconds'] / 60:.1f} min of training; on {m.get('num_samples', '?')} "
+            f"samples, {scores} (95% intervals; docs/metrics.md).")
+
+
+def update(readme: Path, text: str) -> None:
+    content = readme.read_text()
+    pattern = re.compile(r"(<!-- measured:begin[^\n]*-->\n).*?(<!-- measured:end -->)", re.S)
+    if not pattern.search(content):
+        raise ValueError(f"{readme} has no <!-- measured:begin --> ... <!-- measured:end --> block")
+    readme.write_text(pattern.sub(lambda match: match.group(1) + text + "\n" + match.group(2), content, count=1))
+
+
+if __name__ == "__main__":
+    metrics_path, readme_path = Path(sys.argv[1]), Path(sys.argv[2])
+    if not metrics_path.is_file():
+        sys.exit(f"{metrics_path} does not exist: train the run first (make train)")
+    update(readme_path, measured_text(json.loads(metrics_path.read_text())))
+    print(f"{readme_path}: measured numbers from {metrics_path}")

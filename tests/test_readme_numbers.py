@@ -1,0 +1,29 @@
+"""The README's measured numbers are written from a run's metrics.json by a script, never by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "readme_numbers.py"
+
+
+def test_readme_block_is_rewritten_from_metrics(tmp_path):
+    metrics = {"experiment": "cmmd_synthetic", "steps": 1600, "train_seconds": 618.0, "cpu_cores": 2,
+               "torch_threads": 1, "num_samples": 128, "temporal_f1": 0.424,
+               "intervals": {"temporal_f1": [0.381, 0.468]}, "calibration": {"temporal_f1": {"floor": 0.305}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- measured:begin (by script) -->\nstale 0.60\n<!-- measured:end -->\nrest\n")
+    subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "metrics.json"), str(readme)], check=True)
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "1600 steps in 10.3 min" in text and "2 CPU cores, 1 torch thread" in text
+    assert "temporal_f1 0.424 [0.381, 0.468] (chance floor 0.305)" in text
+
+
+def test_the_repository_readme_has_the_block():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "<!-- measured:begin" in text and "<!-- measured:end -->" in text
