@@ -77,6 +77,22 @@ class MMDisCoModule(Method):
         """Guidance off: the independent bases ("no joint"), from the same seeds."""
         return {"scales": {m: 0.0 for m in self.guidance_scales}}
 
+    def extra_scores(self, dm: Any, num: int = 64) -> dict[str, Any]:
+        """The discriminator's alignment diagnostics on `num` real test pairs (methods/mmdisco/diagnostics.py)."""
+        if self.needs_prompts:  # text-conditioned discriminators need prompts: not measured yet
+            return {}
+        from avgen.methods.mmdisco.diagnostics import alignment_diagnostics
+
+        clips: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
+        for batch in dm.val_dataloader():
+            for m in clips:
+                clips[m].append(centre(batch[m], m, batch["margin"][m]))
+            if sum(len(c) for c in clips["audio"]) >= num:
+                break
+        real = {m: torch.cat(c)[:num].to(self.device) for m, c in clips.items()}
+        self.eval()
+        return {"discriminator_diagnostics": alignment_diagnostics(self.net, self.bases, real)}
+
     def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
                  guidance_scales: dict[str, float] | None = None, joint_base: str | None = None,
