@@ -240,3 +240,16 @@ def test_alignment_diagnostics(head):
     assert set(out["t100"]) == {"logit_aligned", "logit_deranged", "logit_shifted", "grad_v_change"}
     change = out["t800"]["grad_v_change"]
     assert change < 1e-5 if head == "linear" else change > 1e-3
+
+
+def test_deranged_fakes_are_real_clips_with_another_clips_audio():
+    """data.fakes=deranged: the same marginals as real pairs, no pair aligned (every audio moved to another clip)."""
+    from avgen.methods.mmdisco.module import DerangedPairs
+
+    video = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1, 1).expand(4, 8, 3, 2, 2).clone()
+    audio = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 5, 12).clone()
+    batch = {"video": video, "audio": audio, "margin": {"video": 1, "audio": 2}, "label": torch.arange(4)}
+    (fake,) = list(DerangedPairs([batch]))
+    assert fake["video"].shape == (4, 6, 3, 2, 2) and fake["audio"].shape == (4, 5, 8)  # centred
+    ids_v, ids_a = fake["video"][:, 0, 0, 0, 0], fake["audio"][:, 0, 0]
+    assert not torch.any(ids_v == ids_a) and sorted(ids_a.tolist()) == [0, 1, 2, 3]

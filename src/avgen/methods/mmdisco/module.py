@@ -33,9 +33,11 @@ from avgen.sampling.samplers import initial_noise, sample
 class RealFakeDataModule(L.LightningDataModule):
     """Real pairs (any store) and the fake-pair cache, drawn side by side in every training batch."""
 
-    def __init__(self, real: AVDataModule, fake_store: str):
+    def __init__(self, real: AVDataModule, fake_store: str, fakes: str = "bases"):
         super().__init__()
-        self.real, self.fake_store = real, fake_store
+        if fakes not in ("bases", "deranged"):
+            raise ValueError(f"data.fakes must be bases or deranged, got {fakes!r}")
+        self.real, self.fake_store, self.fakes = real, fake_store, fakes
 
     @property
     def store(self) -> Store:
@@ -56,14 +58,38 @@ class RealFakeDataModule(L.LightningDataModule):
         self.real.setup(stage)
 
     def train_dataloader(self) -> CombinedLoader:
-        fake = AVDataModule(self.fake_store, self.real.video, self.real.audio, batch_size=self.real.batch_size,
-                            train_split="fake", seed=self.real.seed + 1)
-        fake.trainer = self.trainer  # shard over the same ranks and resume with the same progress
-        return CombinedLoader({"real": self.real.train_dataloader(), "fake": fake.train_dataloader()},
-                              mode="max_size_cycle")
+        if self.fakes == "deranged":  # the ablation: real pairs with another clip's audio
+            fake = AVDataModule(self.real.store_path, self.real.video, self.real.audio,
+                                batch_size=self.real.batch_size, seed=self.real.seed + 1,
+                                margin_seconds=self.real.margin_seconds)
+            fake.setup("fit")
+            fake.trainer = self.trainer
+            fakes = DerangedPairs(fake.train_dataloader())
+        else:
+            fake = AVDataModule(self.fake_store, self.real.video, self.real.audio, batch_size=self.real.batch_size,
+                                train_split="fake", seed=self.real.seed + 1)
+            fake.trainer = self.trainer  # shard over the same ranks and resume with the same progress
+            fakes = fake.train_dataloader()
+        return CombinedLoader({"real": self.real.train_dataloader(), "fake": fakes}, mode="max_size_cycle")
 
     def val_dataloader(self):
         return self.real.val_dataloader()
+
+
+class DerangedPairs:
+    """Alignment-only fakes (an ablation, `data.fakes=deranged`): real clips whose audio is another clip's of
+    the same batch, so real and fake pairs have the same marginals and differ in alignment alone."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            x = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
+            yield {**batch, "video": x["video"], "audio": x["audio"].roll(1, dims=0)}  # (i+1) mod B: no fixed point
 
 
 class MMDisCoModule(Method):
@@ -141,7 +167,7 @@ class MMDisCoModule(Method):
 
     def prepare_data(self) -> None:
         dm = self.trainer.datamodule
-        if not (Path(dm.fake_store) / METADATA).is_file():
+        if getattr(dm, "fakes", "bases") == "bases" and not (Path(dm.fake_store) / METADATA).is_file():
             real = dm.real
             device = self.trainer.strategy.root_device  # sample on the accelerator, not the CPU
             self.bases.to(device)
