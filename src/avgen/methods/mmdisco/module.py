@@ -97,7 +97,8 @@ class MMDisCoModule(Method):
 
     @staticmethod
     def variant(cfg: DictConfig) -> str:
-        return f"head={cfg.model.head}"
+        fakes = cfg.data.get("fakes", "bases")
+        return f"head={cfg.model.head}" + (f", fakes={fakes}" if fakes != "bases" else "")
 
     def baseline_settings(self) -> dict[str, Any]:
         """Guidance off: the independent bases ("no joint"), from the same seeds."""
