@@ -9,6 +9,7 @@ earlier figures), in order of importance; a section not started within `budget_s
 2. `default_experiment`: `cmmd_synthetic` alone on the GPU (steps/s from its own training clock), then its
    evaluation of `eval_samples` pairs, decoding included (pairs/s).
 3. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
+4. `gpu_tests`: the project's tests that need a GPU (skipped on CPU machines).
 Prints a table at the end. `allow_cpu=true` rehearses it on a CPU (tiny sizes; the figures mean nothing).
 """
 
@@ -184,6 +185,22 @@ def smoke(cfg: DictConfig, device: str, out: Path) -> dict[str, Any]:
     return result
 
 
+GPU_TESTS = ("tests/test_griffin_lim.py", "tests/test_video_convs.py")
+
+
+def gpu_tests(out: Path) -> dict[str, Any]:
+    """The project's GPU tests (e.g. batched Griffin-Lim on CUDA equals the CPU), where a source checkout has them."""
+    from avgen.config import repo_root
+
+    paths = [str(repo_root() / p) for p in GPU_TESTS if (repo_root() / p).is_file()]
+    if not paths:
+        return {"rc": 0, "note": "no tests/ in this install"}
+    with open(out / "gpu_tests.log", "w") as f:
+        rc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *paths],
+                            stdout=f, stderr=subprocess.STDOUT, cwd=repo_root()).returncode
+    return {"rc": rc, "log": "gpu_tests.log"}
+
+
 def run(overrides: list[str]) -> int:
     cfg = load_config("gpu_check", overrides)
     overrides = list(overrides)
@@ -230,12 +247,14 @@ def run(overrides: list[str]) -> int:
                 lambda b=b: isolated_unet_step([*overrides, "unet.compile_mode=reduce-overhead"], device, b, True,
                                                True, repeats))
     section("smoke", lambda: smoke(cfg, device, out))
+    if device == "cuda":  # the tests that need a GPU (skipped on CPU machines)
+        section("gpu_tests", lambda: gpu_tests(out))
     results["total_seconds"] = time.perf_counter() - start
     write_json(out / "results.json", results)
     print(format_results(results))
     print(f"written to {out / 'results.json'}")
-    failed = [k for k, v in results.items() if isinstance(v, dict) and ("error" in v or v.get("train_rc") or
-              any(isinstance(r, dict) and r.get("rc") for r in v.values()))]
+    failed = [k for k, v in results.items() if isinstance(v, dict) and ("error" in v or v.get("train_rc") or v.get("rc")
+              or any(isinstance(r, dict) and r.get("rc") for r in v.values()))]
     return 1 if failed else 0
 
 
