@@ -131,6 +131,9 @@ def configure() -> Path | None:
         return Path(os.environ["NUMBA_CACHE_DIR"])
     try:
         target = cache_dir()
+    except ImportError:  # no numba/llvmlite installed: nothing to protect (`avgen doctor` reports the import)
+        return None
+    try:
         ready = (target / READY).is_file() or _fill(target)
     except OSError as e:  # an unwritable home: still never share a cache between processes
         print(f"avgen: warning: numba cache not usable ({e}); this process uses a private one", file=sys.stderr)
