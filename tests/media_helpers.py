@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from avgen.data.synthetic import write_mp4
+from avgen.data.media import write_mp4
 
 
 def av_clip(path: Path, fps: float = 25, frames: int = 75, height: int = 48, width: int = 64,

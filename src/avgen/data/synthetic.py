@@ -20,13 +20,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 
+from avgen.data.media import write_mp4
+from avgen.utils.io import write_json
 from avgen.utils.progress import progress as report_progress
 from avgen.utils.threads import one_thread_worker
-
-from avgen.utils.io import atomic_path, write_json
 
 # Class table: the colour a class is drawn in (RGB in [0, 1]) and the colour names for reports.
 CLASS_COLOURS = np.array(
@@ -139,40 +138,6 @@ def render_audio(cfg: SyntheticConfig, events: list[float], pitch: float, rng: n
         on = dt >= 0
         wav[on] += cfg.tone_amplitude * np.exp(-dt[on] / cfg.tone_decay) * np.sin(2 * np.pi * pitch * dt[on])
     return np.clip(wav, -1.0, 1.0).astype(np.float32)
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None, sample_rate: int,
-              crf: int = 12) -> None:
-    """Write (F, H, W, 3) uint8 frames and (C, samples) or (samples,) float audio as H.264 + AAC, atomically."""
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            vs = container.add_stream("libx264", rate=fps)
-            vs.height, vs.width = frames.shape[1:3]
-            vs.pix_fmt = "yuv420p"
-            vs.options = {"crf": str(crf), "preset": "veryfast"}
-            if audio is not None:
-                audio = np.atleast_2d(audio).astype(np.float32)  # (C, samples)
-                layout = {1: "mono", 2: "stereo", 6: "5.1"}[audio.shape[0]]
-                aus = container.add_stream("aac", rate=sample_rate)
-                aus.layout = layout
-                aus.options = {"aac_coder": "fast"}  # the default two-loop search is 3x slower
-            for frame in frames:
-                for packet in vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in vs.encode():
-                container.mux(packet)
-            if audio is not None:
-                block = 1024
-                for start in range(0, audio.shape[1], block):
-                    chunk = np.ascontiguousarray(audio[:, start:start + block]).reshape(1, -1, order="F")
-                    # packed 'flt' wants (1, samples * channels) interleaved
-                    af = av.AudioFrame.from_ndarray(chunk, format="flt", layout=layout)
-                    af.sample_rate = sample_rate
-                    af.pts = start
-                    for packet in aus.encode(af):
-                        container.mux(packet)
-                for packet in aus.encode():
-                    container.mux(packet)
 
 
 def make_clip(cfg: SyntheticConfig, split: str, index: int) -> tuple[ClipTruth, np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import librosa
 import numpy as np
 
 from avgen.data.representations import AudioLogMel
-from avgen.data.synthetic import write_mp4
+from avgen.data.media import write_mp4
 
 
 class GriffinLim:
