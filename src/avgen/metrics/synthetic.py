@@ -190,13 +190,7 @@ def score_pairs(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.n
 
 def derangement(n: int, seed: int = 0) -> np.ndarray:
     """A seeded permutation with no fixed point (n >= 2): every clip gets another clip's audio."""
-    if n < 2:
-        raise ValueError("shuffling audio among clips needs at least 2 clips")
-    rng = np.random.default_rng(seed)
-    while True:  # rejection sampling: a random permutation is a derangement with probability ~1/e
-        perm = rng.permutation(n)
-        if not np.any(perm == np.arange(n)):
-            return perm
+    return derangements(n, 1, seed)[0]
 
 
 def synthetic_metrics(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray],
@@ -289,6 +283,7 @@ class CalibratedScores:
     floors: dict[str, tuple[float, float]]       # derangements: mean, standard deviation
     shifted_floors: dict[str, float]
     columns: dict[str, np.ndarray]
+    shuffled: dict[str, float]                   # the original chance level: one derangement (`*_shuffled`)
 
 
 def calibrated_scores(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray],
@@ -300,11 +295,15 @@ def calibrated_scores(probe: SyntheticProbe, videos: list[np.ndarray], mels: lis
     values = {k: float(f(sums(cols))) for k, f in STATISTICS.items()}
     intervals = {k: bootstrap_interval(cols, f, seed=seed) for k, f in STATISTICS.items()}
     floors: dict[str, tuple[float, float]] = {}
+    shuffled: dict[str, float] = {}
     if len(clips) >= 2:
+        once = sums(pair_columns(probe, protocol, [clips[j] for j in derangement(len(clips), seed)], clips))
+        shuffled = {k: float(f(once)) for k, f in STATISTICS.items()}
         deranged = [sums(pair_columns(probe, protocol, [clips[j] for j in perm], clips))
                     for perm in derangements(len(clips), protocol.num_derangements, seed)]
         for k, f in STATISTICS.items():
             draws = np.array([float(f(s)) for s in deranged])
             floors[k] = (float(draws.mean()), float(draws.std(ddof=1)))
     shifted = sums(pair_columns(probe, protocol, clips, clips, shift_frames=protocol.shift_frames))
-    return CalibratedScores(values, intervals, floors, {k: float(f(shifted)) for k, f in STATISTICS.items()}, cols)
+    return CalibratedScores(values, intervals, floors, {k: float(f(shifted)) for k, f in STATISTICS.items()}, cols,
+                            shuffled)

@@ -107,7 +107,8 @@ def check_jit() -> Check:
     return Check("numba JIT", "FAIL", f"librosa's JIT functions {numba_cache.describe_failure(proc)}; {fix}")
 
 
-def check_writable(name: str, path: Path, must_exist: bool = False, hint: str = "") -> Check:
+def check_folder(name: str, path: Path, must_exist: bool = False, hint: str = "") -> Check:
+    """Writable, without creating anything (utils/io.check_writable creates the folder it checks)."""
     path = Path(path)
     if not path.exists():
         if must_exist:
@@ -147,8 +148,8 @@ def run_checks(store: Path, outputs: Path) -> list[Check]:
     if imports.status == "FAIL":
         return checks
     return checks + [check_jit(), check_media(),
-                     check_writable("store", store, must_exist=True, hint="make data"),
-                     check_writable("outputs", outputs), check_gpu()]
+                     check_folder("store", store, must_exist=True, hint="make data"),
+                     check_folder("outputs", outputs), check_gpu()]
 
 
 def format_table(checks: list[Check]) -> str:
