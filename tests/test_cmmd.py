@@ -11,7 +11,8 @@ import torch
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.module import CMMDModule, step_decay
-from avgen.methods.cmmd.negatives import NegativeSampler, centre, partner_permutation, segment_swap, time_shift
+from avgen.data.clips import narrow_time
+from avgen.methods.cmmd.negatives import NegativeSampler, partner_permutation, segment_swap, time_shift
 from avgen.models.unets.dual_unet import DualUNet
 from avgen.sampling.guidance import ReconstructionGuidance
 from avgen.sampling.samplers import initial_noise
@@ -28,13 +29,20 @@ def _ramp_batch(b=4, f=12, t=24, mv=4, ma=8):
     return video, audio
 
 
+def _as_batch(video, audio, mv=4, ma=8):
+    """A data-module batch around the clips: margins, time axes and frame rates as the store gives them."""
+    return {"video": video, "audio": audio, "margin": {"video": mv, "audio": ma},
+            "time_axis": {"video": 1, "audio": 2}, "seconds_per_frame": SPF, "label": torch.zeros(len(video), dtype=torch.long)}
+
+
 def test_time_shift_displaces_by_the_drawn_amount_in_both_frame_rates():
     video, audio = _ramp_batch()
+    batch = _as_batch(video, audio)
     sampler = NegativeSampler(time_shift=1.0, segment_swap=0.0, full_swap=0.0, shift_frames=(2, 4))
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
-        neg_v, _ = sampler(video, "video", 4, SPF, generator=g)
-        neg_a, _ = sampler(audio, "audio", 8, SPF, generator=g)
+        neg_v, _ = sampler(batch, "video", generator=g)
+        neg_a, _ = sampler(batch, "audio", generator=g)
         shift_v = neg_v[:, 0, 0, 0, 0] - video[:, 4, 0, 0, 0]   # in video frames
         shift_a = neg_a[:, 0, 0] - audio[:, 0, 8]               # in audio frames
         assert set(shift_v.abs().tolist()) <= {2.0, 3.0, 4.0}
@@ -47,19 +55,18 @@ def test_time_shift_displaces_by_the_drawn_amount_in_both_frame_rates():
 def test_time_shift_needs_context():
     video, _ = _ramp_batch(mv=1)
     with pytest.raises(ValueError, match="margin"):
-        time_shift(video, "video", 1, torch.tensor([2, 2, 2, 2]))
+        time_shift(video, 1, 1, torch.tensor([2, 2, 2, 2]))
 
 
 def test_segment_swap_split_points():
     x = torch.zeros(3, 1, 10)
     other = torch.ones(3, 1, 10)
-    out = segment_swap(x, other, "audio", torch.tensor([1, 5, 9]), torch.tensor([True, False, True]))
+    out = segment_swap(x, other, 2, torch.tensor([1, 5, 9]), torch.tensor([True, False, True]))
     assert out[0, 0].tolist() == [1] + [0] * 9
     assert out[1, 0].tolist() == [0] * 5 + [1] * 5
     assert out[2, 0].tolist() == [1] * 9 + [0]
     sampler = NegativeSampler(time_shift=0.0, segment_swap=1.0, full_swap=0.0, split_range=(0.25, 0.75))
-    video, _ = _ramp_batch()
-    neg, kinds = sampler(video, "video", 4, SPF, generator=torch.Generator().manual_seed(3))
+    neg, kinds = sampler(_as_batch(*_ramp_batch()), "video", generator=torch.Generator().manual_seed(3))
     own = (neg[:, :, 0, 0, 0] // 100) == torch.arange(4).reshape(-1, 1)
     for row in own:  # one contiguous own part and one foreign part, split inside [3, 9]
         changes = (row[1:] != row[:-1]).nonzero()
@@ -74,8 +81,8 @@ def test_full_swap_never_returns_the_positive():
             assert not (perm == torch.arange(b)).any() and sorted(perm.tolist()) == list(range(b))
     video, audio = _ramp_batch()
     sampler = NegativeSampler(time_shift=0.0, segment_swap=0.0, full_swap=1.0)
-    neg, _ = sampler(audio, "audio", 8, SPF, generator=torch.Generator().manual_seed(0))
-    assert not torch.equal(neg, centre(audio, "audio", 8))
+    neg, _ = sampler(_as_batch(video, audio), "audio", generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(neg, narrow_time(audio, 2, 8))
     assert ((neg[:, 0, 0] // 100) != torch.arange(4)).all()
 
 
@@ -115,8 +122,7 @@ def _module(coupling="easy_fusion", eta=0.1):
 
 def _batch():
     video, audio = _ramp_batch()
-    return {"video": video / 20 - 1, "audio": audio / 40 - 1, "margin": {"video": 4, "audio": 8},
-            "seconds_per_frame": SPF, "label": torch.zeros(4, dtype=torch.long)}
+    return _as_batch(video / 20 - 1, audio / 40 - 1)
 
 
 def test_guidance_scale_zero_equals_replacement():

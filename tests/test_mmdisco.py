@@ -248,7 +248,8 @@ def test_deranged_fakes_are_real_clips_with_another_clips_audio():
 
     video = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1, 1).expand(4, 8, 3, 2, 2).clone()
     audio = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 5, 12).clone()
-    batch = {"video": video, "audio": audio, "margin": {"video": 1, "audio": 2}, "label": torch.arange(4)}
+    batch = {"video": video, "audio": audio, "margin": {"video": 1, "audio": 2},
+             "time_axis": {"video": 1, "audio": 2}, "label": torch.arange(4)}
     (fake,) = list(DerangedPairs([batch]))
     assert fake["video"].shape == (4, 6, 3, 2, 2) and fake["audio"].shape == (4, 5, 8)  # centred
     ids_v, ids_a = fake["video"][:, 0, 0, 0, 0], fake["audio"][:, 0, 0]

@@ -7,6 +7,7 @@ Batches are dicts::
     label:   (B,) int64 (-1 = none)
     id, caption: lists of str
     margin:  {"video": m_v, "audio": m_a}   frames of context on each side of the clip
+    time_axis: {"video": 1, "audio": 2}     the time axis of each batched tensor, from the store metadata
     seconds_per_frame: {"video": ..., "audio": ...}   of each time axis, from the store metadata
 
 A dataset fetches a whole batch at once (`__getitems__`): one sorted fancy-index read per memory-mapped
@@ -84,6 +85,7 @@ class ClipDataset(Dataset):
         batch["id"] = [self.ids[p] for p in positions]
         batch["caption"] = [self.captions[p] for p in positions]
         batch["margin"] = dict(self.margin)
+        batch["time_axis"] = {key: axis + 1 for key, (axis, _, _) in self.windows.items()}  # batched
         batch["seconds_per_frame"] = dict(self.seconds_per_frame)
         return batch
 

@@ -4,6 +4,10 @@ With `a = sqrt(abar_t)` and `s = sigma_t = sqrt(1 - abar_t)`:
     x_t = a x0 + s eps,     v = a eps - s x0,     x0 = a x_t - s v,     eps = s x_t + a v.
 All functions take `abar` already broadcast to the tensor's rank (see `append_dims`), so audio (B, C, T) and
 video (B, F, C, H, W) share them.
+
+Flow matching (rectified flow) uses the straight path with `sigma` in [0, 1] (`diffusion/flow.py`):
+    x_sigma = (1 - sigma) x0 + sigma eps,     u = dx/dsigma = eps - x0,     x0 = x_sigma - sigma u.
+Its signal and noise coefficients (1 - sigma, sigma) play the roles of (sqrt(abar), sigma_t) above.
 """
 
 from __future__ import annotations
@@ -41,3 +45,18 @@ def v_from_x0_eps(x0: Tensor, eps: Tensor, abar: Tensor) -> Tensor:
 def noisy(x0: Tensor, eps: Tensor, abar: Tensor) -> Tensor:
     """x_t = sqrt(abar) x0 + sigma eps."""
     return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+
+
+# Rectified flow (Liu et al. 2023; Lipman et al. 2023): the straight path between data and noise
+def flow_velocity(x0: Tensor, eps: Tensor) -> Tensor:
+    """The path's velocity u = d x_sigma / d sigma = eps - x0 (diffusers' flow-matching convention)."""
+    return eps - x0
+
+
+def x0_from_velocity(x_t: Tensor, u: Tensor, sigma: Tensor) -> Tensor:
+    return x_t - sigma * u
+
+
+def velocity_from_x0(x_t: Tensor, x0: Tensor, sigma: Tensor) -> Tensor:
+    """The velocity that a prediction x0 implies at x_sigma: (x_sigma - x0) / sigma (sigma > 0)."""
+    return (x_t - x0) / sigma

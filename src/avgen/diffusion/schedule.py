@@ -37,6 +37,15 @@ class NoiseSchedule(nn.Module):
         """abar_t per sample, broadcast to a tensor of rank `ndim`."""
         return append_dims(self.alphas_cumprod[t.long()], ndim)
 
+    def coefficients(self, t: Tensor, ndim: int) -> tuple[Tensor, Tensor]:
+        """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)): x_t = alpha_t x0 + sigma_t eps."""
+        abar = self.abar(t, ndim)
+        return abar.sqrt(), (1 - abar).sqrt()
+
+    def scheduler_input(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """What this schedule's solvers take as model output: the x0 prediction itself."""
+        return x0
+
     def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
         """t ~ U{0..N-1}, one per example."""
         return torch.randint(0, self.num_train_timesteps, (batch,), generator=generator).to(device)  # CPU draw: same on any device
@@ -44,7 +53,8 @@ class NoiseSchedule(nn.Module):
     def sampler(self, name: str, steps: int, **kwargs: Any):
         """A diffusers sampling scheduler on this schedule, fed x0 predictions (prediction_type='sample')."""
         if name not in SAMPLERS:
-            raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+            hint = " (flow samplers need a flow-matching model: method flow_matching)" if name.startswith("flow") else ""
+            raise ValueError(f"unknown sampler {name!r} for a diffusion schedule; choose from {sorted(SAMPLERS)}{hint}")
         scheduler = SAMPLERS[name](**self.config, prediction_type="sample", **kwargs)
         scheduler.set_timesteps(steps)
         return scheduler

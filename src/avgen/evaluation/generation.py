@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from avgen.data.clips import clips, first_clips
 from avgen.data.datamodule import AVDataModule, clip_shapes, draw_prompts
 from avgen.utils.progress import progress
 
@@ -44,23 +45,21 @@ def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
     reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video.
     `keep_reference`: also the test clips' own version of the generated modality, as "reference". The pair
     of test clip i is generated from seed + i: runs evaluated with one seed see the same conditions and noise."""
-    from avgen.methods.cmmd.negatives import centre
-
     other = "audio" if known == "video" else "video"
     out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"reference": []} if keep_reference else {})}
     module.eval()
     done = 0
     for batch in dm.val_dataloader():
-        clips = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
-        b = clips["video"].shape[0]
+        known_clips = clips(batch)
+        b = known_clips["video"].shape[0]
         seeds, done = list(range(seed + done, seed + done + b)), done + b
-        x = module.generate({m: tuple(v.shape) for m, v in clips.items()}, seeds=seeds,
-                            known={known: clips[known].to(module.device)}, guidance_scale=guidance_scale,
+        x = module.generate({m: tuple(v.shape) for m, v in known_clips.items()}, seeds=seeds,
+                            known={known: known_clips[known].to(module.device)}, guidance_scale=guidance_scale,
                             **generate_kwargs)
         for m in ("video", "audio"):
-            out[m].append((clips[m] if m == known else x[m]).float().cpu().numpy())
+            out[m].append((known_clips[m] if m == known else x[m]).float().cpu().numpy())
         if keep_reference:
-            out["reference"].append(clips[other].float().numpy())
+            out["reference"].append(known_clips[other].float().numpy())
         if sum(len(v) for v in out["video"]) >= num:
             break
     return {m: np.concatenate(v)[:num] for m, v in out.items()}
@@ -68,12 +67,4 @@ def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
 
 def reference_pairs(dm: AVDataModule, num: int) -> dict[str, np.ndarray]:
     """The first `num` clips of the reference split (the data module's `val` split: the dataset's test split)."""
-    from avgen.methods.cmmd.negatives import centre
-
-    out: dict[str, list[np.ndarray]] = {"video": [], "audio": []}
-    for batch in dm.val_dataloader():
-        for m in out:
-            out[m].append(centre(batch[m], m, batch["margin"][m]).float().numpy())
-        if sum(len(v) for v in out["video"]) >= num:
-            break
-    return {m: np.concatenate(v)[:num] for m, v in out.items()}
+    return {m: x.float().numpy() for m, x in first_clips(dm.val_dataloader(), num)[0].items()}

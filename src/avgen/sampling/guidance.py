@@ -3,10 +3,11 @@
 `ReconstructionGuidance` implements CMMD Eq. 3 (conditional generation, after Ho et al.'s video diffusion
 reconstruction guidance): for known modality m with clean value x0_m and a noise eps_m drawn once,
 
-    x_t^m = sqrt(abar_t) x0_m + sigma_t eps_m                                (replacement)
-    x0_hat^u = x0_bar^u - lambda * sqrt(abar_t) * grad_{x_t^u} || x0_m - x0_hat^m ||^2   (CMMD Eq. 3)
+    x_t^m = alpha_t x0_m + sigma_t eps_m                                (replacement)
+    x0_hat^u = x0_bar^u - lambda * alpha_t * grad_{x_t^u} || x0_m - x0_hat^m ||^2   (CMMD Eq. 3)
 
-for the unknown modality u. lambda = 0 is the replacement method. The known modality's prediction is
+for the unknown modality u, with alpha_t = sqrt(abar_t) on a diffusion schedule and 1 - sigma on the flow
+path (the known modality is then inpainted along the straight path). lambda = 0 is the replacement method. The known modality's prediction is
 returned as x0_m itself, so the sampler's copy of it converges to the condition.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from avgen.diffusion.conversions import noisy
 from avgen.diffusion.denoiser import Denoiser
 
 
@@ -37,7 +37,8 @@ class ReconstructionGuidance(Denoiser):
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         k = self.known_name
         x = dict(x)
-        x[k] = noisy(self.x0_known, self.eps_known, self.abar(k, t, self.x0_known))
+        alpha, sigma = self.coefficients(k, t, self.x0_known)
+        x[k] = alpha * self.x0_known + sigma * self.eps_known
         if self.scale == 0.0:
             out = self.inner(x, t)  # replacement: no gradient needed
         else:
@@ -49,6 +50,6 @@ class ReconstructionGuidance(Denoiser):
                 grads = torch.autograd.grad(error, list(leaves.values()), allow_unused=True, materialize_grads=True)
             out = {m: v.detach() for m, v in out.items()}
             for u, g in zip(self.unknown, grads):
-                out[u] = out[u] - self.scale * self.abar(u, t, g).sqrt() * g
+                out[u] = out[u] - self.scale * self.coefficients(u, t, g)[0] * g
         out[k] = self.x0_known
         return out

@@ -18,9 +18,9 @@ from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.base import Method
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
-from avgen.methods.cmmd.negatives import NegativeSampler, centre
-from avgen.sampling.guidance import ReconstructionGuidance
-from avgen.sampling.samplers import initial_noise, sample
+from avgen.data.clips import clips
+from avgen.methods.cmmd.negatives import NegativeSampler
+from avgen.sampling.samplers import generate
 from avgen.utils.checkpoints import load_checkpoint, load_network as load_network_weights
 
 
@@ -72,15 +72,14 @@ class CMMDModule(Method):
 
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        margin, spf = batch["margin"], batch["seconds_per_frame"]
-        x0 = {m: centre(batch[m], m, margin[m]) for m in self.modalities}
+        x0 = clips(batch, self.modalities)
         t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
         if self.eta == 0.0 or self.global_step < self.contrastive_from_step:  # nCMMD: the joint loss alone
             loss = joint_diffusion_loss(self.net, self.schedule, x0, t, _noise_like(x0)).mean()
             self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True, batch_size=t.shape[0])
             return loss
-        neg_audio, _ = self.negatives(batch["audio"], "audio", margin["audio"], spf)
-        neg_video, _ = self.negatives(batch["video"], "video", margin["video"], spf)
+        neg_audio, _ = self.negatives(batch, "audio")
+        neg_video, _ = self.negatives(batch, "video")
         # a random subset of the negatives per step (docs/methods.md#cmmd: memory and time)
         b = x0["audio"].shape[0]
         k = min(self.negatives_per_step or b, b)
@@ -99,7 +98,7 @@ class CMMDModule(Method):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x0 = {m: centre(batch[m], m, batch["margin"][m]) for m in self.modalities}
+        x0 = clips(batch, self.modalities)
         g = torch.Generator().manual_seed(batch_idx)  # the same t and noise at every validation
         t = torch.randint(0, self.schedule.num_train_timesteps, (batch["label"].shape[0],), generator=g).to(self.device)
         noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
@@ -124,12 +123,8 @@ class CMMDModule(Method):
 
         Shapes are free in time: pass twice the training length for double-length generation.
         """
-        x = initial_noise(shapes, generator, self.device, seeds)
-        denoiser = self.denoiser
-        if known:  # seeded: the known modality's fixed noise is that sample's own draw for it
-            eps = x[next(iter(known))] if seeds is not None else None
-            denoiser = ReconstructionGuidance(self.denoiser, known, guidance_scale, generator, eps_known=eps)
-        return sample(denoiser, x, sampler, steps, generator, **sampler_kwargs)
+        return generate(self.denoiser, shapes, self.device, steps, generator, known, guidance_scale, sampler, seeds,
+                        **sampler_kwargs)
 
 
 def _noise_like(x: dict[str, Tensor]) -> dict[str, Tensor]:

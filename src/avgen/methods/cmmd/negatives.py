@@ -9,42 +9,32 @@ has no wrapped or zero-padded edge that would give it away.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from avgen.data.clips import narrow_time
+
 KINDS = ("time_shift", "segment_swap", "full_swap")
 
 
-def time_axis(x: Tensor, modality: str) -> int:
-    """Video (B, F, C, H, W): 1; audio (B, C, T): 2 and (B, C, T, M): 2."""
-    return 1 if modality == "video" else 2
-
-
-def centre(x: Tensor, modality: str, margin: int) -> Tensor:
-    """The clip without its context: drop `margin` frames at both ends of the time axis."""
-    axis = time_axis(x, modality)
-    return x.narrow(axis, margin, x.shape[axis] - 2 * margin)
-
-
-def time_shift(x: Tensor, modality: str, margin: int, shift: Tensor) -> Tensor:
-    """Per-sample windows displaced by `shift` frames ((B,) ints, |shift| <= margin) inside the context."""
-    axis = time_axis(x, modality)
+def time_shift(x: Tensor, axis: int, margin: int, shift: Tensor) -> Tensor:
+    """Per-sample windows displaced by `shift` frames ((B,) ints, |shift| <= margin) inside the context of
+    time axis `axis`."""
     length = x.shape[axis] - 2 * margin
     if int(shift.abs().max()) > margin:
-        raise ValueError(f"a time shift of {int(shift.abs().max())} {modality} frames needs that much context; "
+        raise ValueError(f"a time shift of {int(shift.abs().max())} frames needs that much context; "
                          f"the batch has {margin} (raise data.margin_seconds)")
     index = margin + shift[:, None] + torch.arange(length, device=x.device)[None]  # (B, L) source frames
     index = index.reshape(*index.shape[:1], *([1] * (axis - 1)), length, *([1] * (x.ndim - axis - 1)))
     return torch.take_along_dim(x, index.expand(*x.shape[:axis], length, *x.shape[axis + 1:]), dim=axis)
 
 
-def segment_swap(x: Tensor, other: Tensor, modality: str, split: Tensor, other_first: Tensor) -> Tensor:
-    """concat(other[:split], x[split:]) where `other_first`, else concat(x[:split], other[split:]).
-
-    x, other: clips without context; split: (B,) frame index per sample; other_first: (B,) bool.
+def segment_swap(x: Tensor, other: Tensor, axis: int, split: Tensor, other_first: Tensor) -> Tensor:
+    """concat(other[:split], x[split:]) where `other_first`, else concat(x[:split], other[split:]) on time
+    axis `axis`. x, other: clips without context; split: (B,) frame index per sample; other_first: (B,) bool.
     """
-    axis = time_axis(x, modality)
     frames = torch.arange(x.shape[axis], device=x.device)
     before = frames[None] < split[:, None]                                       # (B, L)
     take_other = torch.where(other_first[:, None], before, ~before)             # (B, L)
@@ -87,11 +77,14 @@ class NegativeSampler:
     def weights(self) -> tuple[float, float, float]:
         return (self.time_shift, self.segment_swap, self.full_swap)
 
-    def __call__(self, x_full: Tensor, modality: str, margin: int, seconds_per_frame: dict[str, float],
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Negatives for one modality: (B, ...) clips without context, and the kind index of each (B,)."""
+    def __call__(self, batch: dict[str, Any], modality: str, generator: torch.Generator | None = None
+                 ) -> tuple[Tensor, Tensor]:
+        """Negatives for one modality of a batch (its clips with context, `margin`, `time_axis` and
+        `seconds_per_frame`): (B, ...) clips without context, and the kind index of each (B,)."""
+        x_full, margin, axis = batch[modality], batch["margin"][modality], batch["time_axis"][modality]
+        seconds_per_frame = batch["seconds_per_frame"]
         b, device = x_full.shape[0], x_full.device
-        x = centre(x_full, modality, margin)
+        x = narrow_time(x_full, axis, margin)
         kinds = torch.multinomial(torch.tensor(self.weights), b, replacement=True, generator=generator).to(device)
         out = x.clone()
         # time shift: seconds drawn in video frames, converted to this modality's frames
@@ -100,15 +93,15 @@ class NegativeSampler:
         sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1, 1)
         seconds = (sign * shift_video).double() * seconds_per_frame["video"]
         shift = torch.round(seconds / seconds_per_frame[modality]).long().to(device)
-        shifted = time_shift(x_full, modality, margin, torch.where(kinds == 0, shift, torch.zeros_like(shift)))
+        shifted = time_shift(x_full, axis, margin, torch.where(kinds == 0, shift, torch.zeros_like(shift)))
         # swaps: another example's clip (never the positive's own)
         perm = partner_permutation(b, generator, device)
-        length = x.shape[time_axis(x, modality)]
+        length = x.shape[axis]
         clip_seconds = length * seconds_per_frame[modality]
         frac = torch.empty(b).uniform_(*self.split_range, generator=generator)
         split = torch.round(frac * clip_seconds / seconds_per_frame[modality]).long().clamp(1, length - 1).to(device)
         other_first = (torch.rand(b, generator=generator) < 0.5).to(device)
-        swapped = segment_swap(x, x[perm], modality, split, other_first)
+        swapped = segment_swap(x, x[perm], axis, split, other_first)
         mask = lambda k: (kinds == k).reshape(b, *([1] * (x.ndim - 1)))  # noqa: E731
         out = torch.where(mask(0), shifted, out)
         out = torch.where(mask(1), swapped, out)

@@ -16,25 +16,23 @@ import torch
 from torch import Tensor
 
 from avgen.diffusion.conversions import noisy
-from avgen.methods.cmmd.negatives import time_axis
 from avgen.methods.mmdisco.losses import logit_gradients
 
 
 @torch.no_grad()
 def alignment_diagnostics(discriminator, bases, real: dict[str, Tensor], timesteps: tuple[int, ...] = (100, 300, 500, 700, 900),
-                          shift_frames: int = 4, seed: int = 0) -> dict[str, dict[str, float]]:
+                          shift_frames: int = 4, seed: int = 0, audio_time_axis: int = 2) -> dict[str, dict[str, float]]:
     """{f"t{t}": {logit_aligned, logit_deranged, logit_shifted, grad_v_change}} for each timestep."""
     g = torch.Generator().manual_seed(seed)
     b = real["audio"].shape[0]
     perm = (torch.arange(b) + 1) % b  # a derangement: every video gets its neighbour's audio
-    axis = time_axis(real["audio"], "audio")
     out = {}
     for step in timesteps:
         t = torch.full((b,), step, dtype=torch.long, device=real["audio"].device)
         noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in real.items()}
         x_t = {m: noisy(x, noise[m], bases.abar(m, t, x)) for m, x in real.items()}
         variants = {"aligned": x_t, "deranged": {**x_t, "audio": x_t["audio"][perm]},
-                    "shifted": {**x_t, "audio": x_t["audio"].roll(shift_frames, dims=axis)}}
+                    "shifted": {**x_t, "audio": x_t["audio"].roll(shift_frames, dims=audio_time_axis)}}
         logits, grads = {}, {}
         for name, x in variants.items():
             d, grad = logit_gradients(discriminator, x, t, create_graph=False)

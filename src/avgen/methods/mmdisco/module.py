@@ -18,10 +18,10 @@ from lightning.pytorch.utilities import CombinedLoader
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from avgen.data.clips import clips, first_clips
 from avgen.data.datamodule import AVDataModule
 from avgen.data.store import METADATA, Store
 from avgen.methods.base import Method
-from avgen.methods.cmmd.negatives import centre
 from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
@@ -88,7 +88,7 @@ class DerangedPairs:
 
     def __iter__(self):
         for batch in self.loader:
-            x = {m: centre(batch[m], m, batch["margin"][m]) for m in ("video", "audio")}
+            x = clips(batch)
             yield {**batch, "video": x["video"], "audio": x["audio"].roll(1, dims=0)}  # (i+1) mod B: no fixed point
 
 
@@ -110,15 +110,10 @@ class MMDisCoModule(Method):
             return {}
         from avgen.methods.mmdisco.diagnostics import alignment_diagnostics
 
-        clips: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
-        for batch in dm.val_dataloader():
-            for m in clips:
-                clips[m].append(centre(batch[m], m, batch["margin"][m]))
-            if sum(len(c) for c in clips["audio"]) >= num:
-                break
-        real = {m: torch.cat(c)[:num].to(self.device) for m, c in clips.items()}
+        real, axes = first_clips(dm.val_dataloader(), num, self.modalities, self.device)
         self.eval()
-        return {"discriminator_diagnostics": alignment_diagnostics(self.net, self.bases, real)}
+        return {"discriminator_diagnostics": alignment_diagnostics(self.net, self.bases, real,
+                                                                   audio_time_axis=axes["audio"])}
 
     def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
@@ -197,7 +192,7 @@ class MMDisCoModule(Method):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         real, fake = batch["real"], batch["fake"]
-        x_real = {m: centre(real[m], m, real["margin"][m]) for m in self.modalities}
+        x_real = clips(real, self.modalities)
         x_fake = {m: fake[m] for m in self.modalities}
         bases, real_kwargs = self.bound(real["caption"], self.text_dropout)
         _, fake_kwargs = self.bound(fake["caption"], self.text_dropout)
@@ -214,7 +209,7 @@ class MMDisCoModule(Method):
         per batch, so validations are comparable)."""
         g = torch.Generator().manual_seed(batch_idx)
         with torch.inference_mode(False):  # the residual needs input gradients; batches are inference tensors
-            x = {m: centre(batch[m], m, batch["margin"][m]).clone() for m in self.modalities}
+            x = {m: v.clone() for m, v in clips(batch, self.modalities).items()}
             bases, text = self.bound(batch["caption"])
             t = bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
             base, guided = denoising_errors(self.net, bases, x, t, generator=g, **text)

@@ -1,0 +1,33 @@
+"""Clips out of batches: the one place the context margin is cut off, on the time axis that the store's
+metadata records for each representation (batches carry it as `time_axis`, batch dimension included)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+
+
+def narrow_time(x: Tensor, axis: int, margin: int) -> Tensor:
+    """The clip without its context: drop `margin` frames at both ends of time axis `axis`."""
+    return x.narrow(axis, margin, x.shape[axis] - 2 * margin)
+
+
+def clips(batch: dict[str, Any], modalities: Iterable[str] = ("video", "audio")) -> dict[str, Tensor]:
+    """{modality: the batch's clips without their context}."""
+    return {m: narrow_time(batch[m], batch["time_axis"][m], batch["margin"][m]) for m in modalities}
+
+
+def first_clips(loader: Iterable[dict[str, Any]], num: int, modalities: Iterable[str] = ("video", "audio"),
+                device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, int]]:
+    """The first `num` clips (context removed) of a loader, concatenated per modality, and their time axes."""
+    out: dict[str, list[Tensor]] = {m: [] for m in modalities}
+    axes: dict[str, int] = {}
+    for batch in loader:
+        axes = {m: batch["time_axis"][m] for m in out}
+        for m, x in clips(batch, out).items():
+            out[m].append(x)
+        if sum(len(x) for x in next(iter(out.values()))) >= num:
+            break
+    return {m: torch.cat(x)[:num].to(device) for m, x in out.items()}, axes

@@ -1,0 +1,96 @@
+"""Flow-matching LightningModule: a joint network trained on the straight path between data and noise
+(docs/methods.md#flow-matching), sampled with diffusers' flow solvers through the shared denoiser interface.
+
+It receives built parts (network, flow schedule, optimizer partial) and only wires them. Any joint network
+with the `net(x: {modality: x_t}, t) -> {modality: output}` interface fits; the dual-stream transformer
+(`models/transformers/dual_dit.py`) is the one its experiments use. Conditional generation (v2a / a2v)
+inpaints the known modality along the path, with reconstruction guidance on top (guidance_scale > 0).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from avgen.data.clips import clips
+from avgen.diffusion.denoiser import NetworkDenoiser
+from avgen.diffusion.flow import FlowSchedule
+from avgen.methods.base import Method
+from avgen.methods.flow_matching.losses import flow_matching_loss
+from avgen.sampling.samplers import generate
+
+
+def linear_warmup(step: int, steps: int) -> float:
+    """Learning-rate factor: linear from 1/steps to 1 over the first `steps` steps, then 1."""
+    return min(1.0, (step + 1) / steps) if steps > 0 else 1.0
+
+
+class FlowMatchingModule(Method):
+    """Joint flow matching (docs/methods.md#flow-matching); with coupling none, the no-coupling baseline."""
+
+    conditional = True  # v2a / a2v: the known modality inpainted along the path (+ reconstruction guidance)
+
+    @staticmethod
+    def variant(cfg: DictConfig) -> str:
+        parts = [f"coupling={cfg.model.get('coupling')}",
+                 f"t~{cfg.method.schedule.get('timestep_distribution')}"]
+        if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
+            parts.insert(0, f"{cfg.model.modalities[0]} only")
+        return ", ".join(parts)
+
+    def __init__(self, net: nn.Module, schedule: FlowSchedule, optimizer: partial, warmup_steps: int = 0):
+        super().__init__()
+        self.net, self.schedule = net, schedule
+        self.optimizer_factory, self.warmup_steps = optimizer, int(warmup_steps)
+        self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
+        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction="velocity")
+        self._rates_checked = False
+
+    def check_rates(self, seconds_per_frame: dict[str, float]) -> None:
+        """The network's temporal positions assume frame rates: they must be the store's (metadata)."""
+        expected = getattr(self.net, "seconds_per_frame", None)
+        if self._rates_checked or expected is None:
+            return
+        for m in self.modalities:
+            if abs(expected[m] - seconds_per_frame[m]) > 1e-6 * max(1.0, seconds_per_frame[m]):
+                raise ValueError(f"model.{m}_frame_seconds={expected[m]} but the store's {m} frames last "
+                                 f"{seconds_per_frame[m]} s (its metadata): set model.{m}_frame_seconds="
+                                 f"{seconds_per_frame[m]}")
+        self._rates_checked = True
+
+    # --------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self.check_rates(batch["seconds_per_frame"])
+        x0 = clips(batch, self.modalities)
+        t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
+        loss = flow_matching_loss(self.net, self.schedule, x0, t, {m: torch.randn_like(x) for m, x in x0.items()})
+        loss = loss.mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=t.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        x0 = clips(batch, self.modalities)
+        g = torch.Generator().manual_seed(batch_idx)  # the same t and noise at every validation
+        t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device, generator=g)
+        noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
+        self.log("val/loss", flow_matching_loss(self.net, self.schedule, x0, t, noise).mean(),
+                 sync_dist=True, batch_size=t.shape[0])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.parameters())
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(linear_warmup, steps=self.warmup_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
+                 known: dict[str, Tensor] | None = None, guidance_scale: float = 0.0, sampler: str = "flow_euler",
+                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
+        """Joint samples, or conditional ones (v2a / a2v) when `known` holds one modality's x0. Shapes are
+        free in time (rotary positions): twice the training length works as for the U-Net."""
+        return generate(self.denoiser, shapes, self.device, steps, generator, known, guidance_scale, sampler, seeds,
+                        **sampler_kwargs)
