@@ -66,3 +66,11 @@ def test_mmdisco_ddp_bf16_double_backprop(synthetic_store, tiny_bases, tmp_path)
     with open(out / "logs" / "metrics.csv") as f:
         dsm = [float(r["train/loss_dsm"]) for r in csv.DictReader(f) if r.get("train/loss_dsm")]
     assert len(dsm) == 4 and all(math.isfinite(x) for x in dsm)
+
+
+@pytest.mark.slow
+def test_flow_matching_ddp_bf16(synthetic_store, tmp_path):
+    out = tmp_path / "flowdit"
+    run_ddp(out, "experiment=flowdit_synthetic", f"data.store={synthetic_store}", "model.width=32", "model.heads=2",
+            "model.depth=2", "data.batch_size=4")
+    check_run(out)

@@ -145,10 +145,16 @@ def test_checkpoint_of_another_architecture_lists_the_mismatched_keys(synthetic_
 
 # ---------------------------------------------------------------------------------- resume after kill
 
-def _train_cmd(store, out, *extra):
-    return [sys.executable, "-m", "avgen.cli.main", "train", "experiment=cmmd_synthetic", f"data.store={store}",
-            f"output_dir={out}", *TINY, "trainer.max_steps=40", "callbacks.checkpoint.every_n_train_steps=8",
-            "method.contrastive_from_step=10", "method.negatives_per_step=2", *extra]
+RESUMED = {  # per method: a tiny network, and its method's own randomness switched on mid-run
+    "cmmd_synthetic": [*TINY, "method.contrastive_from_step=10", "method.negatives_per_step=2"],
+    "flowdit_synthetic": ["model.width=32", "model.heads=2", "model.depth=2", *TINY[2:], "method.warmup_steps=5"],
+}
+
+
+def _train_cmd(store, out, experiment, *extra):
+    return [sys.executable, "-m", "avgen.cli.main", "train", f"experiment={experiment}", f"data.store={store}",
+            f"output_dir={out}", *RESUMED[experiment], "trainer.max_steps=40",
+            "callbacks.checkpoint.every_n_train_steps=8", "callbacks.flops.every_n_steps=5", *extra]
 
 
 def _weights(out):
@@ -157,11 +163,13 @@ def _weights(out):
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
+@pytest.mark.parametrize("experiment", sorted(RESUMED))
+def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path, experiment):
     """SIGKILL a run after its first checkpoint, resume it: the weights (and EMA) equal an uninterrupted run's."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run(_train_cmd(synthetic_store, tmp_path / "straight"), check=True, env=env, capture_output=True)
-    killed = subprocess.Popen(_train_cmd(synthetic_store, tmp_path / "killed"), env=env,
+    subprocess.run(_train_cmd(synthetic_store, tmp_path / "straight", experiment), check=True, env=env,
+                   capture_output=True)
+    killed = subprocess.Popen(_train_cmd(synthetic_store, tmp_path / "killed", experiment), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
@@ -172,7 +180,7 @@ def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
     _, step_at_kill = _weights(tmp_path / "killed")
     assert 0 < step_at_kill < 40  # killed mid-run
     clock_at_kill = torch.load(last, weights_only=True)["callbacks"]["TrainingClock"]["seconds"]
-    subprocess.run(_train_cmd(synthetic_store, tmp_path / "killed", "resume=true"), check=True, env=env,
+    subprocess.run(_train_cmd(synthetic_store, tmp_path / "killed", experiment, "resume=true"), check=True, env=env,
                    capture_output=True)
     straight, steps = _weights(tmp_path / "straight")
     resumed, steps_resumed = _weights(tmp_path / "killed")
@@ -181,4 +189,7 @@ def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path):
     for k in straight:
         torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0, msg=k)
     # the reported training time includes the part before the kill (carried in the checkpoint)
-    assert json.loads((tmp_path / "killed" / "metrics.json").read_text())["train_seconds"] > clock_at_kill > 0
+    metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("straight", "killed")}
+    assert metrics["killed"]["train_seconds"] > clock_at_kill > 0
+    # so does the counted training compute (the counter's totals are checkpointed too)
+    assert metrics["killed"]["train_tflops"] == pytest.approx(metrics["straight"]["train_tflops"], rel=1e-9) > 0

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
+from avgen.callbacks.flops import TrainingFlops
 from avgen.callbacks.reliability import TrainingClock
 from avgen.cli.args import split_experiment
 from avgen.config import load_config
@@ -57,8 +58,11 @@ def run(overrides: list[str]) -> int:
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
     if rank_zero_only.rank == 0:
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+    flops = next((c for c in callbacks if isinstance(c, TrainingFlops)), None)
     if cfg.compile:
         module.net.compile()  # in place: checkpoint keys stay those of the plain network
+        if flops is not None:  # the counter would see the compiled kernels, not the model's operations
+            flops.enabled = False
     if trainer.logger is not None:
         trainer.logger.log_hyperparams(resolved)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
@@ -68,7 +72,8 @@ def run(overrides: list[str]) -> int:
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
     metrics = score(cfg, module, dm, out_dir)
     metrics.update({"experiment": experiment or cfg.name, "seed": cfg.seed, "steps": trainer.global_step,
-                    "train_seconds": train_seconds, "torch_threads": threads, "cpu_cores": free_cores()})
+                    "train_seconds": train_seconds, "torch_threads": threads, "cpu_cores": free_cores(),
+                    **(flops.summary(trainer.global_step) if flops is not None else {})})
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:
         log_run_metrics(trainer.logger, metrics, trainer.global_step)

@@ -142,6 +142,8 @@ def _fmt(value: Any, key: str) -> str:
         return f"{value / 1e6:.2f}M"
     if key == "train_seconds":
         return f"{value / 60:.1f} min"
+    if key == "compute_ratio":
+        return f"x{value:.2f}"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
     return str(value)
@@ -178,21 +180,39 @@ def _protocol_lines(rows: list[dict[str, Any]], columns: list[str], conflicts: d
 def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots: list[str],
              conflicts: dict[str, list[str]] | None = None, paired: list[dict[str, Any]] | None = None) -> str:
     conflicts = conflicts or {}
-    header = ["run", "method", *columns, *INFO, "scores from"]
+    rows = equal_compute(rows)
+    info = [*INFO, "compute_ratio", "steps_at_equal_flops"] if any("compute_ratio" in r for r in rows) else list(INFO)
+    header = ["run", "method", *columns, *info, "scores from"]
     lines = [f"# {dataset}: {len(rows)} runs side by side", "", *_protocol_lines(rows, columns, conflicts), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         lines.append("| " + " | ".join([r["run"], r["method"], *(_cell(r, k) for k in columns),
-                                         *(_fmt(r.get(k), k) for k in INFO), r.get("source", "")]) + " |")
+                                         *(_fmt(r.get(k), k) for k in info), r.get("source", "")]) + " |")
     if any(r.get("intervals") for r in rows):
         lines += ["", "[lo, hi]: 95% bootstrap interval over the scored samples."]
     if any(f"{k}_shuffled" in r for r in rows for k in columns):
         lines += ["", "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
                   "original chance level; the calibration table has the mean over many derangements."]
     lines += ["", "ms_per_fe: sampling time per denoiser call at the evaluation batch size (guided calls included)."]
+    if "compute_ratio" in info:
+        lines += ["", "gflops_per_step / train_tflops: training compute counted by torch's FLOP counter (matmuls, "
+                  "convolutions, attention; forward and backward). compute_ratio: train_tflops over the least of "
+                  "the runs shown; steps_at_equal_flops: the steps this run would have had with that least "
+                  "compute. Runs compare at equal compute when their ratios are near x1.00."]
     lines += _seeds_table(rows, columns) + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
+
+
+def equal_compute(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with `compute_ratio` (train FLOPs over the least of the rows') and `steps_at_equal_flops`, where
+    every row's training compute was counted; the rows unchanged otherwise."""
+    flops = [r.get("train_tflops") for r in rows]
+    if not rows or not all(isinstance(f, (int, float)) and f > 0 for f in flops):
+        return rows
+    least = min(flops)
+    return [{**r, "compute_ratio": f / least, "steps_at_equal_flops": round(1e3 * least / r["gflops_per_step"])}
+            if isinstance(r.get("gflops_per_step"), (int, float)) else r for r, f in zip(rows, flops)]
 
 
 def _section(title: str, note: str, header: list[str]) -> list[str]:
