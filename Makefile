@@ -136,7 +136,7 @@ SUITE_EVAL := evaluate.num_samples=128 evaluate.num_video_to_audio=64
 SEEDS ?= 1
 suite: data ## every synthetic run of the comparison, SEEDS training seeds each (trained if missing), then the report
 	@set -e; for k in $$(seq 0 $$(($(SEEDS) - 1))); do sfx=$$( [ $$k = 0 ] || echo _seed$$k ); \
-	  for exp in cmmd_synthetic ncmmd_synthetic independent_synthetic; do \
+	  for exp in cmmd_synthetic ncmmd_synthetic independent_synthetic flowdit_synthetic flowdit_independent_synthetic; do \
 	    test -f outputs/$$exp$$sfx/metrics.json || $(AVGEN) train experiment=$$exp name=$$exp$$sfx seed=$$k $(SUITE_EVAL); \
 	  done; done
 	@set -e; for exp in base_audio_synthetic base_video_synthetic; do \

@@ -16,7 +16,7 @@ import numpy as np
 
 from avgen.cli.args import pop, split_experiment
 from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
-from avgen.evaluation.generation import conditional_pairs, generate_pairs, sampler_kwargs
+from avgen.evaluation.generation import conditional_pairs, generate_pairs, guidance_kwargs, sampler_kwargs
 from avgen.experiment import load_trained
 from avgen.utils.io import write_json
 from avgen.utils.threads import set_torch_threads
@@ -43,7 +43,7 @@ def run(overrides: list[str]) -> int:
         if not module.conditional:
             raise ValueError(f"{name} generates jointly only ({type(module).__name__}); use mode=joint")
         pairs = conditional_pairs(module, dm, "video" if mode == "v2a" else "audio", num, cfg.evaluate.seed,
-                                  cfg.sampler.guidance_scale, **kwargs)
+                                  **guidance_kwargs(cfg), **kwargs)
     out = Path(cfg.output_dir) / f"samples_{mode}"
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", **pairs)

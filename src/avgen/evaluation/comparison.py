@@ -25,8 +25,10 @@ from avgen.metrics.synthetic import STATISTICS
 NESTED = ("intervals", "calibration", "protocol", "paired")
 DESCRIBES = {"dataset", "method", "variant", "experiment", *RUN_INFO} - {"num_samples", "sampling_seconds",
                                                                         "sampler_steps", "eval_seconds", "ms_per_fe"}
-# What every score of a row depends on, beside a metric's own protocol entry.
-GENERAL_PROTOCOL = ("num_samples", "sampler", "sampler_steps", "metrics_reference")
+# What every score of a row depends on, beside a metric's own protocol entry. The sampler and its steps are
+# not among them: they are part of what is compared (a method's own solver), shown per row.
+GENERAL_PROTOCOL = ("num_samples", "metrics_reference")
+SAMPLING = ("sampler", "sampler_steps", "sampling_seconds", "peak_memory_gb")
 
 
 def load_runs(outputs: Path) -> list[dict[str, Any]]:
@@ -58,7 +60,7 @@ def load_runs(outputs: Path) -> list[dict[str, Any]]:
             # runs over the same bases and seed share one row
             rows.append({"run": f"{run} (no joint: independent bases)", "dir": None, "source": source,
                          "per_sample": None, "dataset": row["dataset"], **no_joint,
-                         **{k: metrics[k] for k in GENERAL_PROTOCOL if k in metrics},
+                         **{k: metrics[k] for k in (*GENERAL_PROTOCOL, *SAMPLING) if k in metrics},
                          "method": "independent bases, guidance off"})
     return rows
 
@@ -86,7 +88,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
 def protocol_of(row: dict[str, Any], metric: str) -> dict[str, Any]:
     """What a metric's value depends on besides the model: sample count, sampler, reference split, and the
     metric family's own settings (e.g. the synthetic tolerance, lags, derangements)."""
-    prefix = "v2a_" if metric.startswith("v2a_") else ""
+    prefix = next((p for p in ("v2a_", "a2v_") if metric.startswith(p)), "")
     family = f"{prefix}synthetic" if metric[len(prefix):] in STATISTICS else None
     own = row.get("protocol", {}).get(family, {}) if family else {}
     return {**{k: row.get(k) for k in GENERAL_PROTOCOL}, **own}
@@ -144,6 +146,10 @@ def _fmt(value: Any, key: str) -> str:
         return f"{value / 60:.1f} min"
     if key == "compute_ratio":
         return f"x{value:.2f}"
+    if key == "samples_per_s":
+        return f"{value:.2f}"
+    if key == "peak_memory_gb":
+        return f"{value:.2f} GB"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
     return str(value)
@@ -180,8 +186,10 @@ def _protocol_lines(rows: list[dict[str, Any]], columns: list[str], conflicts: d
 def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots: list[str],
              conflicts: dict[str, list[str]] | None = None, paired: list[dict[str, Any]] | None = None) -> str:
     conflicts = conflicts or {}
-    rows = equal_compute(rows)
-    info = [*INFO, "compute_ratio", "steps_at_equal_flops"] if any("compute_ratio" in r for r in rows) else list(INFO)
+    rows = [{**r, **sampling_figures(r)} for r in equal_compute(rows)]
+    info = ["sampling", "samples_per_s", "peak_memory_gb", *INFO]
+    if any("compute_ratio" in r for r in rows):
+        info += ["compute_ratio", "steps_at_equal_flops"]
     header = ["run", "method", *columns, *info, "scores from"]
     lines = [f"# {dataset}: {len(rows)} runs side by side", "", *_protocol_lines(rows, columns, conflicts), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -193,7 +201,10 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     if any(f"{k}_shuffled" in r for r in rows for k in columns):
         lines += ["", "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
                   "original chance level; the calibration table has the mean over many derangements."]
-    lines += ["", "ms_per_fe: sampling time per denoiser call at the evaluation batch size (guided calls included)."]
+    lines += ["", "sampling: the run's solver and steps (part of the method, not of the protocol). samples_per_s: "
+              "joint samples generated per second at the evaluation batch size; ms_per_fe: sampling time per "
+              "denoiser call (guided calls included); peak_memory_gb: the evaluation's peak accelerator memory "
+              "(on a CPU the process's peak resident memory)."]
     if "compute_ratio" in info:
         lines += ["", "gflops_per_step / train_tflops: training compute counted by torch's FLOP counter (matmuls, "
                   "convolutions, attention; forward and backward). compute_ratio: train_tflops over the least of "
@@ -202,6 +213,16 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     lines += _seeds_table(rows, columns) + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
+
+
+def sampling_figures(r: dict[str, Any]) -> dict[str, Any]:
+    """The row's sampler as one cell, and its joint samples per second."""
+    out: dict[str, Any] = {}
+    if r.get("sampler"):
+        out["sampling"] = f"{r['sampler']} x{r.get('sampler_steps', '?')}"
+    if isinstance(r.get("sampling_seconds"), (int, float)) and r.get("num_samples") and r["sampling_seconds"] > 0:
+        out["samples_per_s"] = r["num_samples"] / r["sampling_seconds"]
+    return out
 
 
 def equal_compute(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,6 +17,12 @@ def sampler_kwargs(cfg: Any) -> dict[str, Any]:
             "scheduler_kwargs": dict(cfg.sampler.scheduler_kwargs), "step_kwargs": dict(cfg.sampler.step_kwargs)}
 
 
+def guidance_kwargs(cfg: Any) -> dict[str, Any]:
+    """The reconstruction guidance of conditional generation (`sampler.guidance_scale`, `sampler.guidance_norm`)."""
+    return {"guidance_scale": float(cfg.sampler.guidance_scale),
+            "guidance_norm": str(cfg.sampler.get("guidance_norm", "balanced"))}
+
+
 def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
                    **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time); text-
@@ -39,7 +45,7 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
     return {m: np.concatenate(v) for m, v in out.items()}
 
 
-def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int, guidance_scale: float,
+def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
                       keep_reference: bool = False, **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` pairs whose `known` modality is a test-split clip and whose other one is generated for it by
     reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video.
@@ -54,7 +60,7 @@ def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
         b = known_clips["video"].shape[0]
         seeds, done = list(range(seed + done, seed + done + b)), done + b
         x = module.generate({m: tuple(v.shape) for m, v in known_clips.items()}, seeds=seeds,
-                            known={known: known_clips[known].to(module.device)}, guidance_scale=guidance_scale,
+                            known={known: known_clips[known].to(module.device)},
                             **generate_kwargs)
         for m in ("video", "audio"):
             out[m].append((known_clips[m] if m == known else x[m]).float().cpu().numpy())

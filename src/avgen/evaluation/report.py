@@ -9,12 +9,14 @@ from omegaconf import DictConfig
 
 # metric columns in display order; any other numeric metric of a run is appended after them
 METRICS = ("temporal_f1", "lag_contrast", "semantic_agreement", "temporal_alignment", "v2a_temporal_f1",
-           "v2a_lag_contrast", "v2a_semantic_agreement", "v2a_temporal_alignment",
+           "v2a_lag_contrast", "v2a_semantic_agreement", "v2a_temporal_alignment", "a2v_temporal_f1",
+           "a2v_lag_contrast", "a2v_semantic_agreement", "a2v_temporal_alignment",
            "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
            "ib_av", "ib_tv", "ib_ta")
 INFO = ("parameters", "gflops_per_step", "train_tflops", "train_seconds", "ms_per_fe", "steps")
 # metrics.json keys that describe a run rather than score it (W&B logs them under run/)
 RUN_INFO = frozenset({*INFO, "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
+                      "peak_memory_gb", "guidance_scale", "samples_per_s", "compute_ratio", "steps_at_equal_flops",
                       "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
 
 

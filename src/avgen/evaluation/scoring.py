@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
 from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
-from avgen.evaluation.generation import conditional_pairs, generate_pairs, reference_pairs, sampler_kwargs
+from avgen.evaluation.generation import (conditional_pairs, generate_pairs, guidance_kwargs, reference_pairs,
+                                        sampler_kwargs)
 from avgen.evaluation.plan import metric_plan
 from avgen.evaluation.report import dataset_name, method_name, variant
 from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
@@ -41,9 +42,12 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     video_dec, audio_dec = decoders(dm, cfg)
     draw = dict(num=cfg.evaluate.num_samples, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
                 length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
     pairs = generate_pairs(module, dm, **draw)
     sampling_seconds = time.perf_counter() - t
+    peak = peak_memory_gb()
     samples_dir = out_dir / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
     np.savez(samples_dir / "samples.npz", **pairs)
@@ -52,7 +56,7 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     calls = cfg.sampler.steps * -(-cfg.evaluate.num_samples // cfg.evaluate.batch_size)  # denoiser calls
     metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
                                "num_samples": len(pairs["video"]), "sampling_seconds": sampling_seconds,
-                               "ms_per_fe": 1000 * sampling_seconds / calls, "metrics_reference": f"{dataset} {dm.splits['val']} split"}
+                               "ms_per_fe": 1000 * sampling_seconds / calls, "peak_memory_gb": peak, "metrics_reference": f"{dataset} {dm.splits['val']} split"}
     per_sample: dict[str, dict] = {}
     if "synthetic" in names:
         merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
@@ -61,12 +65,25 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
         metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
                                      prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
+    if module.conditional and (cfg.evaluate.num_video_to_audio or cfg.evaluate.get("num_audio_to_video", 0)):
+        metrics.update(guidance_kwargs(cfg))
     if cfg.evaluate.num_video_to_audio and module.conditional:
-        merge(metrics, _video_to_audio(module, dm, cfg, names, audio_dec, per_sample))
+        merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, "video"))
+    if cfg.evaluate.get("num_audio_to_video", 0) and module.conditional:
+        merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, "audio"))
     if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
         write_json(out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()}
                                                  for k, cols in per_sample.items()})
     return metrics
+
+
+def peak_memory_gb() -> float:
+    """Peak accelerator memory since the last reset (CUDA), else the process's peak resident memory."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def media_metrics(names: list[str], generated: dict[str, list], reference: dict[str, list], cfg: Any,
@@ -139,21 +156,24 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
     return metrics
 
 
-def _video_to_audio(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder,
-                    per_sample: dict) -> dict[str, Any]:
-    """Audio generated for test-split videos by reconstruction guidance, scored against those videos (synthetic)
-    and, for the beat hit rate, against the test clips' own audio."""
-    pairs = conditional_pairs(module, dm, "video", cfg.evaluate.num_video_to_audio, cfg.evaluate.seed,
-                              cfg.sampler.guidance_scale, keep_reference="beats" in names, **sampler_kwargs(cfg))
+def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder,
+                 per_sample: dict, known: str) -> dict[str, Any]:
+    """The other modality generated for test-split clips of `known` by reconstruction guidance (v2a: audio
+    for videos, a2v: video for audio), scored against those clips (synthetic) and, for v2a's beat hit rate,
+    against the test clips' own audio."""
+    v2a = known == "video"
+    prefix, num = ("v2a_", cfg.evaluate.num_video_to_audio) if v2a else ("a2v_", cfg.evaluate.num_audio_to_video)
+    pairs = conditional_pairs(module, dm, known, num, cfg.evaluate.seed, keep_reference=v2a and "beats" in names,
+                              **guidance_kwargs(cfg), **sampler_kwargs(cfg))
     out: dict[str, Any] = {}
     if "synthetic" in names:
         probe, protocol = synthetic_probe(dm), synthetic_protocol(cfg)
-        reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split (its videos as conditions)"
-        report, per_sample["v2a_synthetic"] = synthetic_report(
+        reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split (its {known}s as conditions)"
+        report, per_sample[f"{prefix}synthetic"] = synthetic_report(
             probe, pairs, protocol, cfg.evaluate.seed, _ceiling(dm, probe, len(pairs["video"]), protocol), reference,
-            prefix="v2a_")
+            prefix=prefix)
         merge(out, report)
-    if "beats" in names:
+    if "beats" in names and v2a:
         from avgen.metrics.beats import BeatHitRate
 
         metric = BeatHitRate(audio_dec.sample_rate)

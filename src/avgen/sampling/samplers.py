@@ -66,12 +66,12 @@ def sample(denoiser: Denoiser, x: dict[str, Tensor], sampler: str = "ddim", step
 def generate(denoiser: Denoiser, shapes: dict[str, tuple[int, ...]], device: torch.device, steps: int = 50,
              generator: torch.Generator | None = None, known: dict[str, Tensor] | None = None,
              guidance_scale: float = 5.0, sampler: str = "ddim", seeds: list[int] | None = None,
-             **sampler_kwargs: Any) -> dict[str, Tensor]:
+             guidance_norm: str = "balanced", **sampler_kwargs: Any) -> dict[str, Tensor]:
     """Joint samples of a joint denoiser, or conditional ones (v2a / a2v by reconstruction guidance, CMMD
     Eq. 3) when `known` holds one modality's x0; the `generate` of every method with a joint network.
     `seeds`: one per sample, each sample's noise from its own seed (`initial_noise`)."""
     x = initial_noise(shapes, generator, device, seeds)
     if known:  # seeded: the known modality's fixed noise is that sample's own draw for it
         eps = x[next(iter(known))] if seeds is not None else None
-        denoiser = ReconstructionGuidance(denoiser, known, guidance_scale, generator, eps_known=eps)
+        denoiser = ReconstructionGuidance(denoiser, known, guidance_scale, generator, eps_known=eps, norm=guidance_norm)
     return sample(denoiser, x, sampler, steps, generator, **sampler_kwargs)
