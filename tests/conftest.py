@@ -24,12 +24,12 @@ def synthetic_preset():
 
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory, synthetic_preset) -> Path:
-    """A small synthetic dataset (48 train + 40 test clips) generated and prepared through the real path."""
+    """A small synthetic dataset (48 train, 40 test, 8 validation clips) generated and prepared through the real path."""
     from avgen.data.prepare.pipeline import prepare
 
     cfg, reps, windowing = synthetic_preset
     root = tmp_path_factory.mktemp("synthetic")
-    adapter = instantiate(cfg.dataset, num_train=48, num_test=40)
+    adapter = instantiate(cfg.dataset, num_train=48, num_test=40, num_val=8)
     prepare(adapter, root / "raw", root / "store", reps, windowing, progress=False)
     return root / "store"
 

@@ -76,3 +76,25 @@ def test_unknown_guidance_norm_is_refused():
     den = GaussianDenoiser(gaussian_pair(2, 1), 2)
     with pytest.raises(ValueError, match="guidance norm"):
         ReconstructionGuidance(den, {"video": torch.zeros(1, 1, 2)}, norm="mean")
+
+
+def test_guidance_sweep_chooses_on_the_validation_split_only(synthetic_store, tmp_path, capsys):
+    import json
+
+    from avgen.cli.main import main
+
+    common = ["experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={tmp_path / 'run'}",
+              "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "sampler.steps=2", "threads=1"]
+    assert main(["train", *common, "trainer.max_steps=2", "trainer.enable_progress_bar=false",
+                 "trainer.val_check_interval=1000", "evaluate.num_samples=0", "evaluate.num_video_to_audio=0",
+                 "evaluate.num_audio_to_video=0"]) == 0
+    assert main(["guidance-sweep", *common, "lambdas=[0,5]", "num=4"]) == 0
+    summary = json.loads((tmp_path / "run" / "guidance_sweep" / "summary.json").read_text())
+    assert summary["split"] == "val" and [r["lambda"] for r in summary["rows"]] == [0.0, 5.0]
+    assert summary["chosen_lambda"] in (0.0, 5.0)
+    scored = json.loads((tmp_path / "run" / "guidance_sweep" / "lambda_5" / "metrics.json").read_text())
+    assert scored["guidance_scale"] == 5.0 and "a2v_lag_contrast" in scored and "temporal_f1" not in scored
+    assert "val split" in scored["metrics_reference"]
+    assert not (tmp_path / "run" / "eval").exists()  # the run's test scores are never replaced by a sweep
+    assert main(["guidance-sweep", *common, "lambdas=[0]", "num=4", "data.val_split=test"]) == 2
+    assert "never on test" in capsys.readouterr().err

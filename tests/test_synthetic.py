@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from avgen.data.media import MediaFile
 from avgen.data.synthetic import CLASS_COLOURS, SyntheticConfig, class_pitches, generate, make_clip
@@ -38,6 +39,19 @@ def test_generate_refuses_a_directory_of_another_config(tmp_path):
         assert "another config" in str(e)
     else:
         raise AssertionError("mixing configs in one directory must fail")
+
+
+def test_a_validation_split_extends_a_dataset_without_touching_its_clips(tmp_path):
+    generate(SyntheticConfig(num_train=2, num_test=1), tmp_path, workers=1, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.rglob("*.mp4")}
+    generate(SyntheticConfig(num_train=2, num_test=1, num_val=2), tmp_path, workers=1, progress=False)
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.rglob("*.mp4")}
+    assert {k: after[k] for k in before} == before  # train and test clips untouched
+    assert sorted(set(after) - set(before)) == ["val_000000.mp4", "val_000001.mp4"]
+    val = json.loads((tmp_path / "val" / "val_000000.json").read_text())
+    assert val["event_times"] != json.loads((tmp_path / "train" / "train_000000.json").read_text())["event_times"]
+    with pytest.raises(ValueError, match="only grow"):  # fewer clips would leave stale ones listed
+        generate(SyntheticConfig(num_train=1, num_test=1, num_val=2), tmp_path, workers=1, progress=False)
 
 
 def test_audio_onsets_are_exactly_at_the_bounces():

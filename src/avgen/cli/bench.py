@@ -52,7 +52,7 @@ def bench_prepare(cfg: DictConfig) -> dict[str, float]:
     pcfg = load_config("prepare")
     reps = {name: instantiate(node) for name, node in pcfg.preset.representations.items()}
     windowing = instantiate(pcfg.preset.windowing)
-    adapter = instantiate(pcfg.dataset, num_train=cfg.prepare_clips, num_test=0, generate_missing=False)
+    adapter = instantiate(pcfg.dataset, num_train=cfg.prepare_clips, num_test=0, num_val=0, generate_missing=False)
     with tempfile.TemporaryDirectory() as tmp:
         generate(adapter.config, Path(tmp) / "raw", progress=False)
         t = time.perf_counter()

@@ -2,8 +2,10 @@
 trained run again, e.g. with more samples or other sampler or guidance settings, without retraining.
 
 The experiment's config (with the overrides) builds the module, the checkpoint's weights (EMA) are loaded into
-it, and the samples and metrics go to `outputs/<name>/eval/` (`metrics.json`); the training run's own
-`metrics.json` is left as it was.
+it, and the samples and metrics go to `outputs/<name>/eval/` (`metrics.json`; `make compare` reads the run's
+scores from there); the training run's own `metrics.json` is left as it was. `into=<folder>` writes to
+`outputs/<name>/<folder>/` instead, which compare does not read: settings tried on the validation split
+(`data.val_split=val`, e.g. `make guidance-sweep`) never replace a run's test scores.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from avgen.utils.threads import set_torch_threads
 def run(overrides: list[str]) -> int:
     experiment, overrides = split_experiment(overrides)
     ckpt, overrides = pop(overrides, "ckpt")
+    into, overrides = pop(overrides, "into")
     cfg, dm, module, state, experiment = load_trained(experiment, overrides, ckpt)
     threads = set_torch_threads(cfg.threads or None)
     path = state["path"]
-    out_dir = Path(cfg.output_dir) / "eval"
+    out_dir = Path(cfg.output_dir) / (into or "eval")
     t = time.perf_counter()
     metrics = score(cfg, module, dm, out_dir)
     metrics.update({"experiment": experiment, "checkpoint": path, "steps": state.get("global_step"),

@@ -34,7 +34,7 @@ def run(overrides: list[str]) -> int:
     rc = prepare_cli.run([
         "dataset=synthetic", "preset=mmdisco_ood", f"raw={root / 'raw'}", f"out={root / 'store'}",
         f"vae_path={animatediff / 'vae'}", f"audioldm_path={audioldm}", "progress=false",
-        "dataset.num_train=12", "dataset.num_test=4", "dataset.duration=2.25",
+        "dataset.num_train=12", "dataset.num_test=4", "dataset.num_val=0", "dataset.duration=2.25",
         "preset.representations.video_sdvae.size=16", f"preset.representations.audio_audioldm.n_mels={TINY_N_MELS}",
     ])
     if rc:

@@ -40,7 +40,7 @@ CLASS_COLOURS = np.array(
     dtype=np.float32,
 )
 CLASS_NAMES = ["red", "green", "blue", "yellow", "magenta", "cyan"]
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")  # the index is part of each clip's seed: new splits go last
 
 
 def class_pitches(num_classes: int, low_hz: float = 300.0, high_hz: float = 3000.0) -> np.ndarray:
@@ -54,6 +54,7 @@ def class_pitches(num_classes: int, low_hz: float = 300.0, high_hz: float = 3000
 class SyntheticConfig:
     num_train: int = 2048            # clips in the train split
     num_test: int = 256              # clips in the test split
+    num_val: int = 0                 # clips in the validation split (settings are chosen there, never on test)
     seed: int = 0                    # base seed; clip i of split s uses (seed, s, i)
     num_classes: int = 4             # K colour/pitch classes (at most len(CLASS_COLOURS))
     duration: float = 2.75           # seconds per clip (covers the 1.5 s window plus 0.5 s margins)
@@ -178,14 +179,15 @@ def generate(cfg: SyntheticConfig, out_dir: str | os.PathLike, workers: int = 0,
     # Written first, so that a resumed run can never mix clips of two configs in one directory.
     if info_path.exists():
         previous = json.loads(info_path.read_text())
-        if previous != _config_dict(cfg):
+        if not _extends(previous, _config_dict(cfg)):
             raise ValueError(
                 f"{out} holds a synthetic dataset generated with another config ({info_path}); "
-                "choose a new directory or delete it"
+                "choose a new directory or delete it (clip counts may only grow)"
             )
-    else:
-        write_json(info_path, _config_dict(cfg))
-    jobs = [(cfg, split, i, str(out)) for split, n in zip(SPLITS, (cfg.num_train, cfg.num_test)) for i in range(n)
+    # every clip has its own seed, so more clips per split extend a dataset without changing the others
+    write_json(info_path, _config_dict(cfg))
+    counts = (cfg.num_train, cfg.num_test, cfg.num_val)
+    jobs = [(cfg, split, i, str(out)) for split, n in zip(SPLITS, counts) for i in range(n)
             if not (out / split / f"{split}_{i:06d}.json").exists()]  # the sidecar is written last
     workers = workers if workers > 0 else (os.cpu_count() or 1)
     show = (lambda items: report_progress(items, "synthetic clips", len(jobs))) if progress and jobs else (lambda x: x)
@@ -197,6 +199,13 @@ def generate(cfg: SyntheticConfig, out_dir: str | os.PathLike, workers: int = 0,
             for _ in show(pool.map(_write_one, jobs, chunksize=16)):
                 pass
     return out
+
+
+def _extends(previous: dict, new: dict) -> bool:
+    """Whether `new` generates `previous`'s clips and maybe more: the same settings, counts not smaller."""
+    counts = {f"num_{s}" for s in SPLITS}
+    same = {k: v for k, v in previous.items() if k not in counts} == {k: v for k, v in new.items() if k not in counts}
+    return same and all(new.get(k, 0) >= previous.get(k, 0) for k in counts)
 
 
 def _config_dict(cfg: SyntheticConfig) -> dict:

@@ -28,7 +28,8 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
     """Samples and metrics of a trained module (joint models: single-modal bases are scored through the
     MMDisCo runs that join them), with what identifies the run in a comparison."""
     dataset = dataset_name(dm)
-    metrics = evaluate(module, dm, out_dir, cfg) if module.joint and cfg.evaluate.num_samples > 0 else {}
+    wanted = cfg.evaluate.num_samples > 0 or any(conditional_counts(module, cfg).values())
+    metrics = evaluate(module, dm, out_dir, cfg) if module.joint and wanted else {}
     metrics.update(module.extra_scores(dm))  # a method's own quality figures (the vocoder's)
     metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
                     "parameters": sum(p.numel() for p in module.net.parameters())})
@@ -36,10 +37,38 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
 
 
 def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any]:
-    """Sample, write mp4s, score with the planned metrics against the reference split; returns the metrics."""
+    """Sample, write mp4s, score with the planned metrics against the reference split; returns the metrics.
+    With `evaluate.num_samples=0` only the conditional pairs (v2a, a2v) are generated and scored."""
     dataset = dm.store.metadata["dataset"]
     names = metric_plan(cfg, dataset)
     video_dec, audio_dec = decoders(dm, cfg)
+    metrics: dict[str, Any] = {"metrics_reference": f"{dataset} {dm.splits['val']} split"}
+    per_sample: dict[str, dict] = {}
+    if cfg.evaluate.num_samples > 0:
+        merge(metrics, _joint(module, dm, out_dir, cfg, names, video_dec, audio_dec, per_sample))
+    counts = conditional_counts(module, cfg)
+    if any(counts.values()):
+        metrics.update(guidance_kwargs(cfg))
+    for known, num in counts.items():
+        if num:
+            merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, known, num))
+    if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
+        write_json(out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()}
+                                                 for k, cols in per_sample.items()})
+    return metrics
+
+
+def conditional_counts(module, cfg: Any) -> dict[str, int]:
+    """{known modality: pairs to generate}: v2a (video known) and a2v (audio known), if the method can."""
+    if not module.conditional:
+        return {"video": 0, "audio": 0}
+    return {"video": cfg.evaluate.num_video_to_audio, "audio": cfg.evaluate.get("num_audio_to_video", 0)}
+
+
+def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], video_dec, audio_dec,
+           per_sample: dict) -> dict[str, Any]:
+    """Joint samples: generated, written as mp4s, scored (synthetic metrics, media metrics)."""
+    dataset = dm.store.metadata["dataset"]
     draw = dict(num=cfg.evaluate.num_samples, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
                 length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
     if torch.cuda.is_available():
@@ -56,8 +85,7 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     calls = cfg.sampler.steps * -(-cfg.evaluate.num_samples // cfg.evaluate.batch_size)  # denoiser calls
     metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
                                "num_samples": len(pairs["video"]), "sampling_seconds": sampling_seconds,
-                               "ms_per_fe": 1000 * sampling_seconds / calls, "peak_memory_gb": peak, "metrics_reference": f"{dataset} {dm.splits['val']} split"}
-    per_sample: dict[str, dict] = {}
+                               "ms_per_fe": 1000 * sampling_seconds / calls, "peak_memory_gb": peak}
     if "synthetic" in names:
         merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
     media_names = [n for n in names if n not in ("synthetic", "beats")]
@@ -65,15 +93,6 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
         metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
                                      prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
-    if module.conditional and (cfg.evaluate.num_video_to_audio or cfg.evaluate.get("num_audio_to_video", 0)):
-        metrics.update(guidance_kwargs(cfg))
-    if cfg.evaluate.num_video_to_audio and module.conditional:
-        merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, "video"))
-    if cfg.evaluate.get("num_audio_to_video", 0) and module.conditional:
-        merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, "audio"))
-    if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
-        write_json(out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()}
-                                                 for k, cols in per_sample.items()})
     return metrics
 
 
@@ -157,12 +176,12 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
 
 
 def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder,
-                 per_sample: dict, known: str) -> dict[str, Any]:
+                 per_sample: dict, known: str, num: int) -> dict[str, Any]:
     """The other modality generated for test-split clips of `known` by reconstruction guidance (v2a: audio
     for videos, a2v: video for audio), scored against those clips (synthetic) and, for v2a's beat hit rate,
     against the test clips' own audio."""
     v2a = known == "video"
-    prefix, num = ("v2a_", cfg.evaluate.num_video_to_audio) if v2a else ("a2v_", cfg.evaluate.num_audio_to_video)
+    prefix = "v2a_" if v2a else "a2v_"
     pairs = conditional_pairs(module, dm, known, num, cfg.evaluate.seed, keep_reference=v2a and "beats" in names,
                               **guidance_kwargs(cfg), **sampler_kwargs(cfg))
     out: dict[str, Any] = {}
