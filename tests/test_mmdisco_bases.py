@@ -30,7 +30,8 @@ def _single(modality: str, seed: int) -> NetworkDenoiser:
 def test_checkpoint_base_round_trip_and_frozen(tmp_path):
     den = _single("audio", 0)
     config = {"model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", "modalities": ["audio"], **SMALL},
-              "method": {"schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
+              "method": {"_target_": "avgen.methods.cmmd.module.CMMDModule",
+                         "schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
     torch.save({"state_dict": {f"net.{k}": v for k, v in den.net.state_dict().items()}, "avgen_config": config},
                tmp_path / "base.ckpt")
     loaded = load_checkpoint_denoiser(tmp_path / "base.ckpt")
@@ -39,6 +40,20 @@ def test_checkpoint_base_round_trip_and_frozen(tmp_path):
     torch.testing.assert_close(loaded(x, t)["audio"], den.eval()(x, t)["audio"])
     with pytest.raises(FileNotFoundError, match="train the base"):
         load_checkpoint_denoiser(tmp_path / "missing.ckpt")
+
+
+def test_a_flow_matching_checkpoint_is_refused_as_a_base(tmp_path):
+    from avgen.models.transformers.dual_dit import DualStreamDiT
+
+    model = {"_target_": "avgen.models.transformers.dual_dit.DualStreamDiT", "modalities": ["audio"],
+             "audio_channels": 16, "width": 16, "depth": 1, "heads": 2, "coupling": "none"}
+    net = DualStreamDiT(**{k: v for k, v in model.items() if k != "_target_"})
+    config = {"model": model, "method": {"_target_": "avgen.methods.flow_matching.module.FlowMatchingModule",
+                                         "schedule": {"_target_": "avgen.diffusion.flow.FlowSchedule"}}}
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
+               tmp_path / "flow.ckpt")
+    with pytest.raises(ValueError, match="not flow-matching"):
+        load_checkpoint_denoiser(tmp_path / "flow.ckpt")
 
 
 def test_independent_bases_see_only_their_modality():
@@ -96,7 +111,8 @@ def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):
         for p in net.parameters():
             p.add_(0.02 * torch.randn_like(p))
     config = {"model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", **joint},
-              "method": {"schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
+              "method": {"_target_": "avgen.methods.cmmd.module.CMMDModule",
+                         "schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
                tmp_path / "cmmd.ckpt")
     disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,), blocks_per_level=1,

@@ -17,6 +17,8 @@ A method is a LightningModule built by Hydra from `configs/method/<name>.yaml` w
   on the same seeds and reports the paired difference.
 - `variant(cfg)`: what tells runs of this method apart in a comparison (e.g. coupling and eta, the head).
 - `extra_scores(dm)`: the method's own quality figures for metrics.json (the vocoder's log-mel error), or {}.
+- `prediction`: what its network outputs for the shared denoiser adapter ("v", "eps", or "velocity" on a
+  flow schedule); a checkpoint's method config is enough to rebuild its denoiser (MMDisCo's bases do).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Method(L.LightningModule):
     modalities: tuple[str, ...] = ()
     conditional: bool = False
     needs_prompts: bool = False
+    prediction: str | None = None
 
     @property
     def joint(self) -> bool:

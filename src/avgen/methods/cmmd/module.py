@@ -33,6 +33,7 @@ class CMMDModule(Method):
     """CMMD (docs/methods.md#cmmd); with eta = 0 nCMMD, with coupling none the independent / single-modal models."""
 
     conditional = True  # v2a / a2v by reconstruction guidance (CMMD Eq. 3)
+    prediction = "v"    # the network predicts the velocity v = sqrt(abar) eps - sigma x0 (CMMD §2)
 
     @staticmethod
     def variant(cfg: DictConfig) -> str:
@@ -60,7 +61,7 @@ class CMMDModule(Method):
         self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
         if eta and len(self.modalities) < 2:
             raise ValueError("the contrastive loss needs both modalities; single-modal bases train with eta=0")
-        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction="v")
+        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction=self.prediction)
         if init_from:
             self.load_network(init_from)
 

@@ -33,6 +33,7 @@ class FlowMatchingModule(Method):
     """Joint flow matching (docs/methods.md#flow-matching); with coupling none, the no-coupling baseline."""
 
     conditional = True  # v2a / a2v: the known modality inpainted along the path (+ reconstruction guidance)
+    prediction = "velocity"  # the flow velocity eps - x0
 
     @staticmethod
     def variant(cfg: DictConfig) -> str:
@@ -47,7 +48,7 @@ class FlowMatchingModule(Method):
         self.net, self.schedule = net, schedule
         self.optimizer_factory, self.warmup_steps = optimizer, int(warmup_steps)
         self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
-        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction="velocity")
+        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction=self.prediction)
         self._rates_checked = False
 
     def check_rates(self, seconds_per_frame: dict[str, float]) -> None:

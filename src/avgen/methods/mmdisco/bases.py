@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
 from avgen.diffusion.denoiser import Denoiser, NetworkDenoiser
@@ -36,7 +36,11 @@ def load_checkpoint_denoiser(path: str | Path) -> NetworkDenoiser:
     net = instantiate(cfg["model"])
     load_network(net, ckpt, path)
     schedule = instantiate(cfg["method"]["schedule"])
-    return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction="v"))
+    if not hasattr(schedule, "abar"):
+        raise ValueError(f"{path}: a {type(schedule).__name__} model; MMDisCo guides diffusion bases (eps on an "
+                         "abar schedule), not flow-matching ones")
+    prediction = get_class(cfg["method"]["_target_"]).prediction  # what the checkpoint's method trained for
+    return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction=prediction))
 
 
 class IndependentBases(Denoiser):
