@@ -95,6 +95,19 @@ def test_protocol_mismatch_is_named_and_kept_off_the_plot(tmp_path):
     assert "synthetic_metrics.png" not in report  # the only metric is not drawn on one axis
 
 
+def test_a_different_extractor_behind_a_media_metric_is_a_protocol_conflict(tmp_path):
+    out = tmp_path / "outputs"
+    for name, sha in (("a", "0" * 64), ("b", "f" * 64)):
+        write_run(out, name, {"dataset": "landscape", "method": "cmmd", "fvd": 300.0, "num_samples": 128,
+                              "metrics_reference": "landscape test split", "intervals": {"fvd": [280.0, 330.0]},
+                              "protocol": {"fvd": {"extractor": {"file": "i3d.pt", "sha256": sha},
+                                                   "num_frames": 16, "resolution": 224}}})
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "landscape.md").read_text()
+    assert "**Warning**: `fvd` was scored under different protocols" in report and "f" * 64 in report
+    assert "landscape_metrics.png" not in report
+
+
 def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
     import numpy as np
 

@@ -46,3 +46,19 @@ def test_aligned_clip_scores_high_and_shifted_copy_low():
     shifted.update([video], [clicks([k / FPS + 0.4 for k in jumps])])  # every sound 4 frames late
     assert float(aligned.compute()) > 0.6
     assert float(shifted.compute()) < 0.2
+
+
+def test_calibrated_av_align_sits_between_its_floors_and_ceiling():
+    """Aligned pairs with distinct jump times: value near the real ceiling, deranged and shifted floors low."""
+    from avgen.metrics.calibrated import calibrated_av_align
+
+    schedules = [[5, 13, 22, 31], [8, 17, 27, 35], [3, 11, 20, 29], [6, 15, 24, 33], [9, 18, 26, 36]]
+    videos = [jumping_square(j) for j in schedules]
+    audios = [clicks([k / FPS for k in j]) for j in schedules]
+    score = calibrated_av_align(videos, audios, FPS, SR, num_derangements=20, shift_seconds=0.4,
+                                reference=(videos, audios))
+    assert score.value == pytest.approx(score.ceiling) and score.value > 0.5  # the real pairs themselves
+    assert score.floor < 0.35 and score.shifted_floor < 0.2 and score.floor_std >= 0
+    lo, hi = score.interval
+    assert lo <= score.value <= hi
+    assert score.calibration()["normalised"] == pytest.approx(1.0)

@@ -43,3 +43,15 @@ def test_states_merge_like_ddp():
     b.update([click_track(100, offset=0.3)], [ref])
     a.merge_state(b)  # what the all-reduce of sums gives
     assert float(a.compute()["beat_hit_rate_100ms"]) == pytest.approx(0.5, abs=0.1)
+
+
+def test_calibrated_beat_hit_rate_floors_and_interval():
+    """Generated = the reference's own audio: rate 1 (the ceiling); other clips' beats or a 250 ms shift: lower."""
+    from avgen.metrics.calibrated import calibrated_beat_hit_rate
+
+    refs = [click_track(bpm, seconds=6.0) for bpm in (70, 95, 120, 150)]
+    score = calibrated_beat_hit_rate(refs, refs, SR, 0.1, num_derangements=10, shift_seconds=0.25)
+    assert score.value == pytest.approx(1.0) and score.ceiling == 1.0
+    assert score.floor < 0.8 and score.shifted_floor < 0.3
+    lo, hi = score.interval
+    assert lo <= score.value <= hi

@@ -88,11 +88,14 @@ def test_fvd_from_local_weights(tmp_path, scripted):
         metric = FeatureDistances(extractor, "fvd", kernel_subsets=10, kernel_subset_size=24)
         metric.update(real, real=True)
         metric.update(fake, real=False)
-        return {k: v.item() for k, v in metric.compute().items()}
+        return {k: v.tolist() if k.endswith("_interval") else v.item() for k, v in metric.compute().items()}
 
     same, other = fvd(real), fvd(torch.rand_like(real))
     assert same["fvd"] == pytest.approx(0.0, abs=1e-6) and other["fvd"] > 1e-3
     assert other["kvd"] > same["kvd"]
+    # intervals: the generated set resampled against the fixed reference; apart from the real set's
+    lo, hi = other["fvd_interval"]
+    assert 0 < lo < hi and lo > same["fvd_interval"][1] and len(other["kvd_interval"]) == 2
     # the features are the network's own: loading changed nothing
     assert torch.allclose(extractor(real[:2]), net(video_clips_for_i3d(real[:2], size=32)), atol=1e-5)
 
@@ -134,14 +137,16 @@ def test_fad_with_a_local_clap_stand_in(tmp_path, tiny_clap):
     assert out.shape[:2] == (2, 4)  # 2 s in 0.5 s windows -> 4 frame embeddings per clip
 
     def fad(fake):
-        metric = FeatureDistances(emb, "fad", per_sample=True, kernel_subsets=5)
+        metric = FeatureDistances(emb, "fad", per_sample=True, kernel_subsets=5, bootstrap=50)
         metric.update(real, real=True)
         metric.update(fake, real=False)
-        return {k: v.item() for k, v in metric.compute().items()}
+        return {k: v.tolist() if k.endswith("_interval") else v.item() for k, v in metric.compute().items()}
 
     same, noise = fad(real), fad(torch.randn_like(real) * 0.3)
     assert same["fad"] == pytest.approx(0.0, abs=1e-6) and noise["fad"] > same["fad"] + 1e-4
     assert noise["fad_per_sample"] > same["fad_per_sample"]
+    lo, hi = noise["fad_per_sample_interval"]  # a mean over clips: its percentile interval holds the value
+    assert lo <= noise["fad_per_sample"] <= hi
 
 
 def test_fad_loader_errors(tmp_path):

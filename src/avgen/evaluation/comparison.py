@@ -86,11 +86,12 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def protocol_of(row: dict[str, Any], metric: str) -> dict[str, Any]:
-    """What a metric's value depends on besides the model: sample count, sampler, reference split, and the
-    metric family's own settings (e.g. the synthetic tolerance, lags, derangements)."""
+    """What a metric's value depends on besides the model: sample count, reference split, and the metric's
+    own settings (the synthetic tolerance, lags and derangements; a media metric's extractor and its SHA-256,
+    rates, sizes, scale, vocoder)."""
     prefix = next((p for p in ("v2a_", "a2v_") if metric.startswith(p)), "")
-    family = f"{prefix}synthetic" if metric[len(prefix):] in STATISTICS else None
-    own = row.get("protocol", {}).get(family, {}) if family else {}
+    family = f"{prefix}synthetic" if metric[len(prefix):] in STATISTICS else metric
+    own = row.get("protocol", {}).get(family, {})
     return {**{k: row.get(k) for k in GENERAL_PROTOCOL}, **own}
 
 

@@ -30,6 +30,20 @@ def decoders(dm: AVDataModule, cfg: Any) -> tuple[VideoDecoder, AudioDecoder]:
     return VideoDecoder(video_meta), AudioDecoder(audio_meta, build_vocoder(cfg.evaluate.vocoder, audio_meta))
 
 
+def decoding_protocol(cfg: Any, dm: AVDataModule, audio: AudioDecoder) -> dict[str, Any]:
+    """How stored arrays became the media a metric saw: representations, the vocoder (and its weights), the
+    reference split."""
+    from avgen.utils.io import fingerprint
+
+    video_meta, audio_meta = rep_metadata(dm)
+    vocoder = getattr(audio, "vocoder", None)
+    out = {"video_representation": video_meta["class"], "audio_representation": audio_meta["class"],
+           "vocoder": type(vocoder).__name__ if vocoder is not None else None, "reference_split": dm.splits["val"]}
+    if cfg.evaluate.vocoder.kind == "melgan" and cfg.evaluate.vocoder.checkpoint:
+        out["vocoder_weights"] = fingerprint(cfg.evaluate.vocoder.checkpoint)
+    return out
+
+
 def decode_pairs(pairs: dict[str, np.ndarray], video: VideoDecoder, audio: AudioDecoder) -> dict[str, list]:
     return {"video": [video(v) for v in progress(pairs["video"], "decoding video")],
             "audio": _decode_audio(pairs["audio"], audio)}

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
-from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
+from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
 from avgen.evaluation.generation import (conditional_pairs, generate_pairs, guidance_kwargs, reference_pairs,
                                         sampler_kwargs)
 from avgen.evaluation.plan import metric_plan
@@ -91,8 +91,9 @@ def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], 
     media_names = [n for n in names if n not in ("synthetic", "beats")]
     if media_names:
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
-        metrics.update(media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
-                                     prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None))
+        merge(metrics, media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
+                                     prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None,
+                                     decoding=decoding_protocol(cfg, dm, audio_dec)))
     return metrics
 
 
@@ -106,36 +107,84 @@ def peak_memory_gb() -> float:
 
 
 def media_metrics(names: list[str], generated: dict[str, list], reference: dict[str, list], cfg: Any,
-                  fps: float, sample_rate: int, prompts: list[str] | None = None) -> dict[str, float]:
+                  fps: float, sample_rate: int, prompts: list[str] | None = None,
+                  decoding: dict[str, Any] | None = None) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
-    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores)."""
-    from avgen.metrics.av_align import AVAlign
+    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores): each value with
+    its interval, the alignment scores with their floors and ceiling, and every metric's provenance
+    (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder)."""
+    from avgen.metrics.calibrated import calibrated_av_align
     from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features
     from avgen.metrics.frechet import FeatureDistances
     from avgen.metrics.imagebind import ImageBindScore
+    from avgen.utils.io import fingerprint
 
-    ev, out = cfg.evaluate, {}
+    ev, seed = cfg.evaluate, cfg.evaluate.seed
+    out: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}
     stack = lambda xs: torch.from_numpy(np.stack(xs))  # noqa: E731
+    common = {"num_samples": len(generated["video"]), "num_reference": len(reference["video"]), "fps": fps,
+              "sample_rate": sample_rate, **(decoding or {})}
     if "av_align" in names:
-        metric = AVAlign(fps, sample_rate, window=ev.av_align.window)
-        metric.update([frames_to_uint8(v) for v in generated["video"]], generated["audio"])
-        out["av_align"] = metric.compute()
+        score = calibrated_av_align([frames_to_uint8(v) for v in generated["video"]], generated["audio"], fps,
+                                    sample_rate, window=ev.av_align.window, seed=seed,
+                                    num_derangements=ev.synthetic.num_derangements,
+                                    shift_seconds=ev.synthetic.shift_frames / fps,
+                                    reference=([frames_to_uint8(v) for v in reference["video"]], reference["audio"]))
+        out["av_align"] = score.value
+        out["intervals"]["av_align"] = list(score.interval)
+        out["calibration"]["av_align"] = score.calibration()
+        out["protocol"]["av_align"] = {**common, "window": ev.av_align.window or 1.0 / fps,
+                                       "shift_seconds": ev.synthetic.shift_frames / fps,
+                                       "extractor": "librosa onsets + OpenCV Farneback flow peaks"}
     if "fvd" in names:
         extractor = load_video_features(ev.fvd.weights, ev.fvd.num_frames, ev.fvd.size, key="evaluate.fvd.weights")
-        out.update(_distances(FeatureDistances(extractor, "fvd"), stack(reference["video"]), stack(generated["video"])))
+        values = _distances(FeatureDistances(extractor, "fvd", seed=seed), stack(reference["video"]),
+                            stack(generated["video"]))
+        provenance = {**common, "extractor": fingerprint(ev.fvd.weights), "num_frames": ev.fvd.num_frames,
+                      "resolution": ev.fvd.size, "scale": 1}
+        _split_distances(out, values, {"fvd": provenance, "kvd": provenance})
     if "fad" in names:
         extractor = load_audio_embedding(ev.fad.weights, sample_rate, ev.fad.model_rate, ev.fad.window_seconds,
                                          key="evaluate.fad.weights")
-        metric = FeatureDistances(extractor, "fad", per_sample=ev.fad.window_seconds is not None)
-        out.update({k: v for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
-                    if not k.startswith("kad")})
+        metric = FeatureDistances(extractor, "fad", per_sample=ev.fad.window_seconds is not None, seed=seed)
+        values = {k: v for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
+                  if not k.startswith("kad")}
+        provenance = {**common, "extractor": fingerprint(ev.fad.weights), "model_rate": ev.fad.model_rate,
+                      "window_seconds": ev.fad.window_seconds, "scale": 1}
+        _split_distances(out, values, {"fad": provenance, "fad_per_sample": provenance})
     if "imagebind" in names:
-        encoders = load_imagebind({"video": ev.imagebind.video, "audio": ev.imagebind.audio, "text": ev.imagebind.text})
+        paths = {"video": ev.imagebind.video, "audio": ev.imagebind.audio, "text": ev.imagebind.text}
+        encoders = load_imagebind(paths)
         metric = ImageBindScore(encoders, sample_rate, ev.imagebind.model_rate)
         text = list(prompts) if prompts is not None and "text" in encoders else None
         metric.update(video=stack(generated["video"]), audio=stack(generated["audio"]), text=text)
-        out.update(metric.compute())
-    return {k: float(v) for k, v in out.items()}
+        ceiling = ImageBindScore({m: e for m, e in encoders.items() if m != "text"}, sample_rate, ev.imagebind.model_rate)
+        ceiling.update(video=stack(reference["video"]), audio=stack(reference["audio"]))
+        real = {k: float(v) for k, v in ceiling.compute().items()}
+        for name, value in metric.compute().items():
+            out[name] = float(value)
+        for name, cal in metric.calibrated(seed, ev.synthetic.num_derangements).items():
+            out["intervals"][name] = list(cal.pop("interval"))
+            if name in real:
+                cal["ceiling"] = real[name]
+                if real[name] - cal["floor"] > 1e-9:
+                    cal["normalised"] = (out[name] - cal["floor"]) / (real[name] - cal["floor"])
+            out["calibration"][name] = cal
+            out["protocol"][name] = {**common, "model_rate": ev.imagebind.model_rate, "scale": 1,
+                                     "extractor": {m: fingerprint(p) for m, p in paths.items() if p}}
+    return {k: v for k, v in out.items() if v != {}}
+
+
+def _split_distances(out: dict[str, Any], values: dict[str, Any], provenance: dict[str, dict]) -> None:
+    """FeatureDistances' outputs into values, intervals (`<name>_interval`) and provenance per metric."""
+    for k, v in values.items():
+        if k.endswith("_interval"):
+            out["intervals"][k[: -len("_interval")]] = [float(x) for x in v]
+        else:
+            out[k] = float(v)
+    for name, entry in provenance.items():
+        if name in out:
+            out["protocol"][name] = entry
 
 
 def _distances(metric, reference: torch.Tensor, generated: torch.Tensor, batch_size: int = 16) -> dict:
@@ -192,10 +241,22 @@ def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec
             probe, pairs, protocol, cfg.evaluate.seed, _ceiling(dm, probe, len(pairs["video"]), protocol), reference,
             prefix=prefix)
         merge(out, report)
-    if "beats" in names and v2a:
-        from avgen.metrics.beats import BeatHitRate
+    if "beats" in names and v2a:  # the generated audio's beats against the test clips' own audio's
+        from avgen.metrics.calibrated import calibrated_beat_hit_rate
 
-        metric = BeatHitRate(audio_dec.sample_rate)
-        metric.update(audio_dec.batch(pairs["audio"]), audio_dec.batch(pairs["reference"]))
-        out.update({f"v2a_{k}": float(v) for k, v in metric.compute().items()})
+        generated, real = audio_dec.batch(pairs["audio"]), audio_dec.batch(pairs["reference"])
+        fps = rep_metadata(dm)[0]["fps"]
+        section: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}
+        for tolerance in (0.1, 0.5):
+            name = f"v2a_beat_hit_rate_{int(round(tolerance * 1000))}ms"
+            score = calibrated_beat_hit_rate(generated, real, audio_dec.sample_rate, tolerance, seed=cfg.evaluate.seed,
+                                             num_derangements=cfg.evaluate.synthetic.num_derangements,
+                                             shift_seconds=cfg.evaluate.synthetic.shift_frames / fps)
+            out[name] = score.value
+            section["intervals"][name] = list(score.interval)
+            section["calibration"][name] = score.calibration()
+            section["protocol"][name] = {"num_samples": len(generated), "tolerance_seconds": tolerance,
+                                         "shift_seconds": cfg.evaluate.synthetic.shift_frames / fps,
+                                         "extractor": "librosa beat_track", **decoding_protocol(cfg, dm, audio_dec)}
+        merge(out, section)
     return out

@@ -9,6 +9,10 @@ generated features (concatenated across processes under DDP) and computes, in fl
   over random subsets (Bińkowski et al. 2018; KVD for video);
 - optionally the per-sample Fréchet distance (Gui et al. 2024): extractors that embed a clip as a sequence
   of frame embeddings (B, n, d) give each generated clip its own Gaussian, compared with the reference set's.
+
+Intervals (`<name>_interval`): the generated set is resampled with replacement (`bootstrap` times) and
+scored against the *fixed* reference features, so the interval says how much the distance depends on which
+samples the model happened to draw, not on the reference's own sampling (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -69,9 +73,11 @@ class FeatureDistances(Metric):
     higher_is_better = False
 
     def __init__(self, extractor: Callable[[torch.Tensor], torch.Tensor], prefix: str = "fd",
-                 kernel_subsets: int = 100, kernel_subset_size: int = 1000, per_sample: bool = False, **kwargs):
+                 kernel_subsets: int = 100, kernel_subset_size: int = 1000, per_sample: bool = False,
+                 bootstrap: int = 200, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.extractor, self.prefix, self.per_sample = extractor, prefix, per_sample
+        self.bootstrap, self.seed = bootstrap, seed
         self.kernel_subsets, self.kernel_subset_size = kernel_subsets, kernel_subset_size
         self.add_state("real_features", default=[], dist_reduce_fx="cat")
         self.add_state("fake_features", default=[], dist_reduce_fx="cat")
@@ -89,12 +95,24 @@ class FeatureDistances(Metric):
             raise ValueError(f"{self.prefix}: needs at least 2 reference and 2 generated clips, got {len(real)} and {len(fake)}")
         mu_r, cov_r = gaussian_stats(real.flatten(0, 1))  # (N, n, d) -> (N*n, d)
         mu_f, cov_f = gaussian_stats(fake.flatten(0, 1))
+        kd = f"k{self.prefix[1:]}"
         out = {self.prefix: frechet_distance(mu_r, cov_r, mu_f, cov_f)}
         kd_mean, kd_std = kernel_distance(real.mean(1), fake.mean(1), self.kernel_subsets, self.kernel_subset_size)
-        out.update({f"k{self.prefix[1:]}": kd_mean, f"k{self.prefix[1:]}_std": kd_std})
+        out.update({kd: kd_mean, f"{kd}_std": kd_std})
         if self.per_sample:
             if fake.shape[1] < 2:
                 raise ValueError(f"{self.prefix}_per_sample needs frame embeddings (B, n>=2, d) from the extractor")
-            out[f"{self.prefix}_per_sample"] = torch.stack(
-                [frechet_distance(mu_r, cov_r, *gaussian_stats(clip)) for clip in fake]).mean()
+            per_clip = torch.stack([frechet_distance(mu_r, cov_r, *gaussian_stats(clip)) for clip in fake])
+            out[f"{self.prefix}_per_sample"] = per_clip.mean()
+        if self.bootstrap > 1:
+            g = torch.Generator().manual_seed(self.seed)
+            draws = [torch.randint(len(fake), (len(fake),), generator=g) for _ in range(self.bootstrap)]
+            boot = {self.prefix: [frechet_distance(mu_r, cov_r, *gaussian_stats(fake[i].flatten(0, 1))) for i in draws],
+                    kd: [kernel_distance(real.mean(1), fake.mean(1)[i], 10, self.kernel_subset_size, seed=k)[0]
+                         for k, i in enumerate(draws)]}
+            if self.per_sample:
+                boot[f"{self.prefix}_per_sample"] = [per_clip[i].mean() for i in draws]
+            for name, values in boot.items():
+                out[f"{name}_interval"] = torch.quantile(torch.stack(values).double(),
+                                                         torch.tensor([0.025, 0.975], dtype=torch.float64))
         return out
