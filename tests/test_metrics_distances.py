@@ -225,6 +225,16 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     assert metrics["ib_av"] == pytest.approx(np.cos(1.0), abs=1e-5)
     assert metrics["fvd"] > 0 and 0 <= metrics["av_align"] <= 1
     assert 0 <= metrics["v2a_beat_hit_rate_100ms"] <= metrics["v2a_beat_hit_rate_500ms"] <= 1
+    # every media score with its interval and provenance; the alignment ones with floors and a ceiling
+    for key in ("av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av", "v2a_beat_hit_rate_100ms"):
+        lo, hi = metrics["intervals"][key]
+        assert lo <= hi and metrics["protocol"][key]["num_samples"] > 0, key
+    for key in ("av_align", "ib_av", "v2a_beat_hit_rate_500ms"):
+        assert {"floor", "floor_std", "ceiling"} <= set(metrics["calibration"][key]), key
+    import hashlib
+    assert metrics["protocol"]["fvd"]["extractor"] == {"file": i3d.name,
+                                                       "sha256": hashlib.sha256(i3d.read_bytes()).hexdigest()}
+    assert metrics["protocol"]["fad"]["vocoder"] and metrics["protocol"]["fvd"]["resolution"] == 32
     # a listed weighted metric without weights fails before any sampling
     assert main(["eval", *common, "evaluate.metrics=[fvd]"]) == 2
 
