@@ -108,3 +108,38 @@ class Store:
 
     def __len__(self) -> int:
         return int(self.metadata["num_clips"])
+
+
+def write_store(out: str | os.PathLike, rows: list[dict[str, Any]], arrays: dict[str, tuple[Any, tuple[int, ...]]],
+                blocks: Any, metadata: dict[str, Any]) -> Store:
+    """The one writer of stores (prepared data and MMDisCo's fake-pair cache alike).
+
+    rows: the manifest, one dict per clip, in array order; arrays: {representation: (dtype, per-clip shape)};
+    blocks(name): the representation's arrays in row order (any block sizes); metadata: what the store
+    describes (dataset, representations, seconds, ...); format, version, clip count and split sizes are added.
+    Each array is written to a temporary file and renamed, the manifest next, metadata.json last: a store
+    without it is incomplete, and a re-run rewrites it whole.
+    """
+    import avgen
+    from avgen.utils.io import atomic_path, write_json, write_text
+
+    out = Path(out)
+    meta_path = out / METADATA
+    if meta_path.exists():
+        meta_path.unlink()  # the store is being rewritten: mark it incomplete until the end
+    for name, (dtype, shape) in arrays.items():
+        with atomic_path(out / f"{name}.npy", suffix=".npy") as tmp:
+            data = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(rows), *shape))
+            i = 0
+            for block in blocks(name):
+                data[i:i + len(block)] = block
+                i += len(block)
+            if i != len(rows):
+                raise ValueError(f"{out}: {name} has {i} clips for {len(rows)} manifest rows")
+            data.flush()
+            del data
+    write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
+    write_json(meta_path, {"format": STORE_FORMAT, "avgen_version": avgen.__version__, "num_clips": len(rows),
+                           "splits": {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})},
+                           **metadata})
+    return Store(out)

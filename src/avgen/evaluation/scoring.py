@@ -68,7 +68,6 @@ def conditional_counts(module, cfg: Any) -> dict[str, int]:
 def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], video_dec, audio_dec,
            per_sample: dict) -> dict[str, Any]:
     """Joint samples: generated, written as mp4s, scored (synthetic metrics, media metrics)."""
-    dataset = dm.store.metadata["dataset"]
     draw = dict(num=cfg.evaluate.num_samples, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
                 length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
     if torch.cuda.is_available():

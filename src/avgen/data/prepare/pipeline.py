@@ -23,12 +23,11 @@ from typing import Any
 
 import numpy as np
 
-import avgen
 from avgen.data.media import MediaError, MediaFile
 from avgen.data.prepare.base import Adapter, Source
 from avgen.data.representations import Representation
-from avgen.data.store import MANIFEST, METADATA, REPORT, STORE_FORMAT
-from avgen.utils.io import atomic_path, check_writable, write_json, write_npz, write_text
+from avgen.data.store import MANIFEST, METADATA, REPORT, write_store
+from avgen.utils.io import atomic_path, check_writable, write_json, write_npz
 from avgen.utils.progress import progress as report_progress
 from avgen.utils.threads import free_cores, one_thread_worker
 
@@ -303,21 +302,12 @@ def _consolidate(out: Path, sources: list[Source], reps: dict[str, Representatio
                          "split": source.split, "label": source.label,
                          "label_name": label_names[source.label] if source.label >= 0 else "",
                          "caption": source.caption})
-    meta_path = out / METADATA
-    if meta_path.exists():
-        meta_path.unlink()  # the store is being rewritten: mark it incomplete until the end
-    for name, rep in reps.items():
-        with atomic_path(out / f"{name}.npy", suffix=".npy") as tmp:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=rep.dtype, shape=(len(rows), *shapes[name]))
-            i = 0
-            for _, path in parts:
-                with np.load(path) as part:
-                    block = part[name]
-                arr[i:i + len(block)] = block
-                i += len(block)
-            arr.flush()
-            del arr
-    write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def blocks(name: str) -> Iterator[np.ndarray]:
+        for _, path in parts:
+            with np.load(path) as part:
+                yield part[name]
+
     rep_meta = {}
     for name, rep in reps.items():
         meta = rep.describe()
@@ -325,12 +315,8 @@ def _consolidate(out: Path, sources: list[Source], reps: dict[str, Representatio
         meta["margin_frames"] = rep.num_frames(windowing.margin_seconds)
         meta["shape"] = list(shapes[name])
         rep_meta[name] = meta
-    write_json(meta_path, {
-        "format": STORE_FORMAT,
-        "avgen_version": avgen.__version__,
+    write_store(out, rows, {name: (rep.dtype, shapes[name]) for name, rep in reps.items()}, blocks, {
         "dataset": dataset,
-        "num_clips": len(rows),
-        "splits": {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})},
         "label_names": label_names,
         "clip_seconds": windowing.clip_seconds,
         "margin_seconds": windowing.margin_seconds,

@@ -8,19 +8,17 @@ store's representation names and metadata), readable by `Store` and `AVDataModul
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-import avgen
-from avgen.data.store import MANIFEST, METADATA, STORE_FORMAT, Store
+from avgen.data.store import Store, write_store
 from avgen.diffusion.denoiser import Denoiser
 from avgen.sampling.samplers import initial_noise, sample
+from avgen.utils.io import write_npz
 from avgen.utils.progress import progress as report_progress
-from avgen.utils.io import atomic_path, write_json, write_npz, write_text
 
 
 def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: str | Path, num: int,
@@ -55,30 +53,27 @@ def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: st
         pairs = sample(prompted(prompts) if prompted else bases, x, sampler, steps, g, **(sampler_kwargs or {}))
         arrays = {reps[m]: v.float().cpu().numpy() for m, v in pairs.items()}
         write_npz(parts / f"fake_{k:05d}.npz", **arrays, **({"prompts": np.array(prompts)} if prompts else {}))
-    return _consolidate(out, batches, reps, metas, real)
+    return _consolidate(out, batches, reps, metas, shapes, real)
 
 
 def _consolidate(out: Path, batches: list[tuple[int, int]], reps: dict[str, str], metas: dict[str, dict],
-                 real: Store) -> Store:
-    rows, arrays = [], {name: [] for name in reps.values()}
+                 shapes: dict[str, list[int]], real: Store) -> Store:
+    rows = []
     for k, n in batches:
         with np.load(out / "parts" / f"fake_{k:05d}.npz") as part:
-            for name in arrays:
-                arrays[name].append(part[name])
             prompts = [str(p) for p in part["prompts"]] if "prompts" in part else [""] * n
         rows += [{"index": len(rows) + i, "id": f"fake_{len(rows) + i:06d}", "source": "", "start": 0.0,
                   "split": "fake", "label": -1, "label_name": "", "caption": prompts[i]} for i in range(n)]
-    rep_meta = {}
-    for m, name in reps.items():
-        data = np.concatenate(arrays[name]).astype(metas[m]["dtype"])
-        with atomic_path(out / f"{name}.npy", suffix=".npy") as tmp:
-            np.save(tmp, data)
-        rep_meta[name] = {**metas[m], "margin_frames": 0, "shape": list(data.shape[1:])}
-    write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
-    write_json(out / METADATA, {
-        "format": STORE_FORMAT, "avgen_version": avgen.__version__, "dataset": f"fake:{real.metadata['dataset']}",
-        "num_clips": len(rows), "splits": {"fake": len(rows)}, "label_names": [],
+
+    def blocks(name: str):
+        for k, _ in batches:
+            with np.load(out / "parts" / f"fake_{k:05d}.npz") as part:
+                yield part[name]
+
+    arrays = {name: (metas[m]["dtype"], tuple(shapes[m])) for m, name in reps.items()}
+    rep_meta = {name: {**metas[m], "margin_frames": 0, "shape": list(shapes[m])} for m, name in reps.items()}
+    return write_store(out, rows, arrays, blocks, {
+        "dataset": f"fake:{real.metadata['dataset']}", "label_names": [],
         "clip_seconds": real.metadata["clip_seconds"], "margin_seconds": 0.0, "stride_seconds": None,
         "representations": rep_meta, "real_store": str(real.path),
     })
-    return Store(out)
