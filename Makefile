@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
+.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -87,6 +87,9 @@ LAMBDAS ?= [0,1,2,5,10]
 guidance-sweep: $(STAMP) ## choose EXP's guidance lambda on the val split: [LAMBDAS=[0,1,2,5,10]] -> outputs/<EXP>/guidance_sweep/
 	$(AVGEN) guidance-sweep experiment=$(EXP) lambdas='$(LAMBDAS)' $(ARGS)
 
+fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training builds them if missing): EXP
+	$(AVGEN) fake-cache experiment=$(EXP) $(ARGS)
+
 # MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
 # fake-pair cache is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd
 # trains nCMMD and CMMD first and uses the CMMD checkpoint as the black-box joint base.
@@ -94,6 +97,9 @@ pipeline: $(STAMP) ## The v2a/a2v guidance lambda of a trained run, chosen on th
 LAMBDAS ?= [0,1,2,5,10]
 guidance-sweep: $(STAMP) ## choose EXP's guidance lambda on the val split: [LAMBDAS=[0,1,2,5,10]] -> outputs/<EXP>/guidance_sweep/
 	$(AVGEN) guidance-sweep experiment=$(EXP) lambdas='$(LAMBDAS)' $(ARGS)
+
+fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training builds them if missing): EXP
+	$(AVGEN) fake-cache experiment=$(EXP) $(ARGS)
 
 # MMDisCo's whole chain: EXP=mmdisco_<dataset>[_cmmd] (bases or CMMD first)
 	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset>[_cmmd] (got $(EXP))"; exit 2 ;; esac

@@ -268,3 +268,19 @@ def test_flowdit_trains_and_scores_through_the_command_line(synthetic_store, tmp
     assert metrics["steps"] == 2 and metrics["parameters"] > 0 and metrics["gflops_per_step"] > 0
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["avgen_config"]["method"]["_target_"].endswith("FlowMatchingModule")
+
+
+def test_flop_counter_equals_torchs_and_survives_a_double_backward():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    with FlopCounterMode(display=False) as reference:
+        net(x).sum().backward()
+    with counter() as ours:
+        net(x).sum().backward()
+    assert ours.get_total_flops() == reference.get_total_flops() > 0
+    with counter() as double:  # MMDisCo's L_dsm differentiates an input gradient (torch's counter refuses)
+        grad, = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+        grad.pow(2).sum().backward()
+    assert double.get_total_flops() > ours.get_total_flops()

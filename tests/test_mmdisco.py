@@ -244,7 +244,7 @@ def test_alignment_diagnostics(head):
 
 def test_deranged_fakes_are_real_clips_with_another_clips_audio():
     """data.fakes=deranged: the same marginals as real pairs, no pair aligned (every audio moved to another clip)."""
-    from avgen.methods.mmdisco.module import DerangedPairs
+    from avgen.data.real_fake import DerangedPairs
 
     video = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1, 1).expand(4, 8, 3, 2, 2).clone()
     audio = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 5, 12).clone()

@@ -31,10 +31,14 @@ def test_mmdisco_chain(synthetic_store, tmp_path, capsys):
     for m in ("audio", "video"):
         assert main(["train", f"experiment=base_{m}_synthetic", *common, f"data.store={synthetic_store}",
                      *TINY_UNET, *SHORT]) == 0
+    # the fake pairs as their own step; training then finds them and samples none
+    assert main(["fake-cache", *args[1:]]) == 0
+    cache = tmp_path / "data" / "synthetic" / "fake_cache" / "metadata.json"
+    built = cache.stat().st_mtime_ns
     assert main(args) == 0
     metrics = json.loads((outputs / "mmdisco_synthetic" / "metrics.json").read_text())
     assert 0.0 <= metrics["semantic_agreement"] <= 1.0 and metrics["steps"] == 2
-    assert (tmp_path / "data" / "synthetic" / "fake_cache" / "metadata.json").is_file()
+    assert cache.stat().st_mtime_ns == built
     ckpt = outputs / "mmdisco_synthetic" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert not any(k.startswith("bases.") for key in ("state_dict", "current_model_state") for k in state[key])

@@ -13,6 +13,7 @@ COMMANDS = {
     "sample": ("avgen.cli.sample", "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]"),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
     "guidance-sweep": ("avgen.cli.guidance_sweep", "choose a run's v2a/a2v guidance lambda on the validation split"),
+    "fake-cache": ("avgen.cli.fake_cache", "MMDisCo's fake pairs sampled from its bases (resumable): experiment=<name>"),
     "smoke-ood": ("avgen.cli.smoke_ood", "tiny random AudioLDM + AnimateDiff pipelines through MMDisCo out of domain"),
     "gpu-check": ("avgen.cli.gpu_check", "measure a GPU machine: U-Net MFU, default experiment, evaluation, every method"),
     "doctor": ("avgen.cli.doctor", "can this install run the README's commands? a table; exit 0 when nothing fails"),

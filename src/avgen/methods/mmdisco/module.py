@@ -2,8 +2,9 @@
 
 Receives the built discriminator and wires it to the frozen bases (loaded from their checkpoints), the loss
 (`losses.mmdisco_loss`) and guided sampling (`guidance.DiscriminatorGuidance` driving diffusers' DPM-Solver).
-The fake-pair cache is built in `prepare_data` if missing (resumable), from the bases and shaped like the
-real store's clips.
+The fake-pair cache is its own step: `make fake-cache EXP=<mmdisco experiment>` (`fake_pairs` below,
+resumable), which training also runs in `prepare_data` when the cache is missing. The real+fake data module
+lives in `data/real_fake.py`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.utilities import CombinedLoader
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from avgen.data.clips import clips, first_clips
-from avgen.data.datamodule import AVDataModule
-from avgen.data.store import METADATA, Store
+from avgen.data.store import METADATA
 from avgen.methods.base import Method
 from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
@@ -28,68 +26,6 @@ from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscrimina
 from avgen.methods.mmdisco.losses import denoising_errors, mmdisco_loss
 from avgen.methods.mmdisco.text_bases import TextBases, check_text_dims
 from avgen.sampling.samplers import initial_noise, sample
-
-
-class RealFakeDataModule(L.LightningDataModule):
-    """Real pairs (any store) and the fake-pair cache, drawn side by side in every training batch."""
-
-    def __init__(self, real: AVDataModule, fake_store: str, fakes: str = "bases"):
-        super().__init__()
-        if fakes not in ("bases", "deranged"):
-            raise ValueError(f"data.fakes must be bases or deranged, got {fakes!r}")
-        self.real, self.fake_store, self.fakes = real, fake_store, fakes
-
-    @property
-    def store(self) -> Store:
-        return self.real.store
-
-    @property
-    def batch_size(self) -> int:
-        return self.real.batch_size
-
-    @property
-    def splits(self) -> dict[str, str]:
-        return self.real.splits
-
-    def dataset(self, stage: str):
-        return self.real.dataset(stage)
-
-    def setup(self, stage: str | None = None) -> None:
-        self.real.setup(stage)
-
-    def train_dataloader(self) -> CombinedLoader:
-        if self.fakes == "deranged":  # the ablation: real pairs with another clip's audio
-            fake = AVDataModule(self.real.store_path, self.real.video, self.real.audio,
-                                batch_size=self.real.batch_size, seed=self.real.seed + 1,
-                                margin_seconds=self.real.margin_seconds)
-            fake.setup("fit")
-            fake.trainer = self.trainer
-            fakes = DerangedPairs(fake.train_dataloader())
-        else:
-            fake = AVDataModule(self.fake_store, self.real.video, self.real.audio, batch_size=self.real.batch_size,
-                                train_split="fake", seed=self.real.seed + 1)
-            fake.trainer = self.trainer  # shard over the same ranks and resume with the same progress
-            fakes = fake.train_dataloader()
-        return CombinedLoader({"real": self.real.train_dataloader(), "fake": fakes}, mode="max_size_cycle")
-
-    def val_dataloader(self):
-        return self.real.val_dataloader()
-
-
-class DerangedPairs:
-    """Alignment-only fakes (an ablation, `data.fakes=deranged`): real clips whose audio is another clip's of
-    the same batch, so real and fake pairs have the same marginals and differ in alignment alone."""
-
-    def __init__(self, loader):
-        self.loader = loader
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            x = clips(batch)
-            yield {**batch, "video": x["video"], "audio": x["audio"].roll(1, dims=0)}  # (i+1) mod B: no fixed point
 
 
 class MMDisCoModule(Method):
@@ -161,15 +97,22 @@ class MMDisCoModule(Method):
         bases = self.bases.bind(drop_prompts(prompts, dropout), self.cfg_scales if cfg else {})
         return bases, {"text": bases.pooled_text()}
 
-    def prepare_data(self) -> None:
-        dm = self.trainer.datamodule
-        if getattr(dm, "fakes", "bases") == "bases" and not (Path(dm.fake_store) / METADATA).is_file():
-            real = dm.real
-            device = self.trainer.strategy.root_device  # sample on the accelerator, not the CPU
+    def fake_pairs(self, dm, device) -> bool:
+        """Sample the fake-pair cache of `dm` (a RealFakeDataModule) from the bases if it is not complete
+        (resumable: finished batches are kept); False when the data module needs none (deranged fakes)."""
+        if getattr(dm, "fakes", "bases") != "bases":
+            return False
+        if not (Path(dm.fake_store) / METADATA).is_file():
             self.bases.to(device)
             prompted = partial(self.bases.bind, cfg_scales=self.cfg_scales) if self.needs_prompts else None
+            real = dm.real
             build_fake_cache(self.bases, real.store, {"video": real.video, "audio": real.audio}, dm.fake_store,
                              device=device, prompted=prompted, **self.fake_cache)
+        return True
+
+    def prepare_data(self) -> None:
+        # sample on the accelerator, not the CPU; rank 0 only (Lightning), the other ranks wait
+        self.fake_pairs(self.trainer.datamodule, self.trainer.strategy.root_device)
 
     # The frozen bases come from their own files: checkpoints hold the discriminator only (the weight-averaging
     # callback's copy of the current weights included), and loading puts the loaded bases' weights back.
