@@ -78,6 +78,7 @@ def test_unknown_guidance_norm_is_refused():
         ReconstructionGuidance(den, {"video": torch.zeros(1, 1, 2)}, norm="mean")
 
 
+@pytest.mark.slow
 def test_guidance_sweep_chooses_on_the_validation_split_only(synthetic_store, tmp_path, capsys):
     import json
 

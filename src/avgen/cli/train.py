@@ -59,8 +59,9 @@ def run(overrides: list[str]) -> int:
     if rank_zero_only.rank == 0:
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     flops = next((c for c in callbacks if isinstance(c, TrainingFlops)), None)
-    if cfg.compile:
-        module.net.compile()  # in place: checkpoint keys stay those of the plain network
+    if cfg.compile:  # in place: checkpoint keys stay those of the plain networks
+        compiled = module.compile_networks(backend=cfg.compile_backend)
+        print(f"compile=true: compiled {', '.join(compiled)} (backend {cfg.compile_backend})")
         if flops is not None:  # the counter would see the compiled kernels, not the model's operations
             flops.enabled = False
     if trainer.logger is not None:

@@ -17,6 +17,8 @@ A method is a LightningModule built by Hydra from `configs/method/<name>.yaml` w
   on the same seeds and reports the paired difference.
 - `variant(cfg)`: what tells runs of this method apart in a comparison (e.g. coupling and eta, the head).
 - `extra_scores(dm)`: the method's own quality figures for metrics.json (the vocoder's log-mel error), or {}.
+- `compile_networks(**options)`: `compile=true` compiles what can be compiled in place (checkpoint keys
+  unchanged) and returns what it compiled; by default the network `net`.
 - `prediction`: what its network outputs for the shared denoiser adapter ("v", "eps", or "velocity" on a
   flow schedule); a checkpoint's method config is enough to rebuild its denoiser (MMDisCo's bases do).
 """
@@ -51,3 +53,8 @@ class Method(L.LightningModule):
 
     def extra_scores(self, dm: Any) -> dict[str, float]:
         return {}
+
+    def compile_networks(self, **options: Any) -> list[str]:
+        """torch.compile in place (`nn.Module.compile`: parameter names and checkpoints unchanged)."""
+        self.net.compile(**options)
+        return ["net"]

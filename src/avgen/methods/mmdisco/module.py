@@ -97,6 +97,23 @@ class MMDisCoModule(Method):
         bases = self.bases.bind(drop_prompts(prompts, dropout), self.cfg_scales if cfg else {})
         return bases, {"text": bases.pooled_text()}
 
+    def compile_networks(self, **options: Any) -> list[str]:
+        """The frozen bases' networks (most of the sampling and fake-cache time); the discriminator only
+        without L_dsm: torch.compile (aot_autograd) does not support the double backward L_dsm needs."""
+        if self.needs_prompts:
+            parts = {"audio": self.bases.audio.unet, "video": self.bases.video.unet}
+        elif hasattr(self.bases, "bases"):  # two single-modal checkpoints
+            parts = {m: b.net for m, b in self.bases.bases.items()}
+        else:  # one joint checkpoint as the black box
+            parts = {"joint": self.bases.net}
+        for network in parts.values():
+            network.compile(**options)
+        compiled = [f"bases.{m}" for m in parts]
+        if not self.use_dsm:
+            self.net.compile(**options)
+            compiled.append("net (the discriminator)")
+        return compiled
+
     def fake_pairs(self, dm, device) -> bool:
         """Sample the fake-pair cache of `dm` (a RealFakeDataModule) from the bases if it is not complete
         (resumable: finished batches are kept); False when the data module needs none (deranged fakes)."""
