@@ -139,3 +139,16 @@ def test_runs_of_several_seeds_get_mean_and_spread(tmp_path):
     report = (out / "compare" / "synthetic.md").read_text()
     assert "## Across training seeds" in report
     assert "| cmmd (coupling=easy_fusion, eta=0.02) | 0, 1, 2 | 0.600 ± 0.100 |" in report
+
+
+def test_a_named_rescoring_gets_its_own_report(tmp_path):
+    out = tmp_path / "outputs"
+    for name in ("a", "b"):
+        write_run(out, name, {"dataset": "synthetic", "method": "cmmd", "temporal_f1": 0.4})
+    (out / "a" / "test_conditional").mkdir()
+    (out / "a" / "test_conditional" / "metrics.json").write_text(json.dumps({"v2a_lag_contrast": 0.31}))
+    assert main(["compare", f"paths.output_dir={out}", "scores_from=test_conditional", "only_rescored=true",
+                 "report_name=conditional"]) == 0
+    report = (out / "compare" / "synthetic_conditional.md").read_text()
+    assert "0.310" in report and "| b |" not in report and "test_conditional/metrics.json" in report
+    assert not (out / "compare" / "synthetic.md").exists()

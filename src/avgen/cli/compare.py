@@ -17,7 +17,7 @@ from avgen.utils.io import write_text
 def run(overrides: list[str]) -> int:
     cfg = load_config("compare", overrides)
     outputs = Path(cfg.paths.output_dir)
-    rows = load_runs(outputs)
+    rows = load_runs(outputs, cfg.scores_from, cfg.only_rescored)
     datasets = sorted({r["dataset"] for r in rows})
     if cfg.dataset_name:
         rows = [r for r in rows if r["dataset"] == cfg.dataset_name]
@@ -28,7 +28,8 @@ def run(overrides: list[str]) -> int:
     out = outputs / "compare"
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
-        text, columns, plots = report(dataset, rows, out)
-        write_text(out / f"{dataset}.md", text)
-        print(f"{out / f'{dataset}.md'}: {len(columns)} metrics, plots: {', '.join(plots)}")
+        label = f"{dataset}_{cfg.report_name}" if cfg.report_name else dataset
+        text, columns, plots = report(dataset, rows, out, label)
+        write_text(out / f"{label}.md", text)
+        print(f"{out / f'{label}.md'}: {len(columns)} metrics, plots: {', '.join(plots)}")
     return 0

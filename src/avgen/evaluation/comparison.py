@@ -31,21 +31,25 @@ GENERAL_PROTOCOL = ("num_samples", "metrics_reference")
 SAMPLING = ("sampler", "sampler_steps", "sampling_seconds", "peak_memory_gb")
 
 
-def load_runs(outputs: Path) -> list[dict[str, Any]]:
+def load_runs(outputs: Path, scores_from: str = "eval", only_rescored: bool = False) -> list[dict[str, Any]]:
     """One row per run (plus a no-joint row per MMDisCo run), each with its name, dataset, numbers and the
-    file its scores come from."""
+    file its scores come from: `<run>/<scores_from>/metrics.json` where a run was re-scored (`avgen eval`,
+    or `avgen eval into=<folder>` with `scores_from=<folder>`), else the training run's own; with
+    `only_rescored`, runs without that re-scoring are left out."""
     rows = []
     for path in sorted(outputs.glob("*/metrics.json")):
         try:
             trained = json.loads(path.read_text())
-            rescored_path = path.parent / "eval" / "metrics.json"
+            rescored_path = path.parent / scores_from / "metrics.json"
             rescored = json.loads(rescored_path.read_text()) if rescored_path.is_file() else None
         except (OSError, json.JSONDecodeError) as e:
             print(f"compare: skipping {path}: {e}")
             continue
         if rescored is not None:  # every score from the re-scoring; only the run's description from training
             metrics = {**{k: v for k, v in trained.items() if k in DESCRIBES}, **rescored}
-            source, scored_dir = "eval/metrics.json", path.parent / "eval"
+            source, scored_dir = f"{scores_from}/metrics.json", path.parent / scores_from
+        elif only_rescored:
+            continue
         else:
             metrics, source, scored_dir = trained, "metrics.json", path.parent
         run = path.parent.name
@@ -365,13 +369,14 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
     return names
 
 
-def report(dataset: str, rows: list[dict[str, Any]], out: Path) -> tuple[str, list[str], list[str]]:
+def report(dataset: str, rows: list[dict[str, Any]], out: Path, label: str | None = None
+           ) -> tuple[str, list[str], list[str]]:
     """(markdown, metric columns, plots) of one dataset's runs; metrics scored under different protocols are
-    left out of the plots."""
+    left out of the plots. `label` names the report and its plot files (default: the dataset)."""
     subset = [r for r in rows if r["dataset"] == dataset and not r["method"].startswith("vocoder")]
     vocoders = [r for r in rows if r["dataset"] == dataset and r["method"].startswith("vocoder")]
     columns = metric_columns(subset)
     conflicts = protocol_conflicts(subset, columns)
-    plots = plot(dataset, subset, [c for c in columns if c not in conflicts], out)
-    text = markdown(dataset, subset, columns, plots, conflicts, paired_differences(subset)) + vocoder_table(vocoders)
+    plots = plot(label or dataset, subset, [c for c in columns if c not in conflicts], out)
+    text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + vocoder_table(vocoders)
     return text, columns, plots
