@@ -61,30 +61,45 @@ def bench_prepare(cfg: DictConfig) -> dict[str, float]:
     return {"prepare_clips_per_s": report["clips_written"] / seconds}
 
 
-def bench_unet(cfg: DictConfig) -> dict[str, float]:
+def medians(times: dict[str, list[float]], prefix: str, scale: float = 1000.0) -> dict[str, float]:
+    """{prefix<name>: median * scale, prefix<name>_spread: (max - min) * scale} of interleaved timings."""
     import statistics
 
+    out = {}
+    for name, ts in times.items():
+        out[f"{prefix}{name}"] = scale * statistics.median(ts)
+        out[f"{prefix}{name}_spread"] = scale * (max(ts) - min(ts))
+    return out
+
+
+def bench_unet(cfg: DictConfig) -> dict[str, float]:
+    """Paper-size networks on a CMMD-shaped input (18 frames of 4x16x16 latents, an 80x112 mel), batch 1:
+    the dual U-Net with each coupling and the dual-stream transformer (flow matching) with each coupling,
+    all interleaved so that the overhead ratios survive a busy machine."""
     import torch
 
-    from avgen.models.unets.dual_unet import DualUNet
-
-    model_cfg = load_config("train", [f"model={cfg.unet_model}", "name=bench"]).model
     x = {"video": torch.randn(1, 18, 4, 16, 16), "audio": torch.randn(1, 80, 112)}
-    t = torch.tensor([500])
-    results = {}
+    nets = {}
+    unet_cfg = load_config("train", [f"model={cfg.unet_model}", "name=bench"]).model
     for coupling in ("none", "easy_fusion", "rs_mma"):
-        net = instantiate(model_cfg, coupling=coupling, video_channels=4, audio_channels=80).eval()
-        assert isinstance(net, DualUNet)
-        times = []
-        with torch.inference_mode():
-            for i in range(cfg.unet_repeats + 2):
-                start = time.perf_counter()
-                net(x, t)
-                if i >= 2:  # two warm-up calls
-                    times.append(time.perf_counter() - start)
-        results[f"unet_ms_per_fe_{coupling}"] = 1000 * statistics.median(times)
-    results["easy_fusion_overhead"] = results["unet_ms_per_fe_easy_fusion"] / results["unet_ms_per_fe_none"] - 1
-    results["rs_mma_overhead"] = results["unet_ms_per_fe_rs_mma"] / results["unet_ms_per_fe_none"] - 1
+        nets[f"unet_ms_per_fe_{coupling}"] = (
+            instantiate(unet_cfg, coupling=coupling, video_channels=4, audio_channels=80).eval(), torch.tensor([500]))
+    dit_cfg = load_config("train", [f"model={cfg.dit_model}", "name=bench"]).model
+    for coupling in ("none", "joint", "cross"):
+        nets[f"dit_ms_per_fe_{coupling}"] = (instantiate(dit_cfg, coupling=coupling).eval(), torch.tensor([500.0]))
+
+    def call(net, t):
+        return lambda: net(x, t)
+    with torch.inference_mode():
+        interleaved({name: call(*nt) for name, nt in nets.items()}, 2)  # warm-up
+        times = interleaved({name: call(*nt) for name, nt in nets.items()}, cfg.unet_repeats)
+    results = medians(times, "")
+    for family, base in (("unet", "none"), ("dit", "none")):
+        for coupling in (("easy_fusion", "rs_mma") if family == "unet" else ("joint", "cross")):
+            ratios = [a / b for a, b in zip(times[f"{family}_ms_per_fe_{coupling}"], times[f"{family}_ms_per_fe_{base}"])]
+            name = f"{coupling}_overhead" if family == "unet" else f"dit_{coupling}_overhead"
+            results[name] = results[f"{family}_ms_per_fe_{coupling}"] / results[f"{family}_ms_per_fe_{base}"] - 1
+            results[f"{name}_spread"] = max(ratios) - min(ratios)  # of the per-round ratios
     return results
 
 

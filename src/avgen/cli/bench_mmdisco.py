@@ -1,5 +1,6 @@
 """MMDisCo speed figures for `avgen bench` (issue: MMDisCo), on CMMD-shaped inputs (18 frames of 4x16x16
-latents, an 80x112 mel), CPU, medians of `mmdisco_repeats` after one warm-up call:
+latents, an 80x112 mel), CPU, medians of `mmdisco_repeats` after one warm-up call, each ratio's two sides
+measured in turns (A, B, A, B, ...) so that load drifting during the run hits both alike:
 
 - mmdisco_step_over_base_finetune_step: one discriminator training step (L_disc + L_dsm: the bases' forwards
   under no_grad, the discriminator on real and fake pairs, double backprop, Adam step) over one fine-tuning
@@ -33,14 +34,16 @@ from avgen.sampling.samplers import sample
 SHAPES = {"video": (18, 4, 16, 16), "audio": (80, 112)}
 
 
-def _median_seconds(fn: Callable[[], None], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
@@ -64,9 +67,6 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
         loss.backward()
         base_opt.step()
 
-    finetune = _median_seconds(finetune_step, cfg.mmdisco_repeats)
-    base_opt.zero_grad(set_to_none=True)
-
     bases = IndependentBases({m: NetworkDenoiser(net, {m: schedule}) for m, net in nets.items()})
     disc_opt = torch.optim.Adam(disc.parameters(), lr=1e-4)
 
@@ -76,14 +76,19 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
         loss.backward()
         disc_opt.step()
 
-    disc_seconds = _median_seconds(disc_step, cfg.mmdisco_repeats)
+    steps = _interleaved({"finetune": finetune_step, "disc": disc_step}, cfg.mmdisco_repeats)
+    base_opt.zero_grad(set_to_none=True)
 
     def sampling(scale: float) -> Callable[[], None]:
         denoiser = DiscriminatorGuidance(bases, disc, {m: scale for m in SHAPES})
         return lambda: sample(denoiser, {m: x.clone() for m, x in fake.items()}, "dpm_solver", cfg.mmdisco_sampling_steps)
 
-    unguided = _median_seconds(sampling(0.0), cfg.mmdisco_repeats)
-    guided = _median_seconds(sampling(1.0), cfg.mmdisco_repeats)
-    return {"mmdisco_disc_step_s": disc_seconds, "mmdisco_base_finetune_step_s": finetune,
-            "mmdisco_step_over_base_finetune_step": disc_seconds / finetune,
-            "guided_sampling_overhead": guided / unguided - 1}
+    runs = _interleaved({"unguided": sampling(0.0), "guided": sampling(1.0)}, cfg.mmdisco_repeats)
+    med = {k: statistics.median(v) for k, v in {**steps, **runs}.items()}
+    step_ratios = [d / f for d, f in zip(steps["disc"], steps["finetune"])]
+    overheads = [g / u - 1 for g, u in zip(runs["guided"], runs["unguided"])]
+    return {"mmdisco_disc_step_s": med["disc"], "mmdisco_base_finetune_step_s": med["finetune"],
+            "mmdisco_step_over_base_finetune_step": med["disc"] / med["finetune"],
+            "mmdisco_step_over_base_finetune_step_spread": max(step_ratios) - min(step_ratios),
+            "guided_sampling_overhead": med["guided"] / med["unguided"] - 1,
+            "guided_sampling_overhead_spread": max(overheads) - min(overheads)}
