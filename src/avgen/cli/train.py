@@ -60,8 +60,9 @@ def run(overrides: list[str]) -> int:
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     flops = next((c for c in callbacks if isinstance(c, TrainingFlops)), None)
     if cfg.compile:  # in place: checkpoint keys stay those of the plain networks
-        compiled = module.compile_networks(backend=cfg.compile_backend)
-        print(f"compile=true: compiled {', '.join(compiled)} (backend {cfg.compile_backend})")
+        options = {"backend": cfg.compile_backend, **({"mode": cfg.compile_mode} if cfg.compile_mode else {})}
+        compiled = module.compile_networks(**options)
+        print(f"compile=true: compiled {', '.join(compiled)} ({', '.join(f'{k} {v}' for k, v in options.items())})")
         if flops is not None:  # the counter would see the compiled kernels, not the model's operations
             flops.enabled = False
     if trainer.logger is not None:
