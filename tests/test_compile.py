@@ -79,3 +79,22 @@ def test_mmdisco_compiles_its_bases_and_keeps_the_double_backward_eager(tmp_path
             loss.backward()  # through the discriminator's double backward when use_dsm
             losses.append(float(loss))
         assert abs(losses[1] - losses[0]) < 1e-4 * max(1.0, abs(losses[0])), (use_dsm, losses)
+
+
+@pytest.mark.slow
+def test_compile_true_through_the_command_line(synthetic_store, tmp_path, capsys):
+    import json
+
+    from avgen.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "experiment=flowdit_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
+                 "model.width=32", "model.heads=2", "model.depth=2", "data.batch_size=4", "trainer.max_steps=2",
+                 "trainer.val_check_interval=1000", "trainer.enable_progress_bar=false", "evaluate.num_samples=4",
+                 "evaluate.num_videos=0", "evaluate.batch_size=4", "evaluate.num_video_to_audio=0",
+                 "evaluate.num_audio_to_video=0", "sampler.steps=2", "compile=true", "compile_backend=aot_eager"]) == 0
+    assert "compile=true: compiled net (backend aot_eager)" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and "gflops_per_step" not in metrics  # the counter would see compiled kernels
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert not any("_orig_mod" in k for k in ckpt["state_dict"])  # the plain network's keys
