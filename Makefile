@@ -91,17 +91,9 @@ fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training
 	$(AVGEN) fake-cache experiment=$(EXP) $(ARGS)
 
 # MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
-# fake-pair cache is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd
+# fake-pair cache, `make fake-cache`, is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd
 # trains nCMMD and CMMD first and uses the CMMD checkpoint as the black-box joint base.
-pipeline: $(STAMP) ## The v2a/a2v guidance lambda of a trained run, chosen on the validation split (never on test)
-LAMBDAS ?= [0,1,2,5,10]
-guidance-sweep: $(STAMP) ## choose EXP's guidance lambda on the val split: [LAMBDAS=[0,1,2,5,10]] -> outputs/<EXP>/guidance_sweep/
-	$(AVGEN) guidance-sweep experiment=$(EXP) lambdas='$(LAMBDAS)' $(ARGS)
-
-fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training builds them if missing): EXP
-	$(AVGEN) fake-cache experiment=$(EXP) $(ARGS)
-
-# MMDisCo's whole chain: EXP=mmdisco_<dataset>[_cmmd] (bases or CMMD first)
+pipeline: $(STAMP) ## MMDisCo's whole chain: EXP=mmdisco_<dataset>[_cmmd] (bases or CMMD first)
 	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset>[_cmmd] (got $(EXP))"; exit 2 ;; esac
 	@set -e; ds=$$(echo "$(EXP)" | sed -e 's/^mmdisco_//' -e 's/_cmmd$$//'); \
 	case "$(EXP)" in \
@@ -148,7 +140,7 @@ compare: $(STAMP) ## every run side by side: outputs/compare/<DATASET>.md + plot
 
 # Every synthetic run the comparison shows (CMMD, nCMMD, the single-modal bases, MMDisCo per fusion head),
 # each re-scored on the same 128 samples, then the report. Trained runs are kept: re-running continues.
-SUITE_EVAL := evaluate.num_samples=128 evaluate.num_video_to_audio=64
+SUITE_EVAL := evaluate.num_samples=128 evaluate.num_video_to_audio=64 evaluate.num_audio_to_video=64
 SEEDS ?= 1
 suite: data ## every synthetic run of the comparison, SEEDS training seeds each (trained if missing), then the report
 	@set -e; for k in $$(seq 0 $$(($(SEEDS) - 1))); do sfx=$$( [ $$k = 0 ] || echo _seed$$k ); \
