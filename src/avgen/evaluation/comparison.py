@@ -214,7 +214,8 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
         lines += ["", "gflops_per_step / train_tflops: training compute counted by torch's FLOP counter (matmuls, "
                   "convolutions, attention; forward and backward). compute_ratio: train_tflops over the least of "
                   "the runs shown; steps_at_equal_flops: the steps this run would have had with that least "
-                  "compute. Runs compare at equal compute when their ratios are near x1.00."]
+                  "compute. Runs compare at equal compute when their ratios are near x1.00; blank: trained before "
+                  "the counter existed."]
     lines += _seeds_table(rows, columns) + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
@@ -231,14 +232,15 @@ def sampling_figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def equal_compute(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with `compute_ratio` (train FLOPs over the least of the rows') and `steps_at_equal_flops`, where
-    every row's training compute was counted; the rows unchanged otherwise."""
-    flops = [r.get("train_tflops") for r in rows]
-    if not rows or not all(isinstance(f, (int, float)) and f > 0 for f in flops):
+    """Rows whose training compute was counted get `compute_ratio` (their train FLOPs over the least of those
+    rows') and `steps_at_equal_flops`; runs trained before the counter existed stay blank."""
+    counted = [r for r in rows if isinstance(r.get("train_tflops"), (int, float)) and r["train_tflops"] > 0
+               and isinstance(r.get("gflops_per_step"), (int, float)) and r["gflops_per_step"] > 0]
+    if not counted:
         return rows
-    least = min(flops)
-    return [{**r, "compute_ratio": f / least, "steps_at_equal_flops": round(1e3 * least / r["gflops_per_step"])}
-            if isinstance(r.get("gflops_per_step"), (int, float)) else r for r, f in zip(rows, flops)]
+    least = min(r["train_tflops"] for r in counted)
+    return [{**r, "compute_ratio": r["train_tflops"] / least,
+             "steps_at_equal_flops": round(1e3 * least / r["gflops_per_step"])} if r in counted else r for r in rows]
 
 
 def _section(title: str, note: str, header: list[str]) -> list[str]:
