@@ -62,3 +62,12 @@ def test_calibrated_av_align_sits_between_its_floors_and_ceiling():
     lo, hi = score.interval
     assert lo <= score.value <= hi
     assert score.calibration()["normalised"] == pytest.approx(1.0)
+
+
+def test_one_pair_has_an_interval_and_no_derangement_floor():
+    from avgen.metrics.calibrated import calibrated_av_align
+
+    jumps = [5, 13, 22, 31]
+    score = calibrated_av_align([jumping_square(jumps)], [clicks([k / FPS for k in jumps])], FPS, SR)
+    assert score.floor is None and "floor" not in score.calibration() and "shifted_floor" in score.calibration()
+    assert score.interval == (score.value, score.value)

@@ -166,7 +166,7 @@ def media_metrics(names: list[str], generated: dict[str, list], reference: dict[
             out["intervals"][name] = list(cal.pop("interval"))
             if name in real:
                 cal["ceiling"] = real[name]
-                if real[name] - cal["floor"] > 1e-9:
+                if "floor" in cal and real[name] - cal["floor"] > 1e-9:
                     cal["normalised"] = (out[name] - cal["floor"]) / (real[name] - cal["floor"])
             out["calibration"][name] = cal
             out["protocol"][name] = {**common, "model_rate": ev.imagebind.model_rate, "scale": 1,

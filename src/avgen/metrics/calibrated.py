@@ -21,22 +21,26 @@ from avgen.metrics.stats import bootstrap_interval, derangements, safe_div
 class Calibrated:
     value: float
     interval: tuple[float, float]
-    floor: float
-    floor_std: float
+    floor: float | None          # None with fewer than 2 pairs (nothing to derange)
+    floor_std: float | None
     shifted_floor: float
     ceiling: float | None
     columns: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     def calibration(self) -> dict[str, float]:
-        out = {"floor": self.floor, "floor_std": self.floor_std, "shifted_floor": self.shifted_floor}
+        out = {"shifted_floor": self.shifted_floor}
+        if self.floor is not None:
+            out.update(floor=self.floor, floor_std=self.floor_std)
         if self.ceiling is not None:
             out["ceiling"] = self.ceiling
-            if self.ceiling - self.floor > 1e-9:
+            if self.floor is not None and self.ceiling - self.floor > 1e-9:
                 out["normalised"] = (self.value - self.floor) / (self.ceiling - self.floor)
         return out
 
 
-def _floors(score_pairs, n: int, num_derangements: int, seed: int) -> tuple[float, float]:
+def _floors(score_pairs, n: int, num_derangements: int, seed: int) -> tuple[float | None, float | None]:
+    if n < 2:  # one pair has no other pair to be deranged with
+        return None, None
     values = [score_pairs(perm) for perm in derangements(n, num_derangements, seed)]
     return float(np.mean(values)), float(np.std(values))
 

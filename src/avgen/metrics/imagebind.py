@@ -69,9 +69,10 @@ class ImageBindScore(Metric):
             ea, eb = dim_zero_cat(ea).cpu().numpy(), dim_zero_cat(eb).cpu().numpy()  # (N, d) each
             cos = (ea * eb).sum(-1)
             columns = {"cos": cos, "ones": np.ones(len(cos))}
-            chance = [float((ea[perm] * eb).sum(-1).mean()) for perm in derangements(len(cos), num_derangements, seed)]
-            out[name] = {"interval": bootstrap_interval(columns, lambda s: safe_div(s["cos"], s["ones"]), seed=seed),
-                         "floor": float(np.mean(chance)), "floor_std": float(np.std(chance))}
+            out[name] = {"interval": bootstrap_interval(columns, lambda s: safe_div(s["cos"], s["ones"]), seed=seed)}
+            if len(cos) >= 2:  # one pair has no other pair to be deranged with
+                chance = [float((ea[perm] * eb).sum(-1).mean()) for perm in derangements(len(cos), num_derangements, seed)]
+                out[name].update(floor=float(np.mean(chance)), floor_std=float(np.std(chance)))
         return out
 
     def compute(self) -> dict[str, torch.Tensor]:
