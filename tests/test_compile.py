@@ -43,6 +43,7 @@ def test_cmmd_compiles_to_the_same_outputs_and_gradients():
 
 
 def _mmdisco(tmp_path, use_dsm: bool):
+    from avgen.methods.mmdisco.bases import build_bases
     from avgen.methods.mmdisco.module import MMDisCoModule
     from avgen.models.discriminators.av_discriminator import AVDiscriminator
 
@@ -56,8 +57,8 @@ def _mmdisco(tmp_path, use_dsm: bool):
                tmp_path / "cmmd.ckpt")
     disc = _perturbed(AVDiscriminator(video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,),
                                       blocks_per_level=1, head_dim=8))
-    return MMDisCoModule(disc, bases={}, optimizer=partial(torch.optim.Adam), fake_cache={},
-                         joint_base=str(tmp_path / "cmmd.ckpt"), use_dsm=use_dsm)
+    return MMDisCoModule(disc, bases=build_bases(joint=str(tmp_path / "cmmd.ckpt")), optimizer=partial(torch.optim.Adam),
+                         fake_cache={}, use_dsm=use_dsm)
 
 
 @pytest.mark.slow

@@ -72,14 +72,15 @@ def test_every_experiment_composes_and_builds(name, tmp_path, request):
     cfg = load_config("train", [f"paths.output_dir={tmp_path}"], experiment=name)  # no local runs leak in
     assert OmegaConf.is_struct(cfg) and cfg.name == name
     net = instantiate(cfg.model)
-    if cfg.method.get("text_bases") is not None:  # out of domain: the pipeline paths are required
-        assert set(OmegaConf.missing_keys(cfg)) == {"method.text_bases.audio", "method.text_bases.video"}
+    bases = cfg.method.get("bases")
+    if bases is not None and bases.get("text") is not None:  # out of domain: the pipeline paths are required
+        assert set(OmegaConf.missing_keys(cfg)) == {"method.bases.text.audio", "method.bases.text.video"}
         pipelines = request.getfixturevalue("tiny_pipelines")
-        cfg.method.text_bases.audio, cfg.method.text_bases.video = str(pipelines["audio"]), str(pipelines["video"])
+        bases.text.audio, bases.text.video = str(pipelines["audio"]), str(pipelines["video"])
         with pytest.raises(Exception, match="model.text_dims"):  # the paper's CLAP/CLIP widths, not the tiny ones
             instantiate(cfg.method, net=net)
-    elif "bases" in cfg.method:  # MMDisCo: without trained bases the build stops, naming the prerequisites
-        prereq = "make train EXP=cmmd_" if cfg.method.joint_base else "make train EXP=base_"
+    elif bases is not None:  # MMDisCo: without trained bases the build stops, naming the prerequisites
+        prereq = "make train EXP=cmmd_" if bases.joint else "make train EXP=base_"
         with pytest.raises(Exception, match=prereq):  # Hydra wraps it in InstantiationException
             instantiate(cfg.method, net=net)
     else:

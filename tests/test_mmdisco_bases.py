@@ -11,7 +11,7 @@ from avgen.data.store import Store
 from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.mmdisco import fake_cache
-from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
+from avgen.methods.mmdisco.bases import IndependentBases, build_bases, load_checkpoint_denoiser
 from avgen.models.unets.dual_unet import DualUNet
 
 SMALL = dict(base_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], head_dim=8,
@@ -117,13 +117,14 @@ def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):
                tmp_path / "cmmd.ckpt")
     disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,), blocks_per_level=1,
                            head_dim=8)
-    module = MMDisCoModule(disc, bases={"audio": "unused", "video": "unused"}, optimizer=partial(torch.optim.Adam),
-                           fake_cache={}, joint_base=str(tmp_path / "cmmd.ckpt"))
+    module = MMDisCoModule(disc, bases=build_bases("unused", "unused", joint=str(tmp_path / "cmmd.ckpt")),
+                           optimizer=partial(torch.optim.Adam), fake_cache={})
     assert set(module.bases.modalities) == {"audio", "video"} and not module.bases.training
     assert not any(p.requires_grad for p in module.bases.parameters())
     x, t = {"audio": torch.randn(2, 16, 8), "video": torch.randn(2, 4, 3, 8, 8)}, torch.tensor([5, 600])
     x2 = {"audio": x["audio"], "video": torch.randn_like(x["video"])}
     assert not torch.allclose(module.bases(x, t)["audio"], module.bases(x2, t)["audio"])  # joint: audio sees video
     with pytest.raises(FileNotFoundError, match="make train EXP=cmmd_x"):
-        MMDisCoModule(disc, bases={}, optimizer=partial(torch.optim.Adam), fake_cache={},
-                      joint_base=str(tmp_path / "cmmd_x" / "checkpoints" / "last.ckpt"))
+        build_bases(joint=str(tmp_path / "cmmd_x" / "checkpoints" / "last.ckpt"))
+    with pytest.raises(FileNotFoundError, match="make train EXP=base_audio_x"):
+        build_bases(audio=str(tmp_path / "base_audio_x" / "checkpoints" / "last.ckpt"), video=str(tmp_path / "cmmd.ckpt"))

@@ -110,7 +110,7 @@ def test_text_dropout_rate():
 
 
 def test_layout_errors_name_the_key(tmp_path, tiny_pipelines):
-    with pytest.raises(ValueError, match="method.text_bases.audio: required"):
+    with pytest.raises(ValueError, match="method.bases.text.audio: required"):
         AudioLDMBase(None)
     with pytest.raises(FileNotFoundError, match="no such directory"):
         AudioLDMBase(tmp_path / "nowhere")
@@ -154,4 +154,4 @@ def test_ood_experiment_requires_the_pipeline_paths(capsys):
 
     assert main(["train", "experiment=mmdisco_landscape_audioldm_animatediff", "trainer=cpu", "logger=csv"]) == 2
     err = capsys.readouterr().err
-    assert "method.text_bases.audio" in err and "method.text_bases.video" in err
+    assert "method.bases.text.audio" in err and "method.bases.text.video" in err

@@ -150,10 +150,12 @@ def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tu
 def _start_checkpoints(method: DictConfig) -> list[str]:
     if method.get("init_from"):
         return [method.init_from]
-    if method.get("joint_base"):
-        return [method.joint_base]
-    if "bases" in method and not method.get("text_bases"):
-        return [method.bases[m] for m in ("audio", "video") if method.bases.get(m)]
+    bases = method.get("bases")
+    if bases is None or bases.get("text"):
+        return []
+    if bases.get("joint"):
+        return [bases.joint]
+    return [bases[m] for m in ("audio", "video") if bases.get(m)]
     return []
 
 

@@ -43,7 +43,7 @@ def run(overrides: list[str]) -> int:
         "experiment=mmdisco_vggsound_audioldm_animatediff", "trainer=cpu", "logger=csv", f"output_dir={root / 'run'}",
         f"data.real.store={root / 'store'}", f"data.fake_store={root / 'fake_cache'}", "data.real.batch_size=4",
         "data.real.num_workers=0", "data.real.persistent_workers=false", "data.real.pin_memory=false",
-        f"method.text_bases.audio={audioldm}", f"method.text_bases.video={animatediff}",
+        f"method.bases.text.audio={audioldm}", f"method.bases.text.video={animatediff}",
         "method.fake_cache.num=8", "method.fake_cache.batch_size=4", "method.fake_cache.steps=3",
         "model.base_channels=8", "model.channel_mult=[1]", "model.blocks_per_level=1", "model.head_dim=16",
         "model.time_embed_dim=16", "model.video_stem_stride=1", f"model.audio_channels={4 * TINY_N_MELS // 2}",

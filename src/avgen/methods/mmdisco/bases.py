@@ -6,6 +6,8 @@ grad) and called under `torch.no_grad()`, so nothing can ever backpropagate into
 - `load_checkpoint_denoiser`: any avgen checkpoint (a single-modal dual U-Net with coupling `none`, or a
   joint CMMD model used as a black box), rebuilt from the resolved config the checkpoint carries.
 - `IndependentBases`: two single-modal denoisers as one joint (factorised) denoiser: the "no joint" model.
+- `build_bases`: the part the module receives, from `method.bases` (checkpoints, a joint checkpoint, or text
+  pipelines).
 """
 
 from __future__ import annotations
@@ -41,6 +43,30 @@ def load_checkpoint_denoiser(path: str | Path) -> NetworkDenoiser:
                          "abar schedule), not flow-matching ones")
     prediction = get_class(cfg["method"]["_target_"]).prediction  # what the checkpoint's method trained for
     return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction=prediction))
+
+
+def build_bases(audio: str | None = None, video: str | None = None, joint: str | None = None,
+                text: dict | None = None) -> nn.Module:
+    """MMDisCo's frozen bases behind one interface, from the config's `method.bases`: two single-modal
+    checkpoints (`audio`, `video`), one joint checkpoint used as a black box (`joint`, e.g. a CMMD run; paper
+    §4.2 uses MM-Diffusion so), or local text-to-audio / text-to-video pipelines (`text`: {audio, video,
+    motion_adapter, dtype}; paper §4.3). A missing checkpoint is named with the command that trains it."""
+    if text:
+        from avgen.methods.mmdisco.text_bases import TextBases
+
+        return TextBases(**text)
+    needed = {"joint": joint} if joint else {"audio": audio, "video": video}
+    absent = {m: p for m, p in needed.items() if not p or not Path(p).is_file()}
+    if absent:
+        lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" if p else f"{m}: not set"
+                          for m, p in absent.items())
+        raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
+    if joint:
+        base = load_checkpoint_denoiser(joint)
+        if set(base.modalities) != {"audio", "video"}:
+            raise ValueError(f"method.bases.joint={joint} generates {base.modalities}, not audio and video")
+        return base
+    return IndependentBases({m: load_checkpoint_denoiser(p) for m, p in needed.items()})
 
 
 class IndependentBases(Denoiser):

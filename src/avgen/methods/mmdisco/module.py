@@ -20,7 +20,6 @@ from torch import Tensor, nn
 from avgen.data.clips import clips, first_clips
 from avgen.data.store import METADATA
 from avgen.methods.base import Method
-from avgen.methods.mmdisco.bases import IndependentBases, load_checkpoint_denoiser
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
 from avgen.methods.mmdisco.losses import denoising_errors, mmdisco_loss
@@ -51,20 +50,19 @@ class MMDisCoModule(Method):
         return {"discriminator_diagnostics": alignment_diagnostics(self.net, self.bases, real,
                                                                    audio_time_axis=axes["audio"])}
 
-    def __init__(self, net: nn.Module, bases: dict[str, str], optimizer: partial, fake_cache: dict[str, Any],
+    def __init__(self, net: nn.Module, bases: nn.Module, optimizer: partial, fake_cache: dict[str, Any],
                  use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
-                 guidance_scales: dict[str, float] | None = None, joint_base: str | None = None,
-                 guidance_min_alpha: float = 0.0, text_bases: dict[str, Any] | None = None,
+                 guidance_scales: dict[str, float] | None = None, guidance_min_alpha: float = 0.0,
                  cfg_scales: dict[str, float] | None = None, text_dropout: float = 0.1):
+        """net: the discriminator; bases: the frozen bases, built (`bases.build_bases`): a joint denoiser
+        (two checkpoints or one joint one) or text bases (`TextBases`, prompted per batch)."""
         super().__init__()
         self.net = net  # the discriminator
-        self.needs_prompts = bool(text_bases and (text_bases.get("audio") or text_bases.get("video")))
+        self.needs_prompts = isinstance(bases, TextBases)
         self.cfg_scales, self.text_dropout = dict(cfg_scales or {"audio": 1.0, "video": 1.0}), text_dropout
         if self.needs_prompts:  # out of domain: pretrained text-to-audio / text-to-video pipelines (paper §4.3)
-            self.bases = TextBases(**text_bases)
-            check_text_dims(net, self.bases)
-        else:
-            self.bases = self._checkpoint_bases(bases, joint_base)
+            check_text_dims(net, bases)
+        self.bases = bases
         self.modalities = ("audio", "video") if self.needs_prompts else tuple(self.bases.modalities)
         self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
@@ -72,21 +70,6 @@ class MMDisCoModule(Method):
         self.guidance_min_alpha = guidance_min_alpha
         if not (use_disc or use_dsm):
             raise ValueError("at least one of use_disc and use_dsm must be on")
-
-    @staticmethod
-    def _checkpoint_bases(bases: dict[str, str], joint_base: str | None):
-        # a joint checkpoint (e.g. CMMD) as the black box (paper §4.2 uses MM-Diffusion so), else one per modality
-        needed = {"joint": joint_base} if joint_base else dict(bases)
-        missing = {m: p for m, p in needed.items() if not Path(p).is_file()}
-        if missing:
-            lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" for m, p in missing.items())
-            raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
-        if joint_base:
-            joint = load_checkpoint_denoiser(joint_base)
-            if set(joint.modalities) != {"audio", "video"}:
-                raise ValueError(f"joint_base={joint_base} generates {joint.modalities}, not audio and video")
-            return joint
-        return IndependentBases({m: load_checkpoint_denoiser(p) for m, p in bases.items()})
 
     def bound(self, prompts: list[str], dropout: float = 0.0, cfg: bool = False):
         """The bases (and the discriminator's text input) for one batch: text bases bound to the batch's

@@ -119,7 +119,7 @@ class AudioLDMBase(TextBase):
         from diffusers import UNet2DConditionModel
         from transformers import ClapTextModelWithProjection
 
-        path = check_layout(path, "audioldm", "method.text_bases.audio")
+        path = check_layout(path, "audioldm", "method.bases.text.audio")
         super().__init__(path, dtype)
         self.unet = freeze(UNet2DConditionModel.from_pretrained(path / "unet", torch_dtype=self.dtype))
         self.text_encoder = freeze(ClapTextModelWithProjection.from_pretrained(path / "text_encoder"))
@@ -141,7 +141,7 @@ class AnimateDiffBase(TextBase):
         from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
         from transformers import CLIPTextModel
 
-        path = check_layout(path, "animatediff", "method.text_bases.video")
+        path = check_layout(path, "animatediff", "method.bases.text.video")
         super().__init__(path, dtype)
         kind = json.loads((path / "unet" / "config.json").read_text()).get("_class_name")
         if kind == "UNetMotionModel":
@@ -149,8 +149,8 @@ class AnimateDiffBase(TextBase):
         else:  # an SD pipeline plus a motion adapter
             adapter = Path(motion_adapter) if motion_adapter else path / "motion_adapter"
             if not (adapter / "config.json").is_file():
-                raise ValueError(f"method.text_bases.video={path}: unet/ is a {kind}, so a MotionAdapter is needed: "
-                                 f"none at {adapter} (set method.text_bases.motion_adapter)")
+                raise ValueError(f"method.bases.text.video={path}: unet/ is a {kind}, so a MotionAdapter is needed: "
+                                 f"none at {adapter} (set method.bases.text.motion_adapter)")
             unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(path / "unet"),
                                                MotionAdapter.from_pretrained(adapter))
         self.unet = freeze(unet.to(self.dtype))
