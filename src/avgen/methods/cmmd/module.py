@@ -38,6 +38,8 @@ class CMMDModule(Method):
     @staticmethod
     def variant(cfg: DictConfig) -> str:
         parts = [f"coupling={cfg.model.get('coupling')}", f"eta={cfg.method.get('eta')}"]
+        if cfg.method.get("eta") and cfg.method.get("negative_noise") == "independent":  # the Algorithm 1 ablation
+            parts.append("negative_noise=independent")
         if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
             parts.insert(0, f"{cfg.model.modalities[0]} only")
         return ", ".join(parts)
