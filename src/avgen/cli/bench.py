@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -31,6 +30,7 @@ from avgen.cli.bench_mmdisco import bench_mmdisco
 from avgen.config import load_config
 from avgen.utils.io import write_json
 from avgen.utils.threads import free_cores, set_torch_threads
+from avgen.utils.timing import interleaved
 
 
 def bench_data(cfg: DictConfig) -> dict[str, float]:
@@ -91,8 +91,7 @@ def bench_unet(cfg: DictConfig) -> dict[str, float]:
     def call(net, t):
         return lambda: net(x, t)
     with torch.inference_mode():
-        interleaved({name: call(*nt) for name, nt in nets.items()}, 2)  # warm-up
-        times = interleaved({name: call(*nt) for name, nt in nets.items()}, cfg.unet_repeats)
+        times = interleaved({name: call(*nt) for name, nt in nets.items()}, cfg.unet_repeats, warmup=2)
     results = medians(times, "")
     for family, base in (("unet", "none"), ("dit", "none")):
         for coupling in (("easy_fusion", "rs_mma") if family == "unet" else ("joint", "cross")):
@@ -101,18 +100,6 @@ def bench_unet(cfg: DictConfig) -> dict[str, float]:
             results[name] = results[f"{family}_ms_per_fe_{coupling}"] / results[f"{family}_ms_per_fe_{base}"] - 1
             results[f"{name}_spread"] = max(ratios) - min(ratios)  # of the per-round ratios
     return results
-
-
-def interleaved(fns: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
-    """Seconds of each function, measured in turns (A, B, A, B, ...): load drifting during the run hits every
-    side alike, so the ratios of their medians survive a busy machine."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def bench_vocoder(cfg: DictConfig) -> dict[str, float]:

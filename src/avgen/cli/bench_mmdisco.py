@@ -15,7 +15,6 @@ modality; the discriminator is configs/model/<bench.discriminator_model>.
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Callable
 
 import torch
@@ -30,20 +29,9 @@ from avgen.methods.mmdisco.bases import IndependentBases
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance
 from avgen.methods.mmdisco.losses import mmdisco_loss
 from avgen.sampling.samplers import sample
+from avgen.utils.timing import interleaved
 
 SHAPES = {"video": (18, 4, 16, 16), "audio": (80, 112)}
-
-
-def _interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
@@ -76,14 +64,14 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
         loss.backward()
         disc_opt.step()
 
-    steps = _interleaved({"finetune": finetune_step, "disc": disc_step}, cfg.mmdisco_repeats)
+    steps = interleaved({"finetune": finetune_step, "disc": disc_step}, cfg.mmdisco_repeats, warmup=1)
     base_opt.zero_grad(set_to_none=True)
 
     def sampling(scale: float) -> Callable[[], None]:
         denoiser = DiscriminatorGuidance(bases, disc, {m: scale for m in SHAPES})
         return lambda: sample(denoiser, {m: x.clone() for m, x in fake.items()}, "dpm_solver", cfg.mmdisco_sampling_steps)
 
-    runs = _interleaved({"unguided": sampling(0.0), "guided": sampling(1.0)}, cfg.mmdisco_repeats)
+    runs = interleaved({"unguided": sampling(0.0), "guided": sampling(1.0)}, cfg.mmdisco_repeats, warmup=1)
     med = {k: statistics.median(v) for k, v in {**steps, **runs}.items()}
     step_ratios = [d / f for d, f in zip(steps["disc"], steps["finetune"])]
     overheads = [g / u - 1 for g, u in zip(runs["guided"], runs["unguided"])]

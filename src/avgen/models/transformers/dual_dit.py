@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avgen.models.modalities import MODALITIES, check_modalities
 from avgen.models.transformers.rotary import apply_rotary, rotary_angles
 from avgen.models.unets.blocks import timestep_embedding, zero_init
 
-MODALITIES = ("audio", "video")
 COUPLINGS = ("joint", "cross", "none")
 
 
@@ -155,13 +155,7 @@ class DualStreamDiT(nn.Module):
         rope_base: float = 10000.0,
     ):
         super().__init__()
-        modalities = tuple(modalities)
-        if not modalities or any(m not in MODALITIES for m in modalities):
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
-        if coupling not in COUPLINGS:
-            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
-        if coupling != "none" and len(modalities) < 2:
-            raise ValueError(f"coupling {coupling!r} needs both modalities; a single-modal model uses 'none'")
+        modalities = check_modalities(modalities, coupling, COUPLINGS)
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         head_dim = width // heads

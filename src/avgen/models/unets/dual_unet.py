@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avgen.models.modalities import MODALITIES, check_modalities
 from avgen.models.unets.blocks import (AudioAttention, Downsample, ResBlock, Upsample, VideoAttention, group_norm,
                                        spatial_conv, timestep_embedding, zero_init)
 from avgen.models.unets.couplings import (COUPLINGS, RandomShiftCrossAttention, audio_per_frame,
                                           video_per_audio_step)
 
-MODALITIES = ("audio", "video")
 
 
 class Branch(nn.Module):
@@ -95,13 +95,7 @@ class DualUNet(nn.Module):
         video_patch_size: int = 1,          # >1: space-to-depth of each frame before the U-Net (CPU configs)
     ):
         super().__init__()
-        modalities = tuple(modalities)
-        if not modalities or any(m not in MODALITIES for m in modalities):
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
-        if coupling not in COUPLINGS:
-            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
-        if coupling != "none" and len(modalities) < 2:
-            raise ValueError(f"coupling {coupling!r} needs both modalities; a single-modal model uses 'none'")
+        modalities = check_modalities(modalities, coupling, COUPLINGS)
         self.modalities, self.coupling = modalities, coupling
         self.levels = len(channel_mult)
         self.base_channels = base_channels

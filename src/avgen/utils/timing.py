@@ -1,0 +1,21 @@
+"""Timings that survive a busy machine: functions measured in turns (A, B, A, B, ...), so load drifting
+during the run hits every side alike and the ratios of their medians hold."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 0) -> dict[str, list[float]]:
+    """Seconds of each function per round, after `warmup` untimed rounds."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
