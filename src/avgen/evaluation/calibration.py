@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from avgen.metrics.stats import paired_difference, sums
+from avgen.metrics.stats import calibration_entry, paired_difference, sums
 from avgen.metrics.synthetic import (STATISTICS, Protocol, SyntheticProbe, calibrated_scores, pair_columns,
                                      read_clips, to_frames_01)
 
@@ -54,17 +54,10 @@ def synthetic_report(probe: SyntheticProbe, pairs: dict[str, np.ndarray], protoc
     scores = calibrated_scores(probe, videos, mels, protocol, seed)
     out: dict[str, Any] = {f"{prefix}{k}": v for k, v in scores.values.items()}
     out["intervals"] = {f"{prefix}{k}": list(v) for k, v in scores.intervals.items()}
-    calibration = {}
-    for k, value in scores.values.items():
-        entry: dict[str, float] = {"shifted_floor": scores.shifted_floors[k]}
-        if k in scores.floors:
-            entry.update(floor=scores.floors[k][0], floor_std=scores.floors[k][1])
-        if ceiling is not None:
-            entry["ceiling"] = ceiling[k]
-            if "floor" in entry and ceiling[k] - entry["floor"] > 1e-9:
-                entry["normalised"] = (value - entry["floor"]) / (ceiling[k] - entry["floor"])
-        calibration[f"{prefix}{k}"] = entry
-    out["calibration"] = calibration
+    out["calibration"] = {
+        f"{prefix}{k}": calibration_entry(value, *scores.floors.get(k, (None, None)), scores.shifted_floors[k],
+                                          ceiling[k] if ceiling is not None else None)
+        for k, value in scores.values.items()}
     for k in ("temporal_alignment", "semantic_agreement"):  # the original single-shuffle chance level, as before
         if k in scores.shuffled:
             out[f"{prefix}{k}_shuffled"] = scores.shuffled[k]

@@ -19,6 +19,7 @@ from avgen.evaluation.generation import (conditional_pairs, generate_pairs, guid
 from avgen.evaluation.plan import metric_plan
 from avgen.evaluation.report import dataset_name, method_name, variant
 from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
+from avgen.metrics.stats import calibration_entry
 from avgen.metrics.synthetic import Protocol, SyntheticProbe
 from avgen.utils.io import write_json
 from avgen.sampling.decode import AudioDecoder
@@ -163,12 +164,9 @@ def media_metrics(names: list[str], generated: dict[str, list], reference: dict[
         for name, value in metric.compute().items():
             out[name] = float(value)
         for name, cal in metric.calibrated(seed, ev.synthetic.num_derangements).items():
-            out["intervals"][name] = list(cal.pop("interval"))
-            if name in real:
-                cal["ceiling"] = real[name]
-                if "floor" in cal and real[name] - cal["floor"] > 1e-9:
-                    cal["normalised"] = (out[name] - cal["floor"]) / (real[name] - cal["floor"])
-            out["calibration"][name] = cal
+            out["intervals"][name] = list(cal["interval"])
+            out["calibration"][name] = calibration_entry(out[name], cal.get("floor"), cal.get("floor_std"),
+                                                         ceiling=real.get(name))
             out["protocol"][name] = {**common, "model_rate": ev.imagebind.model_rate, "scale": 1,
                                      "extractor": {m: fingerprint(p) for m, p in paths.items() if p}}
     return {k: v for k, v in out.items() if v != {}}

@@ -14,7 +14,7 @@ import numpy as np
 
 from avgen.metrics.av_align import av_align_iou, flow_peaks, onset_times
 from avgen.metrics.beats import beat_hits, beat_times
-from avgen.metrics.stats import bootstrap_interval, derangements, safe_div
+from avgen.metrics.stats import bootstrap_interval, calibration_entry, derangements, safe_div
 
 
 @dataclass
@@ -28,14 +28,7 @@ class Calibrated:
     columns: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     def calibration(self) -> dict[str, float]:
-        out = {"shifted_floor": self.shifted_floor}
-        if self.floor is not None:
-            out.update(floor=self.floor, floor_std=self.floor_std)
-        if self.ceiling is not None:
-            out["ceiling"] = self.ceiling
-            if self.floor is not None and self.ceiling - self.floor > 1e-9:
-                out["normalised"] = (self.value - self.floor) / (self.ceiling - self.floor)
-        return out
+        return calibration_entry(self.value, self.floor, self.floor_std, self.shifted_floor, self.ceiling)
 
 
 def _floors(score_pairs, n: int, num_derangements: int, seed: int) -> tuple[float | None, float | None]:

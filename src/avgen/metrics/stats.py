@@ -96,3 +96,14 @@ def derangements(n: int, count: int, seed: int = 0) -> np.ndarray:
         if not np.any(perm == np.arange(n)):
             out.append(perm)
     return np.stack(out)
+
+
+def calibration_entry(value: float, floor: float | None = None, floor_std: float | None = None,
+                      shifted_floor: float | None = None, ceiling: float | None = None) -> dict[str, float]:
+    """A metric's `calibration` entry: the floors and ceiling known for it, and, where both a floor and a
+    ceiling above it are known, normalised = (value - floor) / (ceiling - floor): 0 at chance, 1 at real data."""
+    out = {k: v for k, v in (("floor", floor), ("floor_std", floor_std), ("shifted_floor", shifted_floor),
+                             ("ceiling", ceiling)) if v is not None}
+    if floor is not None and ceiling is not None and ceiling - floor > 1e-9:
+        out["normalised"] = (value - floor) / (ceiling - floor)
+    return out
