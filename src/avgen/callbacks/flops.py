@@ -22,7 +22,7 @@ class TrainingFlops(L.Callback):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every, self.enabled = every_n_steps, enabled
-        self.total, self.counted_steps, self.counted_flops = 0.0, 0, 0.0
+        self.total, self.counted_steps = 0.0, 0
         self._mode = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
@@ -39,7 +39,6 @@ class TrainingFlops(L.Callback):
         self._mode = None
         self.total += flops * self.every
         self.counted_steps += 1
-        self.counted_flops += flops
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self._mode is not None:
@@ -52,13 +51,12 @@ class TrainingFlops(L.Callback):
             return {}
         # the sampled total covers steps up to the next multiple of every_n_steps: scale it to `steps`
         covered = self.counted_steps * self.every
-        total = self.total * min(1.0, steps / covered) if covered else self.total
+        total = self.total * min(1.0, steps / covered)
         return {"gflops_per_step": total / max(steps, 1) / 1e9, "train_tflops": total / 1e12}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "counted_steps": self.counted_steps, "counted_flops": self.counted_flops}
+        return {"total": self.total, "counted_steps": self.counted_steps}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.total = state_dict["total"]
         self.counted_steps = state_dict["counted_steps"]
-        self.counted_flops = state_dict["counted_flops"]
