@@ -244,6 +244,7 @@ def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec
         generated, real = audio_dec.batch(pairs["audio"]), audio_dec.batch(pairs["reference"])
         fps = rep_metadata(dm)[0]["fps"]
         section: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}
+        decoding = decoding_protocol(cfg, dm, audio_dec)
         for tolerance in (0.1, 0.5):
             name = f"v2a_beat_hit_rate_{int(round(tolerance * 1000))}ms"
             score = calibrated_beat_hit_rate(generated, real, audio_dec.sample_rate, tolerance, seed=cfg.evaluate.seed,
@@ -254,6 +255,6 @@ def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec
             section["calibration"][name] = score.calibration()
             section["protocol"][name] = {"num_samples": len(generated), "tolerance_seconds": tolerance,
                                          "shift_seconds": cfg.evaluate.synthetic.shift_frames / fps,
-                                         "extractor": "librosa beat_track", **decoding_protocol(cfg, dm, audio_dec)}
+                                         "extractor": "librosa beat_track", **decoding}
         merge(out, section)
     return out
