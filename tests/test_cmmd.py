@@ -12,7 +12,8 @@ from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.module import CMMDModule, step_decay
 from avgen.data.clips import narrow_time
-from avgen.methods.cmmd.negatives import NegativeSampler, partner_permutation, segment_swap, time_shift
+from avgen.data.clips import time_shift
+from avgen.methods.cmmd.negatives import NegativeSampler, partner_permutation, segment_swap
 from avgen.models.unets.dual_unet import DualUNet
 from avgen.sampling.guidance import ReconstructionGuidance
 from avgen.sampling.samplers import initial_noise

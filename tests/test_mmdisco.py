@@ -244,13 +244,37 @@ def test_alignment_diagnostics(head):
 
 def test_deranged_fakes_are_real_clips_with_another_clips_audio():
     """data.fakes=deranged: the same marginals as real pairs, no pair aligned (every audio moved to another clip)."""
-    from avgen.data.real_fake import DerangedPairs
+    from avgen.data.real_fake import AlignmentFakes
 
     video = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1, 1).expand(4, 8, 3, 2, 2).clone()
     audio = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 5, 12).clone()
     batch = {"video": video, "audio": audio, "margin": {"video": 1, "audio": 2},
              "time_axis": {"video": 1, "audio": 2}, "label": torch.arange(4)}
-    (fake,) = list(DerangedPairs([batch]))
+    (fake,) = list(AlignmentFakes([batch], "deranged"))
     assert fake["video"].shape == (4, 6, 3, 2, 2) and fake["audio"].shape == (4, 5, 8)  # centred
     ids_v, ids_a = fake["video"][:, 0, 0, 0, 0], fake["audio"][:, 0, 0]
     assert not torch.any(ids_v == ids_a) and sorted(ids_a.tolist()) == [0, 1, 2, 3]
+
+
+def test_shifted_fakes_are_real_clips_with_their_own_audio_displaced():
+    """data.fakes=shifted: each clip's own audio, displaced by 2-4 video frames either way inside its context
+    (converted to audio frames), drawn from the clip ids so that a resumed run draws the same shifts."""
+    from avgen.data.real_fake import AlignmentFakes
+
+    b, margin_a = 64, 8  # audio: 2 frames per video frame; 4 video frames of context
+    video = torch.arange(b, dtype=torch.float32).reshape(b, 1, 1, 1, 1).expand(b, 20, 3, 2, 2).clone()
+    frames = torch.arange(40, dtype=torch.float32)
+    audio = (1000 * torch.arange(b, dtype=torch.float32)[:, None, None] + frames).expand(b, 5, 40).clone()
+    batch = {"video": video, "audio": audio, "margin": {"video": 4, "audio": margin_a},
+             "time_axis": {"video": 1, "audio": 2}, "seconds_per_frame": {"video": 0.125, "audio": 0.0625},
+             "id": [f"clip{i}" for i in range(b)], "label": torch.arange(b)}
+    fakes = AlignmentFakes([batch], "shifted", (2, 4), seed=0)
+    (fake,) = list(fakes)
+    assert fake["video"].shape == (b, 12, 3, 2, 2) and fake["audio"].shape == (b, 5, 24)
+    assert torch.equal(fake["video"][:, 0, 0, 0, 0], torch.arange(b, dtype=torch.float32))
+    own = fake["audio"][:, 0, 0] // 1000
+    shift = fake["audio"][:, 0, 0] % 1000 - margin_a  # audio frames moved
+    assert torch.equal(own, torch.arange(b, dtype=torch.float32))  # its own audio, nobody else's
+    assert set(shift.abs().tolist()) == {4.0, 6.0, 8.0} and (shift > 0).any() and (shift < 0).any()
+    assert torch.equal(fakes.shifts(batch), list(AlignmentFakes([batch], "shifted", (2, 4), seed=0))[0]["audio"][:, 0, 0]
+                       .long() % 1000 - margin_a)  # the same batch draws the same shifts

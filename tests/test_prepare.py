@@ -40,12 +40,13 @@ def test_click_and_flash_land_in_the_right_frames(tmp_path, fps, sample_rate, ch
     assert report["clips_written"] == 1, report["skipped"]
     store = Store(tmp_path / "store")
     t0 = store.manifest[0]["start"] - WINDOW.margin_seconds  # time of stored frame 0
-    assert t0 == pytest.approx(0.0)  # the first clip starts one margin into the file
+    # the first window starts the mel's half STFT window (256 samples) into the file: its edge frames see signal
+    assert t0 == pytest.approx(256 / 16000)
 
     video = store.array("video_pixels")[0].astype(np.float32)  # (F, C, H, W)
     bright = video.mean(axis=(1, 2, 3))
-    # stored frame k shows the source frame on screen at t0 + k / 10
-    assert int(np.argmax(bright)) == int(np.floor((flash_time - t0) * 10 + 1e-6))
+    # stored frame k shows the source frame on screen at t0 + k / 10: the first at or after the flash's start
+    assert int(np.argmax(bright)) == int(np.ceil((flash_time - t0) * 10 - 1e-6))
     assert bright.max() > 0.5 and np.sort(bright)[-2] < -0.5  # exactly one bright frame
 
     mel = store.array("audio_mel")[0].astype(np.float32)  # (n_mels, T)
@@ -169,6 +170,29 @@ def test_unwritable_out_fails_before_work(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(PermissionError, match="not writable"):
         prepare(FolderAdapter(), tmp_path, tmp_path / "file" / "store", REPS, WINDOW, workers=1, progress=False)
+
+
+def test_windowing_keeps_its_edge_from_the_file_ends():
+    w = Windowing(clip_seconds=1.0, margin_seconds=0.25, edge_seconds=0.125)
+    assert w.starts(3.0) == pytest.approx([0.375, 1.375])  # windows [0.125, 1.625], [1.125, 2.625] <= 2.875
+    assert w.starts(2.7, context=0.2) == pytest.approx([0.45])  # the representations' context wins if larger
+    assert w.starts(10.0, lo=2.0) [0] == pytest.approx(2.25)  # an annotated start inside the file: no edge
+    assert w.starts(1.7) == []  # 1.5 s window + 2 x 0.125 edge does not fit
+    with pytest.raises(ValueError, match="edge_seconds"):
+        Windowing(1.0, 0.25, edge_seconds=-1.0)
+
+
+def test_a_mel_window_at_any_position_equals_the_whole_files_mel(tmp_path):
+    """The mel is computed on a padded segment and cropped: the frames at a window's ends equal the same frames
+    of a window elsewhere, not the zero-padded frames of a centred STFT at the window's edge."""
+    from avgen.data.media import MediaFile
+
+    path = av_clip(tmp_path / "a.mp4", frames=75, click_at=1.0)
+    media, mel = MediaFile(path), REPS["audio_mel"]
+    whole = mel.compute(media, 0.3, 2.0)  # frames at 0.30 + k * 0.01
+    part = mel.compute(media, 0.9, 0.5)  # frames at 0.90 + k * 0.01: frame 60 of `whole` onwards
+    np.testing.assert_allclose(part, whole[:, 60:110], atol=1e-4)
+    assert mel.context_seconds == pytest.approx(256 / 16000) and REPS["video_pixels"].context_seconds == 0
 
 
 def test_windowing_long_videos():

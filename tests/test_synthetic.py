@@ -64,9 +64,24 @@ def test_audio_onsets_are_exactly_at_the_bounces():
         before = np.abs(audio[max(k - 200, 0):k]).max()
         after = np.abs(audio[k:k + 200]).max()
         assert after > 0.3 and after > 20 * before or before > 0.05  # a tone starts at the bounce
-    # first event: silence (noise floor) before it
+    # without pre-roll, silence (the noise floor) before the first bounce
+    truth, _, audio = make_clip(SyntheticConfig(preroll=0.0), "train", 3)
     k0 = int(truth.event_times[0] * sr)
     assert np.abs(audio[: max(k0 - 1, 1)]).max() < 0.02
+
+
+def test_a_file_starts_mid_motion_as_loud_as_later():
+    """The pre-roll: earlier tones ring into the first samples, so a file's start is no quieter than its middle
+    (a quiet start let a time-shifted negative be told from its audio alone)."""
+
+    def start_over_middle(cfg: SyntheticConfig) -> float:
+        rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))
+        n = int(0.25 * cfg.sample_rate)
+        clips = [make_clip(cfg, "train", i)[2] for i in range(64)]
+        return np.mean([rms(a[:n]) for a in clips]) / np.mean([rms(a[cfg.sample_rate:cfg.sample_rate + n]) for a in clips])
+
+    assert start_over_middle(SyntheticConfig(preroll=0.0)) < 0.7  # 0.58
+    assert 0.8 < start_over_middle(SyntheticConfig()) < 1.25  # 1.10
 
 
 def test_ball_touches_a_wall_at_each_bounce():
@@ -95,7 +110,7 @@ def test_mp4_is_real_h264_aac(tmp_path):
     generate(SyntheticConfig(num_train=1, num_test=0), tmp_path, workers=1, progress=False)
     media = MediaFile(tmp_path / "train" / "train_000000.mp4")
     assert media.info.fps == 24 and media.info.width == 64 and media.info.sample_rate == 16000
-    assert abs(media.info.video_duration - 2.75) < 0.05
+    assert abs(media.info.video_duration - SyntheticConfig().duration) < 0.05
     import av
 
     with av.open(str(tmp_path / "train" / "train_000000.mp4")) as c:

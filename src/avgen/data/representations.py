@@ -8,6 +8,9 @@ them to the stored form.
 Time conventions (docs/methods.md#conventions): `t0` is the start of the stored window (clip start minus the margin) on the
 video's time axis. Video frame k shows the source frame on screen at `t0 + k / fps`. Mel frame k is centred
 at `t0 + k * hop / sample_rate` (librosa `center=True`). Waveform sample k is at `t0 + k / sample_rate`.
+A mel's STFT reads half a window beyond each end of the stored window (`context_seconds`): it is computed on
+that padded segment and cropped, so the frames at a window's ends see the signal, as every other frame does,
+not padding; the windowing keeps that context inside the file (`Windowing.starts`).
 The seconds per frame of each time axis go into the store metadata; nothing downstream infers them from
 shapes.
 """
@@ -38,6 +41,11 @@ class Representation:
     def seconds_per_frame(self) -> float:
         raise NotImplementedError
 
+    @property
+    def context_seconds(self) -> float:
+        """Source read beyond each end of a window (a centred STFT's half window); 0 for frames and samples."""
+        return 0.0
+
     def num_frames(self, seconds: float) -> int:
         """Frames covering `seconds` (floor: a frame is stored only if its start lies inside)."""
         return int(math.floor(seconds / self.seconds_per_frame + 1e-6))
@@ -59,6 +67,13 @@ class Representation:
             "seconds_per_frame": self.seconds_per_frame,
             "dtype": self.dtype,
         }
+
+
+def padded_audio(media: MediaFile, sample_rate: int, n_fft: int, t0: float, seconds: float) -> np.ndarray:
+    """The audio of [t0 - n_fft // 2, t0 + seconds + n_fft) samples: an STFT of it with `center=False` has frame k
+    centred at `t0 + k * hop / sample_rate`, like `center=True` on the window, but over signal, not padding."""
+    pad = n_fft // 2
+    return media.audio(sample_rate, t0 - pad / sample_rate, seconds + (pad + n_fft) / sample_rate)
 
 
 def load_vae(path: str | Path, device: str, what: str):
@@ -186,10 +201,14 @@ class AudioLogMel(Representation):
     def seconds_per_frame(self) -> float:
         return self.hop_length / self.sample_rate
 
-    def mel_power(self, wav: np.ndarray) -> np.ndarray:
+    @property
+    def context_seconds(self) -> float:
+        return (self.n_fft // 2) / self.sample_rate
+
+    def mel_power(self, wav: np.ndarray, center: bool = True) -> np.ndarray:
         return librosa.feature.melspectrogram(
             y=wav, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
-            fmin=self.fmin, fmax=self.fmax, power=2.0, center=True,
+            fmin=self.fmin, fmax=self.fmax, power=2.0, center=center,
         )
 
     def normalise(self, power: np.ndarray) -> np.ndarray:
@@ -202,13 +221,15 @@ class AudioLogMel(Representation):
         return 10.0 ** (db / 10.0)
 
     def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
-        wav = media.audio(self.sample_rate, t0, seconds)
-        return self.normalise(self.mel_power(wav))[:, : self.num_frames(seconds)].astype(np.float32)
+        wav = padded_audio(media, self.sample_rate, self.n_fft, t0, seconds)
+        power = self.mel_power(wav, center=False)[:, : self.num_frames(seconds)]
+        return self.normalise(power).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sample_rate": self.sample_rate, "n_mels": self.n_mels,
                 "n_fft": self.n_fft, "hop_length": self.hop_length, "fmin": self.fmin, "fmax": self.fmax,
-                "min_db": self.min_db, "max_db": self.max_db, "range": [-1.0, 1.0], "center": True}
+                "min_db": self.min_db, "max_db": self.max_db, "range": [-1.0, 1.0], "center": True,
+                "stft_context": "signal"}
 
 
 class AudioWaveform(Representation):
@@ -272,17 +293,21 @@ class AudioLDMLatents(Representation):
     def seconds_per_frame(self) -> float:
         return self.downsample * self.hop_length / self.sample_rate
 
-    def log_mel(self, wav: np.ndarray) -> np.ndarray:
+    @property
+    def context_seconds(self) -> float:
+        return (self.n_fft // 2) / self.sample_rate
+
+    def log_mel(self, wav: np.ndarray, center: bool = True) -> np.ndarray:
         """AudioLDM's log-magnitude mel: (n_mels, frames)."""
         mel = librosa.feature.melspectrogram(y=wav, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
                                              n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, power=1.0,
-                                             center=True)
+                                             center=center)
         return np.log(np.maximum(mel, 1e-5))
 
     def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
-        wav = media.audio(self.sample_rate, t0, seconds)
+        wav = padded_audio(media, self.sample_rate, self.n_fft, t0, seconds)
         frames = self.num_frames(seconds) * self.downsample
-        return self.log_mel(wav)[:, :frames].T.astype(np.float32)  # (n_mels, T) -> (T, n_mels), AudioLDM's layout
+        return self.log_mel(wav, center=False)[:, :frames].T.astype(np.float32)  # (n_mels, T) -> (T, n_mels), AudioLDM's layout
 
     @torch.no_grad()
     def finalize(self, batch: np.ndarray) -> np.ndarray:
@@ -297,4 +322,5 @@ class AudioLDMLatents(Representation):
         return {**super().describe(), "encoder": "AudioLDM AutoencoderKL", "vae_path": self.vae_path,
                 "sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "fmin": self.fmin, "fmax": self.fmax,
-                "downsample": self.downsample, "scaling_factor": self.scaling_factor, "range": None}
+                "downsample": self.downsample, "scaling_factor": self.scaling_factor, "range": None,
+                "stft_context": "signal"}

@@ -3,7 +3,10 @@
 Each clip shows one coloured ball moving horizontally on a dark background. It bounces off the left and
 right walls; the speed is redrawn at every bounce, so the bounce times are irregular. Every bounce makes a
 decaying tone start at exactly that time (temporal correspondence), and the ball's colour class fixes the
-tone's pitch (semantic correspondence). The ground truth (bounce times, class, colour, pitch) is written
+tone's pitch (semantic correspondence). The motion is simulated from `preroll` seconds before the file's
+first sample, so the file starts mid-motion with the tails of earlier tones ringing: its first seconds look
+and sound like any other (a file that starts silent would let a time-shifted negative be recognised from its
+audio alone, without looking at the video). The ground truth (bounce times, class, colour, pitch) is written
 beside each mp4 as a JSON sidecar.
 
 Clips are real mp4 files (H.264 + AAC via PyAV) at ordinary rates so that the preparation path decodes them
@@ -57,7 +60,7 @@ class SyntheticConfig:
     num_val: int = 0                 # clips in the validation split (settings are chosen there, never on test)
     seed: int = 0                    # base seed; clip i of split s uses (seed, s, i)
     num_classes: int = 4             # K colour/pitch classes (at most len(CLASS_COLOURS))
-    duration: float = 2.75           # seconds per clip (covers the 1.5 s window plus 0.5 s margins)
+    duration: float = 3.0            # seconds per clip (the 1.5 s window, 0.5 s margins, edges, slack)
     fps: int = 24                    # video frame rate of the mp4
     size: int = 64                   # square frame side in pixels (even: H.264 4:2:0)
     sample_rate: int = 16000         # audio rate of the mp4
@@ -68,6 +71,7 @@ class SyntheticConfig:
     noise_floor: float = 0.002       # std of the clean background noise
     background: float = 0.08         # grey level of the background
     crf: int = 12                    # H.264 quality (low = near lossless)
+    preroll: float = 2.0             # seconds simulated before the first sample (several bounces: no quiet start)
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_classes <= len(CLASS_COLOURS):
@@ -77,6 +81,8 @@ class SyntheticConfig:
         lo, hi = self.bounce_interval
         if not 0 < lo <= hi:
             raise ValueError(f"bounce_interval must satisfy 0 < low <= high, got {self.bounce_interval}")
+        if self.preroll < 0:
+            raise ValueError(f"preroll must be >= 0 seconds, got {self.preroll}")
 
 
 @dataclass
@@ -88,21 +94,21 @@ class ClipTruth:
     label: int
     colour: str
     pitch_hz: float
-    event_times: list[float]              # seconds from the first video frame
+    event_times: list[float]              # seconds from the first video frame (bounces inside the file)
     y: float                              # vertical centre, fraction of the frame side
     positions: list[float] = field(repr=False)  # x centre per video frame, fraction of frame side
 
 
 def _trajectory(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """x(t) of the ball at every video frame time, and the exact wall-hit times."""
+    """x(t) of the ball at every video frame time, and the exact wall-hit times (from -preroll on)."""
     r = cfg.ball_radius
     left, right = r, 1.0 - r
     travel = right - left
     x = rng.uniform(left, right)
     direction = rng.choice([-1.0, 1.0])
-    t = 0.0
+    t = -cfg.preroll
     events: list[float] = []
-    knots_t, knots_x = [0.0], [x]
+    knots_t, knots_x = [t], [x]
     while t < cfg.duration:
         interval = rng.uniform(*cfg.bounce_interval)
         speed = travel / interval  # a full wall-to-wall crossing takes `interval` seconds
@@ -130,7 +136,8 @@ def render_video(cfg: SyntheticConfig, xs: np.ndarray, y: float, colour: np.ndar
 
 
 def render_audio(cfg: SyntheticConfig, events: list[float], pitch: float, rng: np.random.Generator) -> np.ndarray:
-    """Decaying tones starting exactly at the events, over a clean noise floor: (samples,) float32."""
+    """Decaying tones starting exactly at the events (earlier ones ring into the file), over a clean noise
+    floor: (samples,) float32."""
     n = round(cfg.duration * cfg.sample_rate)
     t = np.arange(n) / cfg.sample_rate
     wav = rng.normal(0.0, cfg.noise_floor, n)
@@ -152,7 +159,7 @@ def make_clip(cfg: SyntheticConfig, split: str, index: int) -> tuple[ClipTruth, 
     audio = render_audio(cfg, events, pitch, rng)
     truth = ClipTruth(
         clip_id=f"{split}_{index:06d}", split=split, label=label, colour=CLASS_NAMES[label], pitch_hz=pitch,
-        event_times=[float(e) for e in events], y=y, positions=[float(x) for x in xs],
+        event_times=[float(e) for e in events if e >= 0], y=y, positions=[float(x) for x in xs],
     )
     return truth, frames, audio
 

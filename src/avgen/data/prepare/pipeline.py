@@ -43,17 +43,28 @@ class Windowing:
     margin_seconds: float = 0.0    # context stored on each side of a clip
     stride_seconds: float | None = None  # distance between clip starts; None = clip_seconds
     max_clips_per_source: int | None = None
+    edge_seconds: float = 0.0      # least distance of a stored window from a file's ends (at least the context)
 
     def __post_init__(self) -> None:
-        if self.clip_seconds <= 0 or self.margin_seconds < 0:
-            raise ValueError(f"need clip_seconds > 0 and margin_seconds >= 0, got {self}")
+        if self.clip_seconds <= 0 or self.margin_seconds < 0 or self.edge_seconds < 0:
+            raise ValueError(f"need clip_seconds > 0, margin_seconds >= 0 and edge_seconds >= 0, got {self}")
         if self.stride_seconds is not None and self.stride_seconds <= 0:
             raise ValueError(f"stride_seconds must be > 0, got {self.stride_seconds}")
 
-    def starts(self, duration: float, lo: float | None = None, hi: float | None = None) -> list[float]:
-        """Clip start times (excluding margins) that fit with their margins inside [lo, hi] of a file."""
-        lo = 0.0 if lo is None else max(lo, 0.0)
-        hi = duration if hi is None else min(hi, duration)
+    def edge(self, context: float = 0.0) -> float:
+        """Distance kept between a stored window and a file's ends: `edge_seconds`, and at least `context`, the
+        source the representations read beyond a window (a mel's half STFT window). A window nearer an end
+        would see what no other window sees (padding, the silence before the first sample): a time-shifted
+        negative cut there could be told from its audio alone."""
+        return max(self.edge_seconds, context)
+
+    def starts(self, duration: float, lo: float | None = None, hi: float | None = None,
+               context: float = 0.0) -> list[float]:
+        """Clip start times (excluding margins) that fit with their margins inside [lo, hi] of a file, and
+        `edge(context)` away from the file's ends."""
+        edge = self.edge(context)
+        lo = edge if lo is None else max(lo, edge)
+        hi = duration - edge if hi is None else min(hi, duration - edge)
         stride = self.stride_seconds or self.clip_seconds
         first = lo + self.margin_seconds
         span = hi - self.margin_seconds - self.clip_seconds - first
@@ -79,10 +90,12 @@ def process_source(source: Source, reps: dict[str, Representation], windowing: W
     t = time.perf_counter()
     try:
         media = MediaFile(source.path)
-        starts = windowing.starts(media.info.duration, source.start, source.end)
+        context = max(rep.context_seconds for rep in reps.values())
+        starts = windowing.starts(media.info.duration, source.start, source.end, context)
         if not starts:
-            need = windowing.clip_seconds + 2 * windowing.margin_seconds
-            raise MediaError(f"too short: {media.info.duration:.2f} s usable, a clip with margins needs {need:.2f} s")
+            need = windowing.clip_seconds + 2 * windowing.margin_seconds + 2 * windowing.edge(context)
+            raise MediaError(f"too short: {media.info.duration:.2f} s usable, a clip with margins and edges "
+                             f"needs {need:.2f} s")
         span = windowing.clip_seconds + 2 * windowing.margin_seconds
         arrays = {name: np.stack([rep.compute(media, s - windowing.margin_seconds, span) for s in starts])
                   for name, rep in reps.items()}

@@ -14,21 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from avgen.data.clips import narrow_time
+from avgen.data.clips import narrow_time, time_shift
 
 KINDS = ("time_shift", "segment_swap", "full_swap")
-
-
-def time_shift(x: Tensor, axis: int, margin: int, shift: Tensor) -> Tensor:
-    """Per-sample windows displaced by `shift` frames ((B,) ints, |shift| <= margin) inside the context of
-    time axis `axis`."""
-    length = x.shape[axis] - 2 * margin
-    if int(shift.abs().max()) > margin:
-        raise ValueError(f"a time shift of {int(shift.abs().max())} frames needs that much context; "
-                         f"the batch has {margin} (raise data.margin_seconds)")
-    index = margin + shift[:, None] + torch.arange(length, device=x.device)[None]  # (B, L) source frames
-    index = index.reshape(*index.shape[:1], *([1] * (axis - 1)), length, *([1] * (x.ndim - axis - 1)))
-    return torch.take_along_dim(x, index.expand(*x.shape[:axis], length, *x.shape[axis + 1:]), dim=axis)
 
 
 def segment_swap(x: Tensor, other: Tensor, axis: int, split: Tensor, other_first: Tensor) -> Tensor:
