@@ -116,3 +116,47 @@ def test_mp4_is_real_h264_aac(tmp_path):
     with av.open(str(tmp_path / "train" / "train_000000.mp4")) as c:
         assert c.streams.video[0].codec_context.name == "h264"
         assert c.streams.audio[0].codec_context.name == "aac"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edge_cues", [False, True])
+def test_a_shifted_negative_cannot_be_told_from_one_modality_alone(tmp_path, synthetic_preset, edge_cues):
+    """The edge probe (a logistic regression on one modality's window) stays at chance (<= 0.6) for every shift
+    the negative sampler draws, in both modalities; with the old generator and windowing (no pre-roll, windows
+    from the file's first sample) it tells backward-shifted audio apart: the probe can fail."""
+    from hydra.utils import instantiate
+
+    from avgen.config import load_config
+    from avgen.data.prepare.pipeline import Windowing, prepare
+    from avgen.data.store import Store
+    from avgen.evaluation.edge_probe import edge_probe
+
+    cfg, reps, windowing = synthetic_preset
+    shift_frames = tuple(load_config("train", experiment="cmmd_synthetic").method.negatives.shift_frames)
+    adapter = instantiate(cfg.dataset, num_train=512, num_test=256, num_val=0, workers=2,
+                          **({"preroll": 0.0} if edge_cues else {}))
+    if edge_cues:  # the old layout: the stored window starts at the file's first sample, its mel zero-padded
+        windowing = Windowing(windowing.clip_seconds, windowing.margin_seconds, max_clips_per_source=1)
+        reps = {**reps, "audio_mel": _zero_padded_mel(reps["audio_mel"])}
+    prepare(adapter, tmp_path / "raw", tmp_path / "store", reps, windowing, workers=1, progress=False)
+    accuracy = edge_probe(Store(tmp_path / "store"), shift_frames)
+    assert len(accuracy) == 2 * 2 * (shift_frames[1] - shift_frames[0] + 1)  # both modalities, both directions
+    if edge_cues:
+        assert accuracy["audio -4 video frames (-8 frames)"] > 0.75, accuracy
+    else:
+        assert max(accuracy.values()) <= 0.6, accuracy
+
+
+def _zero_padded_mel(rep):
+    """The mel as computed before the fix: a centred STFT on the window alone (zero padding at its ends)."""
+
+    class ZeroPadded(type(rep)):
+        context_seconds = 0.0
+
+        def compute(self, media, t0, seconds):
+            wav = media.audio(self.sample_rate, t0, seconds)
+            return self.normalise(self.mel_power(wav))[:, : self.num_frames(seconds)].astype(np.float32)
+
+    out = ZeroPadded.__new__(ZeroPadded)
+    out.__dict__.update(rep.__dict__)
+    return out
