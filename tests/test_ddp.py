@@ -74,3 +74,26 @@ def test_flow_matching_ddp_bf16(synthetic_store, tmp_path):
     run_ddp(out, "experiment=flowdit_synthetic", f"data.store={synthetic_store}", "model.width=32", "model.heads=2",
             "model.depth=2", "data.batch_size=4")
     check_run(out)
+
+
+def test_ddp_is_wrapped_on_the_training_stream(monkeypatch):
+    """`strategy: ddp` builds avgen's strategy, which wraps DDP without entering a side CUDA stream (Lightning's
+    side stream left every AccumulateGrad node on another stream than the backward: a warning and a sync per
+    step on a GPU). Checked with CUDA's stream entry points made to fail, so any side stream would raise."""
+    import torch
+
+    from avgen.config import load_config
+    from avgen.experiment import make_trainer
+    from avgen.utils import ddp
+
+    made = {}
+    monkeypatch.setattr(ddp, "DistributedDataParallel", lambda module, device_ids, **kw: made.update(ids=device_ids))
+    monkeypatch.setattr(torch.cuda, "Stream", lambda *a, **k: pytest.fail("DDP wrapped in a side stream"))
+    strategy = ddp.CurrentStreamDDP()
+    monkeypatch.setattr(strategy, "determine_ddp_device_ids", lambda: [0])  # as on a GPU
+    strategy._setup_model(torch.nn.Linear(2, 2))
+    assert made == {"ids": [0]}
+
+    cfg = load_config("train", ["trainer.accelerator=cpu", "trainer.devices=1", "trainer.strategy=ddp",
+                                "logger=csv", "output_dir=/tmp/unused"], experiment="cmmd_synthetic")
+    assert isinstance(make_trainer(cfg, []).strategy, ddp.CurrentStreamDDP)

@@ -15,6 +15,7 @@ from avgen.callbacks.reliability import (AtomicCheckpointIO, CheckpointAtEnd, Re
 from avgen.config import build_part, load_config
 from avgen.evaluation.report import method_name, variant
 from avgen.utils.checkpoints import load_checkpoint
+from avgen.utils.ddp import CurrentStreamDDP
 
 
 def cpu_processes(trainer_cfg: DictConfig) -> int:
@@ -50,8 +51,10 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
     """The configured Trainer, writing checkpoints atomically."""
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it may not show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    # `ddp` wraps the model on the training stream (utils/ddp.py: no AccumulateGrad stream mismatch)
+    strategy = {"strategy": CurrentStreamDDP()} if cfg.trainer.get("strategy") == "ddp" else {}
     return build_part(cfg.trainer, "trainer", callbacks=callbacks, logger=make_logger(cfg, dataset),
-                      default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()])
+                      default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()], **strategy)
 
 
 def load_trained(experiment: str | None, overrides: list[str], ckpt: str | None = None
