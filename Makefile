@@ -87,6 +87,9 @@ LAMBDAS ?= [0,1,2,5,10]
 guidance-sweep: $(STAMP) ## choose EXP's guidance lambda on the val split: [LAMBDAS=[0,1,2,5,10]] -> outputs/<EXP>/guidance_sweep/
 	$(AVGEN) guidance-sweep experiment=$(EXP) lambdas='$(LAMBDAS)' $(ARGS)
 
+edge-probe: $(STAMP) ## can a time-shifted negative be told from one modality alone? [STORE=data/synthetic/store]
+	$(PY) scripts/edge_probe.py store=$(or $(STORE),data/synthetic/store)
+
 fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training builds them if missing): EXP
 	$(AVGEN) fake-cache experiment=$(EXP) $(ARGS)
 
@@ -153,6 +156,10 @@ suite: data ## every synthetic run of the comparison, SEEDS training seeds each 
 	  for head in mlp transformer linear; do name=mmdisco_synthetic$$( [ $$head = mlp ] || echo _$$head )$$sfx; \
 	    test -f outputs/$$name/metrics.json || \
 	      $(AVGEN) train experiment=mmdisco_synthetic name=$$name model.head=$$head seed=$$k $(SUITE_EVAL); \
+	  done; \
+	  for fakes in shifted deranged; do name=mmdisco_synthetic_$$fakes$$sfx; \
+	    test -f outputs/$$name/metrics.json || \
+	      $(AVGEN) train experiment=mmdisco_synthetic name=$$name data.fakes=$$fakes seed=$$k $(SUITE_EVAL); \
 	  done; done
 	$(MAKE) --no-print-directory compare DATASET=synthetic
 
