@@ -200,6 +200,28 @@ def test_waveform_discriminator_uses_a_strided_stem():
     assert grads["audio"].shape == (2, 1, 25600)
 
 
+def test_video_coordinates_let_pooled_features_see_where_the_ball_is():
+    """Pooling over space makes a frame's features blind to position (a ball at a wall looks like a ball
+    anywhere): without coordinate channels, moving a ball (away from the borders) leaves the pooled video
+    features unchanged; with `video_coords` they change."""
+    from avgen.models.discriminators.av_discriminator import Stream, coordinate_channels
+
+    frame = torch.full((1, 3, 1, 16, 16), -1.0)
+    left, right = frame.clone(), frame.clone()
+    left[..., 6:9, 4:7] = 1.0   # the same 3x3 ball, 5 pixels apart, far from the borders
+    right[..., 6:9, 9:12] = 1.0
+    emb = torch.zeros(1, 8)
+    for coords in (False, True):
+        torch.manual_seed(0)
+        stream = Stream("video", 3, 8, (1,), 1, 8, coords=coords)
+        for p in stream.parameters():
+            torch.nn.init.normal_(p, std=0.3)
+        gap = (stream(left, emb) - stream(right, emb)).abs().max().item()
+        assert (gap > 1e-4) if coords else (gap < 1e-6), (coords, gap)  # 4.7e-4 vs 2.4e-7 (float32 rounding)
+    grid = coordinate_channels(frame)
+    assert grid.shape == (1, 2, 1, 16, 16) and grid[0, 0, 0, 0, -1] == 1 and grid[0, 1, 0, -1, 0] == 1  # x, y
+
+
 def test_no_guidance_below_min_alpha():
     """Near pure noise (sqrt(abar) < min_alpha) the guided denoiser is the base; above it, guidance acts."""
     base, disc = ZeroBase(), LinearLogit(0.5, -0.25)

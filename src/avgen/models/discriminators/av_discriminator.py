@@ -5,7 +5,11 @@ timestep embedding -> SiLU -> zero-initialised conv; residual skip), no attentio
 stream uses 2D (per frame) + 1D (over frames) convolutions and downsamples space only; the audio stream uses
 1D convolutions over the aligned time axis and never downsamples it (a waveform first goes through one strided
 stem, `audio_stem_stride`, to a feature rate: 25,600 samples at full rate would cost more than the bases).
-Both are pooled to per-frame features, (B, F, Cv) and (B, T, Ca), then fused into one logit by a head:
+Both are pooled to per-frame features, (B, F, Cv) and (B, T, Ca), then fused into one logit by a head.
+Pooling a frame's features over space makes them blind to where things are (convolutions are translation
+equivariant): a ball hitting a wall, the event the synthetic audio marks, looks like a ball anywhere else.
+`video_coords` gives the video stem two coordinate channels (x, y in [-1, 1]; CoordConv), so pooled
+features can encode position and motion, and the discriminator can see when an event happens. Heads:
 
 - `mlp` (default): audio features averaged onto the video frames, concatenated per frame, an MLP per frame,
   then the mean over frames: non-separable, so the video guidance depends on the audio;
@@ -34,11 +38,11 @@ class Stream(nn.Module):
     """One modality's ResBlock stream: (B, C, F, H, W) -> (B, F, C') or (B, C, T) -> (B, T, C')."""
 
     def __init__(self, kind: str, in_channels: int, base: int, mult: Sequence[int], blocks: int, emb_dim: int,
-                 stem_stride: int = 1):
+                 stem_stride: int = 1, coords: bool = False):
         super().__init__()
-        self.kind = kind
+        self.kind, self.coords = kind, coords
         if kind == "video":  # a strided stem downsamples space only (frames stay aligned with the audio)
-            conv = spatial_conv(in_channels, base, stride=stem_stride)
+            conv = spatial_conv(in_channels + 2 * coords, base, stride=stem_stride)
         elif stem_stride > 1:  # a waveform: one strided stem to a feature rate, then the same stream
             conv = nn.Conv1d(in_channels, base, 2 * stem_stride, stride=stem_stride, padding=stem_stride // 2)
         else:
@@ -55,6 +59,8 @@ class Stream(nn.Module):
         self.out_channels = ch
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        if self.coords:
+            x = torch.cat([x, coordinate_channels(x)], dim=1)  # (B, C, F, H, W) -> (B, C + 2, F, H, W)
         h = self.stem(x)
         for layer in self.layers:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
@@ -79,6 +85,7 @@ class AVDiscriminator(nn.Module):
         audio_stem_stride: int = 1,       # >1 for waveforms: samples per audio feature step (e.g. 160 at 16 kHz)
         video_stem_stride: int = 1,       # >1: the first conv downsamples each frame (space only), e.g. 2
         text_dims: dict[str, int] | None = None,  # pooled text width per modality (out of domain: CLAP, CLIP)
+        video_coords: bool = False,       # x, y coordinate channels for the video stem (see the module docstring)
     ):
         super().__init__()
         if head not in HEADS:
@@ -89,7 +96,7 @@ class AVDiscriminator(nn.Module):
         # MMDisCo §4.3: per-modality projections of pooled text embeddings, added to the timestep embedding
         self.text_proj = nn.ModuleDict({m: nn.Linear(d, emb_dim) for m, d in (text_dims or {}).items()})
         self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
-                            stem_stride=video_stem_stride)
+                            stem_stride=video_stem_stride, coords=video_coords)
         self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
                             stem_stride=audio_stem_stride)
         cv, ca = self.video.out_channels, self.audio.out_channels
@@ -133,6 +140,15 @@ class AVDiscriminator(nn.Module):
         # (flash, memory-efficient) have no double backward
         with sdpa_kernel(SDPBackend.MATH):
             return self.out(self.encoder(tokens).mean(1)).squeeze(-1)
+
+
+def coordinate_channels(x: Tensor) -> Tensor:
+    """x and y of every pixel in [-1, 1], broadcast over batch and frames: (B, C, F, H, W) -> (B, 2, F, H, W)."""
+    b, _, f, h, w = x.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x then y
+    return grid[None, :, None].expand(b, 2, f, h, w)
 
 
 def _time_code(length: int, ref: Tensor) -> Tensor:
