@@ -176,7 +176,8 @@ def test_windowing_keeps_its_edge_from_the_file_ends():
     w = Windowing(clip_seconds=1.0, margin_seconds=0.25, edge_seconds=0.125)
     assert w.starts(3.0) == pytest.approx([0.375, 1.375])  # windows [0.125, 1.625], [1.125, 2.625] <= 2.875
     assert w.starts(2.7, context=0.2) == pytest.approx([0.45])  # the representations' context wins if larger
-    assert w.starts(10.0, lo=2.0) [0] == pytest.approx(2.25)  # an annotated start inside the file: no edge
+    assert w.starts(10.0, lo=2.0)[0] == pytest.approx(2.25)  # an annotated start inside the file: no edge
+    assert w.starts(3.0, lo=1.5, hi=3.0) == pytest.approx([1.625])  # a range at the end slides in by the edge
     assert w.starts(1.7) == []  # 1.5 s window + 2 x 0.125 edge does not fit
     with pytest.raises(ValueError, match="edge_seconds"):
         Windowing(1.0, 0.25, edge_seconds=-1.0)

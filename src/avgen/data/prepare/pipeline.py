@@ -60,11 +60,19 @@ class Windowing:
 
     def starts(self, duration: float, lo: float | None = None, hi: float | None = None,
                context: float = 0.0) -> list[float]:
-        """Clip start times (excluding margins) that fit with their margins inside [lo, hi] of a file, and
-        `edge(context)` away from the file's ends."""
+        """Clip start times (excluding margins) that fit with their margins inside [lo, hi] of a file (the
+        whole file by default), and `edge(context)` away from the file's ends. A range that held a window but
+        loses it to the edge slides inward instead, where the file has room (e.g. a window an adapter centred
+        on a sound near the end of the file)."""
         edge = self.edge(context)
-        lo = edge if lo is None else max(lo, edge)
-        hi = duration - edge if hi is None else min(hi, duration - edge)
+        lo = 0.0 if lo is None else max(lo, 0.0)
+        hi = duration if hi is None else min(hi, duration)
+        need = self.clip_seconds + 2 * self.margin_seconds
+        inner_lo, inner_hi = max(lo, edge), min(hi, duration - edge)
+        if inner_hi - inner_lo < need - 1e-6 <= hi - lo and duration - 2 * edge >= need - 1e-6:
+            inner_lo = min(max(lo, edge), duration - edge - need)
+            inner_hi = inner_lo + need
+        lo, hi = inner_lo, inner_hi
         stride = self.stride_seconds or self.clip_seconds
         first = lo + self.margin_seconds
         span = hi - self.margin_seconds - self.clip_seconds - first
