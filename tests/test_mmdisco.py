@@ -73,11 +73,15 @@ def test_dsm_loss_is_zero_when_the_gradient_is_the_true_residual():
 
 
 def test_dsm_loss_is_the_squared_norm_summed_over_modalities():
-    """Paper Eq. 15: ||eps^a - eps_joint_a||^2 + ||eps^v - eps_joint_v||^2, a sum over elements (not a mean)."""
+    """Paper Eq. 15: ||eps^a - eps_joint_a||^2 + ||eps^v - eps_joint_v||^2, a sum over elements (`sum`) or each
+    modality's mean over its elements (`mean`), summed over the modalities."""
     noise = {"audio": torch.ones(2, 3), "video": torch.full((2, 2, 5), 2.0)}
     zero = {m: torch.zeros_like(x) for m, x in noise.items()}
     sigma = {m: torch.ones(2, *([1] * (x.ndim - 1))) for m, x in noise.items()}
     torch.testing.assert_close(dsm_loss(noise, zero, sigma, zero), torch.tensor([3.0 + 40.0, 43.0]))
+    torch.testing.assert_close(dsm_loss(noise, zero, sigma, zero, "mean"), torch.tensor([1.0 + 4.0, 5.0]))
+    with pytest.raises(ValueError, match="sum or mean"):
+        dsm_loss(noise, zero, sigma, zero, "max")
 
 
 def test_discriminator_loss_is_bce_with_logits():

@@ -44,14 +44,19 @@ def joint_eps(eps: Tensor, sigma: Tensor, grad: Tensor, scale: float = 1.0) -> T
 
 # MMDisCo Eqs. 13-15 (DLSM-style): the guided prediction (s = 1) must denoise the real pair
 def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[str, Tensor],
-             grads: dict[str, Tensor]) -> Tensor:
-    """Per-sample sum over modalities of the squared norm ||eps^m - eps_joint_m||^2, (B,).
+             grads: dict[str, Tensor], reduction: str = "sum") -> Tensor:
+    """Per-sample sum over modalities of ||eps^m - eps_joint_m||^2, (B,): the squared norm over each modality's
+    elements (`sum`, the paper's notation) or its mean (`mean`, as diffusion losses are implemented).
 
-    The squared norm (a sum over elements, as in the paper), not a mean: with a mean, lambda = 1 would weigh
-    the denoising regulariser ~1/D against L_disc (D = 9,216 elements for a 12x3x16x16 video), i.e. leave
-    the discriminator trained by L_disc alone.
+    The two differ by the element count D (9,216 for a 12x3x16x16 video), which decides what lambda = 1 means
+    against L_disc. With `sum` the regulariser's noisy gradient (mostly the bases' own, irreducible error)
+    outweighs L_disc by orders of magnitude: on the synthetic store the discriminator then stays near chance
+    on real vs fake and never tells aligned from shifted pairs (docs/methods.md#mmdisco).
     """
-    return sum((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2).flatten(1).sum(1) for m in noise)
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"dsm_reduction must be sum or mean, got {reduction!r}")
+    reduce = (lambda e: e.flatten(1).sum(1)) if reduction == "sum" else (lambda e: e.flatten(1).mean(1))
+    return sum(reduce((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2)) for m in noise)
 
 
 def _noised_real(bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None
@@ -72,12 +77,13 @@ def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor])
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
                  dsm_weight: float = 1.0, real_kwargs: dict[str, Any] | None = None,
-                 fake_kwargs: dict[str, Any] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
     One t per example for both modalities, fresh noise per modality; the bases only give outputs, under
-    no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations. `real_kwargs` / `fake_kwargs`
+    no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations; `dsm_reduction` as in
+    `dsm_loss`. `real_kwargs` / `fake_kwargs`
     go to the discriminator's calls on each side (out of domain: each pair's own prompt, `text=`).
     """
     real_kwargs, fake_kwargs = real_kwargs or {}, fake_kwargs or {}
@@ -88,7 +94,7 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
         eps_base = _base_eps(bases, real_t, t, abar)
         logit_real, grads = logit_gradients(discriminator, real_t, t, create_graph=True, **real_kwargs)
         sigma = {m: (1 - abar[m]).sqrt() for m in real}
-        terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads).mean()
+        terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads, dsm_reduction).mean()
     if use_disc:
         fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
                   for m in fake}

@@ -51,7 +51,7 @@ class MMDisCoModule(Method):
                                                                    audio_time_axis=axes["audio"])}
 
     def __init__(self, net: nn.Module, bases: nn.Module, optimizer: partial, fake_cache: dict[str, Any],
-                 use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0,
+                 use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0, dsm_reduction: str = "sum",
                  guidance_scales: dict[str, float] | None = None, guidance_min_alpha: float = 0.0,
                  cfg_scales: dict[str, float] | None = None, text_dropout: float = 0.1):
         """net: the discriminator; bases: the frozen bases, built (`bases.build_bases`): a joint denoiser
@@ -66,6 +66,9 @@ class MMDisCoModule(Method):
         self.modalities = ("audio", "video") if self.needs_prompts else tuple(self.bases.modalities)
         self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
+        if dsm_reduction not in ("sum", "mean"):
+            raise ValueError(f"method.dsm_reduction must be sum or mean, got {dsm_reduction!r}")
+        self.dsm_reduction = dsm_reduction
         self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
         self.guidance_min_alpha = guidance_min_alpha
         if not (use_disc or use_dsm):
@@ -141,7 +144,8 @@ class MMDisCoModule(Method):
         _, fake_kwargs = self.bound(fake["caption"], self.text_dropout)
         t = bases.schedules["audio"].sample_timesteps(real["label"].shape[0], self.device)
         loss, terms = mmdisco_loss(self.net, bases, x_real, x_fake, t, use_disc=self.use_disc,
-                                   use_dsm=self.use_dsm, dsm_weight=self.dsm_weight, real_kwargs=real_kwargs,
+                                   use_dsm=self.use_dsm, dsm_weight=self.dsm_weight,
+                                   dsm_reduction=self.dsm_reduction, real_kwargs=real_kwargs,
                                    fake_kwargs=fake_kwargs)
         logs = {f"train/{k}" if k.endswith("accuracy") else f"train/loss_{k}": v for k, v in terms.items()}
         self.log_dict({"train/loss": loss, **logs}, prog_bar=True, batch_size=x_real["audio"].shape[0])
