@@ -1,4 +1,4 @@
-"""Can a time-shifted negative be recognised from one modality alone? (CMMD fidelity; docs/metrics.md#edge-probe)
+"""Can a time-shifted negative be recognised from one modality alone? (docs/methods.md#cmmd, time-shift negatives)
 
 CMMD's time-shift negatives (paper §2.2) displace one modality's window inside the stored context. If the
 displaced window differs from a centred one in itself (the quiet start of a file, padding at its edge), a
