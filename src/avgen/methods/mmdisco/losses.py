@@ -44,7 +44,7 @@ def joint_eps(eps: Tensor, sigma: Tensor, grad: Tensor, scale: float = 1.0) -> T
 
 # MMDisCo Eqs. 13-15 (DLSM-style): the guided prediction (s = 1) must denoise the real pair
 def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[str, Tensor],
-             grads: dict[str, Tensor], reduction: str = "sum") -> Tensor:
+             grads: dict[str, Tensor], reduction: str = "mean") -> Tensor:
     """Per-sample sum over modalities of ||eps^m - eps_joint_m||^2, (B,): the squared norm over each modality's
     elements (`sum`, the paper's notation) or its mean (`mean`, as diffusion losses are implemented).
 
@@ -77,7 +77,7 @@ def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor])
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
                  dsm_weight: float = 1.0, real_kwargs: dict[str, Any] | None = None,
-                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
+                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "mean") -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
@@ -108,7 +108,7 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
 
 
 def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None = None,
-                     **disc_kwargs: Any) -> tuple[Tensor, Tensor]:
+                     reduction: str = "mean", **disc_kwargs: Any) -> tuple[Tensor, Tensor]:
     """Per-sample squared errors (B,), (B,) of the bases' eps and of the guided eps (s = 1) on noised real pairs:
     L_dsm's two ends. The guided error below the bases' means the discriminator's residual denoises real pairs
     better, i.e. moves the bases toward the real joint (a validation signal that needs no fake pairs)."""
@@ -117,4 +117,5 @@ def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, g
     _, grads = logit_gradients(discriminator, real_t, t, create_graph=False, **disc_kwargs)
     sigma = {m: (1 - abar[m]).sqrt() for m in real}
     zero = {m: torch.zeros_like(g) for m, g in grads.items()}
-    return dsm_loss(noise, eps_base, sigma, zero).detach(), dsm_loss(noise, eps_base, sigma, grads).detach()
+    return (dsm_loss(noise, eps_base, sigma, zero, reduction).detach(),
+            dsm_loss(noise, eps_base, sigma, grads, reduction).detach())

@@ -51,7 +51,7 @@ class MMDisCoModule(Method):
                                                                    audio_time_axis=axes["audio"])}
 
     def __init__(self, net: nn.Module, bases: nn.Module, optimizer: partial, fake_cache: dict[str, Any],
-                 use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0, dsm_reduction: str = "sum",
+                 use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0, dsm_reduction: str = "mean",
                  guidance_scales: dict[str, float] | None = None, guidance_min_alpha: float = 0.0,
                  cfg_scales: dict[str, float] | None = None, text_dropout: float = 0.1):
         """net: the discriminator; bases: the frozen bases, built (`bases.build_bases`): a joint denoiser
@@ -159,7 +159,7 @@ class MMDisCoModule(Method):
             x = {m: v.clone() for m, v in clips(batch, self.modalities).items()}
             bases, text = self.bound(batch["caption"])
             t = bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
-            base, guided = denoising_errors(self.net, bases, x, t, generator=g, **text)
+            base, guided = denoising_errors(self.net, bases, x, t, generator=g, reduction=self.dsm_reduction, **text)
         self.log_dict({"val/eps_error_bases": base.mean(), "val/eps_error_guided": guided.mean(),
                        "val/dsm_gain": (base - guided).mean()}, batch_size=x["audio"].shape[0], sync_dist=True)
 
