@@ -304,3 +304,19 @@ def test_shifted_fakes_are_real_clips_with_their_own_audio_displaced():
     assert set(shift.abs().tolist()) == {4.0, 6.0, 8.0} and (shift > 0).any() and (shift < 0).any()
     assert torch.equal(fakes.shifts(batch), list(AlignmentFakes([batch], "shifted", (2, 4), seed=0))[0]["audio"][:, 0, 0]
                        .long() % 1000 - margin_a)  # the same batch draws the same shifts
+
+
+def test_variant_names_what_sets_a_run_apart():
+    """The comparison's label says which fakes, L_dsm form and video coordinates a run trained with; a run
+    from before `dsm_reduction` (no key) summed its L_dsm."""
+    from omegaconf import OmegaConf
+
+    from avgen.methods.mmdisco.module import MMDisCoModule
+
+    def label(method, data=None, coords=True):
+        cfg = OmegaConf.create({"method": method, "data": data or {}, "model": {"head": "mlp", "video_coords": coords}})
+        return MMDisCoModule.variant(cfg)
+
+    assert label({"dsm_reduction": "mean"}) == "head=mlp"
+    assert label({}, {"fakes": "shifted"}) == "head=mlp, fakes=shifted, L_dsm summed"
+    assert label({"use_dsm": False}, coords=False) == "head=mlp, no L_dsm, no video coordinates"

@@ -33,7 +33,16 @@ class MMDisCoModule(Method):
     @staticmethod
     def variant(cfg: DictConfig) -> str:
         fakes = cfg.data.get("fakes", "bases")
-        return f"head={cfg.model.head}" + (f", fakes={fakes}" if fakes != "bases" else "")
+        parts = [f"head={cfg.model.head}"] + ([f"fakes={fakes}"] if fakes != "bases" else [])
+        if not cfg.method.get("use_dsm", True):
+            parts.append("no L_dsm")
+        elif cfg.method.get("dsm_reduction", "sum") != "mean":  # runs before the option summed
+            parts.append("L_dsm summed")
+        if not cfg.method.get("use_disc", True):
+            parts.append("no L_disc")
+        if not cfg.model.get("video_coords", False):
+            parts.append("no video coordinates")
+        return ", ".join(parts)
 
     def baseline_settings(self) -> dict[str, Any]:
         """Guidance off: the independent bases ("no joint"), from the same seeds."""
