@@ -184,7 +184,8 @@ def smoke(cfg: DictConfig, device: str, out: Path) -> dict[str, Any]:
         rc, seconds = run_command(args, log)
         # DDP wrapped on a side stream made torch warn on every backward (utils/ddp.py): count what is left
         text = log.read_text(errors="replace") if log.is_file() else ""
-        result[experiment] = {"rc": rc, "wall_s": seconds, "stream_warnings": text.count("AccumulateGrad node's stream")}
+        warnings = text.count("AccumulateGrad node's stream")
+        result[experiment] = {"rc": rc, "wall_s": seconds, "stream_warnings": warnings}
     return result
 
 

@@ -26,6 +26,11 @@ def time_shift(x: Tensor, axis: int, margin: int, shift: Tensor) -> Tensor:
     return torch.take_along_dim(x, index.expand(*x.shape[:axis], length, *x.shape[axis + 1:]), dim=axis)
 
 
+def video_frames_to(frames: Tensor, seconds_per_frame: dict[str, float], modality: str) -> Tensor:
+    """Shifts drawn in video frames, in `modality`'s frames (rounded), from each time axis' seconds per frame."""
+    return torch.round(frames.double() * seconds_per_frame["video"] / seconds_per_frame[modality]).long()
+
+
 def clips(batch: dict[str, Any], modalities: Iterable[str] = ("video", "audio")) -> dict[str, Tensor]:
     """{modality: the batch's clips without their context}."""
     return {m: narrow_time(batch[m], batch["time_axis"][m], batch["margin"][m]) for m in modalities}

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 
-from avgen.data.clips import clips, time_shift
+from avgen.data.clips import clips, time_shift, video_frames_to
 from avgen.data.datamodule import AVDataModule
 from avgen.data.store import Store
 
@@ -99,9 +99,8 @@ class AlignmentFakes:
         g = torch.Generator().manual_seed(zlib.crc32(",".join(batch["id"]).encode()) ^ self.seed)
         b = len(batch["id"])
         lo, hi = self.shift_frames
-        video_frames = torch.randint(lo, hi + 1, (b,), generator=g) * torch.where(torch.rand(b, generator=g) < 0.5, -1, 1)
-        spf = batch["seconds_per_frame"]
-        return torch.round(video_frames.double() * spf["video"] / spf["audio"]).long()
+        sign = torch.where(torch.rand(b, generator=g) < 0.5, -1, 1)
+        return video_frames_to(sign * torch.randint(lo, hi + 1, (b,), generator=g), batch["seconds_per_frame"], "audio")
 
 
 FAKES = ("bases", "deranged", "shifted")

@@ -307,7 +307,8 @@ class AudioLDMLatents(Representation):
     def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
         wav = padded_audio(media, self.sample_rate, self.n_fft, t0, seconds)
         frames = self.num_frames(seconds) * self.downsample
-        return self.log_mel(wav, center=False)[:, :frames].T.astype(np.float32)  # (n_mels, T) -> (T, n_mels), AudioLDM's layout
+        # (n_mels, T) -> (T, n_mels), AudioLDM's layout
+        return self.log_mel(wav, center=False)[:, :frames].T.astype(np.float32)
 
     @torch.no_grad()
     def finalize(self, batch: np.ndarray) -> np.ndarray:

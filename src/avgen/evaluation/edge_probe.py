@@ -11,7 +11,9 @@ windows at random (the classes never share a clip). 0.5 is chance.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from avgen.data.clips import video_frames_to
 from avgen.data.store import Store
 
 
@@ -46,17 +48,17 @@ def edge_probe(store: Store, shift_frames: tuple[int, int] = (2, 4), modalities:
     """Probe accuracy for every shift the negative sampler draws (`shift_frames`, in video frames, either
     direction) on each modality's stored representation: {"audio -4 video frames (-8 frames)": acc, ...}."""
     by_modality = {rep.modality: name for name, rep in store.representations.items()}
-    missing = [m for m in modalities if m not in by_modality]
+    missing = [m for m in ("video", *modalities) if m not in by_modality]
     if missing:
         raise KeyError(f"{store.path}: no representation of {missing} (has {sorted(store.representations)})")
-    video_seconds = store.representations[by_modality["video"]].seconds_per_frame if "video" in by_modality else None
+    seconds_per_frame = {m: store.representations[name].seconds_per_frame for m, name in by_modality.items()}
     out = {}
     for modality in modalities:
         rep = store.representations[by_modality[modality]]
-        per_video = (video_seconds or rep.seconds_per_frame) / rep.seconds_per_frame
         for video_frames in range(shift_frames[0], shift_frames[1] + 1):
             for sign in (-1, 1):
-                shift = int(round(sign * video_frames * per_video))  # the negative sampler's rounding
+                # in this modality's frames, converted as the negative sampler converts them
+                shift = int(video_frames_to(torch.tensor(sign * video_frames), seconds_per_frame, modality))
                 if abs(shift) > rep.margin_frames:
                     raise ValueError(f"{store.path}: a shift of {shift} {modality} frames needs that much margin; "
                                      f"the store has {rep.margin_frames}")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from avgen.data.clips import narrow_time, time_shift
+from avgen.data.clips import narrow_time, time_shift, video_frames_to
 
 KINDS = ("time_shift", "segment_swap", "full_swap")
 
@@ -79,8 +79,7 @@ class NegativeSampler:
         lo, hi = self.shift_frames
         shift_video = torch.randint(lo, hi + 1, (b,), generator=generator)
         sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1, 1)
-        seconds = (sign * shift_video).double() * seconds_per_frame["video"]
-        shift = torch.round(seconds / seconds_per_frame[modality]).long().to(device)
+        shift = video_frames_to(sign * shift_video, seconds_per_frame, modality).to(device)
         shifted = time_shift(x_full, axis, margin, torch.where(kinds == 0, shift, torch.zeros_like(shift)))
         # swaps: another example's clip (never the positive's own)
         perm = partner_permutation(b, generator, device)

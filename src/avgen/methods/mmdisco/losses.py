@@ -77,7 +77,8 @@ def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor])
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
                  dsm_weight: float = 1.0, real_kwargs: dict[str, Any] | None = None,
-                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "mean") -> tuple[Tensor, dict[str, Tensor]]:
+                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "mean"
+                 ) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
