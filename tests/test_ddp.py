@@ -97,3 +97,23 @@ def test_ddp_is_wrapped_on_the_training_stream(monkeypatch):
     cfg = load_config("train", ["trainer.accelerator=cpu", "trainer.devices=1", "trainer.strategy=ddp",
                                 "logger=csv", "output_dir=/tmp/unused"], experiment="cmmd_synthetic")
     assert isinstance(make_trainer(cfg, []).strategy, ddp.CurrentStreamDDP)
+
+
+def test_gpu_check_counts_the_stream_warnings_of_each_smoke_run(tmp_path, monkeypatch):
+    """`make gpu-check`'s smoke section reports, per method, how many AccumulateGrad stream warnings its log
+    holds (0 expected with avgen's DDP strategy), and its table prints them."""
+    from omegaconf import OmegaConf
+
+    from avgen.cli import gpu_check
+
+    def fake_run(args, log):
+        warned = "mmdisco" in args[1]
+        log.write_text("UserWarning: The AccumulateGrad node's stream does not match ...\n" * (2 if warned else 0))
+        return 0, 1.0
+
+    monkeypatch.setattr(gpu_check, "run_command", fake_run)
+    cfg = OmegaConf.create({"smoke": ["cmmd_synthetic", "mmdisco_synthetic"], "smoke_steps": 2})
+    result = gpu_check.smoke(cfg, "cpu", tmp_path)
+    assert {k: v["stream_warnings"] for k, v in result.items()} == {"cmmd_synthetic": 0, "mmdisco_synthetic": 2}
+    table = gpu_check.format_results({"device": "cpu", "torch": "x", "cuda": None, "smoke": result})
+    assert "AccumulateGrad stream warnings: 2" in table
