@@ -69,11 +69,16 @@ class Representation:
         }
 
 
+def stft_context(n_fft: int, sample_rate: int) -> float:
+    """Seconds a centred STFT reads beyond a frame's centre: half its window."""
+    return (n_fft // 2) / sample_rate
+
+
 def padded_audio(media: MediaFile, sample_rate: int, n_fft: int, t0: float, seconds: float) -> np.ndarray:
     """The audio of [t0 - n_fft // 2, t0 + seconds + n_fft) samples: an STFT of it with `center=False` has frame k
     centred at `t0 + k * hop / sample_rate`, like `center=True` on the window, but over signal, not padding."""
-    pad = n_fft // 2
-    return media.audio(sample_rate, t0 - pad / sample_rate, seconds + (pad + n_fft) / sample_rate)
+    pad = stft_context(n_fft, sample_rate)
+    return media.audio(sample_rate, t0 - pad, seconds + pad + n_fft / sample_rate)
 
 
 def load_vae(path: str | Path, device: str, what: str):
@@ -203,7 +208,7 @@ class AudioLogMel(Representation):
 
     @property
     def context_seconds(self) -> float:
-        return (self.n_fft // 2) / self.sample_rate
+        return stft_context(self.n_fft, self.sample_rate)
 
     def mel_power(self, wav: np.ndarray, center: bool = True) -> np.ndarray:
         return librosa.feature.melspectrogram(
@@ -295,7 +300,7 @@ class AudioLDMLatents(Representation):
 
     @property
     def context_seconds(self) -> float:
-        return (self.n_fft // 2) / self.sample_rate
+        return stft_context(self.n_fft, self.sample_rate)
 
     def log_mel(self, wav: np.ndarray, center: bool = True) -> np.ndarray:
         """AudioLDM's log-magnitude mel: (n_mels, frames)."""

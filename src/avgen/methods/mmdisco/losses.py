@@ -53,10 +53,18 @@ def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[
     outweighs L_disc by orders of magnitude: on the synthetic store the discriminator then stays near chance
     on real vs fake and never tells aligned from shifted pairs (docs/methods.md#mmdisco).
     """
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"dsm_reduction must be sum or mean, got {reduction!r}")
-    reduce = (lambda e: e.flatten(1).sum(1)) if reduction == "sum" else (lambda e: e.flatten(1).mean(1))
+    check_dsm_reduction(reduction)
+    reduce = DSM_REDUCTIONS[reduction]
     return sum(reduce((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2)) for m in noise)
+
+
+# how ||.||^2 in L_dsm reduces a modality's (B, ...) squared errors to (B,)
+DSM_REDUCTIONS = {"sum": lambda e: e.flatten(1).sum(1), "mean": lambda e: e.flatten(1).mean(1)}
+
+
+def check_dsm_reduction(reduction: str) -> None:
+    if reduction not in DSM_REDUCTIONS:
+        raise ValueError(f"method.dsm_reduction must be sum or mean, got {reduction!r}")
 
 
 def _noised_real(bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None

@@ -22,7 +22,7 @@ from avgen.data.store import METADATA
 from avgen.methods.base import Method
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
-from avgen.methods.mmdisco.losses import denoising_errors, mmdisco_loss
+from avgen.methods.mmdisco.losses import check_dsm_reduction, denoising_errors, mmdisco_loss
 from avgen.methods.mmdisco.text_bases import TextBases, check_text_dims
 from avgen.sampling.samplers import initial_noise, sample
 
@@ -75,8 +75,7 @@ class MMDisCoModule(Method):
         self.modalities = ("audio", "video") if self.needs_prompts else tuple(self.bases.modalities)
         self.optimizer_factory, self.fake_cache = optimizer, dict(fake_cache)
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
-        if dsm_reduction not in ("sum", "mean"):
-            raise ValueError(f"method.dsm_reduction must be sum or mean, got {dsm_reduction!r}")
+        check_dsm_reduction(dsm_reduction)  # at construction, not at the first training step
         self.dsm_reduction = dsm_reduction
         self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
         self.guidance_min_alpha = guidance_min_alpha
