@@ -1,6 +1,6 @@
 """`compile=true` for every method, on the CPU with tiny networks against eager (backend aot_eager: the
 same graph capture and autograd as inductor, without code generation): equal outputs and gradients; MMDisCo
-compiles its frozen bases and keeps the discriminator eager while L_dsm needs a double backward."""
+compiles its frozen bases, its discriminator and L_dsm's double backward (via torch.func)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_cmmd_compiles_to_the_same_outputs_and_gradients():
     assert set(compiled.state_dict()) == set(eager.state_dict())  # checkpoints keep their keys
 
 
-def _mmdisco(tmp_path, use_dsm: bool):
+def _mmdisco(tmp_path, use_dsm: bool, head: str = "mlp"):
     from avgen.methods.mmdisco.bases import build_bases
     from avgen.methods.mmdisco.module import MMDisCoModule
     from avgen.models.discriminators.av_discriminator import AVDiscriminator
@@ -56,30 +56,43 @@ def _mmdisco(tmp_path, use_dsm: bool):
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
                tmp_path / "cmmd.ckpt")
     disc = _perturbed(AVDiscriminator(video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,),
-                                      blocks_per_level=1, head_dim=8))
+                                      blocks_per_level=1, head_dim=8, head=head, video_coords=True))
     return MMDisCoModule(disc, bases=build_bases(joint=str(tmp_path / "cmmd.ckpt")), optimizer=partial(torch.optim.Adam),
                          fake_cache={}, use_dsm=use_dsm)
 
 
 @pytest.mark.slow
-def test_mmdisco_compiles_its_bases_and_keeps_the_double_backward_eager(tmp_path):
+@pytest.mark.parametrize("head", ["mlp", "transformer"])
+def test_mmdisco_compiles_the_discriminator_with_its_double_backward(tmp_path, head):
+    """fullgraph=True: the logits-and-input-gradients function (L_dsm's double backward) is captured whole,
+    with no graph break; the loss, every discriminator gradient and a guided denoiser step equal eager."""
+    from avgen.methods.mmdisco.guidance import DiscriminatorGuidance
     from avgen.methods.mmdisco.losses import mmdisco_loss
 
     real = {"audio": torch.randn(2, 16, 8), "video": torch.randn(2, 4, 3, 8, 8)}
     fake = {"audio": torch.randn(2, 16, 8), "video": torch.randn(2, 4, 3, 8, 8)}
     t = torch.tensor([100, 600])
     for use_dsm in (True, False):
-        eager, compiled = _mmdisco(tmp_path, use_dsm), _mmdisco(tmp_path, use_dsm)
-        names = compiled.compile_networks(backend="aot_eager")
-        assert names == ["bases.joint"] + ([] if use_dsm else ["net (the discriminator)"])
-        losses = []
+        eager, compiled = _mmdisco(tmp_path, use_dsm, head), _mmdisco(tmp_path, use_dsm, head)
+        names = compiled.compile_networks(backend="aot_eager", fullgraph=True)
+        assert names == ["bases.joint", "net (the discriminator)", "its logit gradients"]
+        losses, grads, guided = [], [], []
         for module in (eager, compiled):
             g = torch.Generator().manual_seed(3)
             loss, _ = mmdisco_loss(module.net, module.bases, real, fake, t, use_disc=True, use_dsm=use_dsm,
-                                   generator=g)
+                                   generator=g, gradients=module.logit_gradients)
             loss.backward()  # through the discriminator's double backward when use_dsm
             losses.append(float(loss))
+            grads.append([p.grad for p in module.net.parameters()])
+            denoiser = DiscriminatorGuidance(module.bases, module.net, {"audio": 1.0, "video": 1.0},
+                                             gradients=module.logit_gradients)
+            guided.append(denoiser(real, t))
         assert abs(losses[1] - losses[0]) < 1e-4 * max(1.0, abs(losses[0])), (use_dsm, losses)
+        for a, b in zip(*grads):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+        for m in real:
+            torch.testing.assert_close(guided[1][m], guided[0][m], rtol=1e-4, atol=1e-6)
+        assert set(compiled.state_dict()) == set(eager.state_dict())  # checkpoints keep their keys
 
 
 @pytest.mark.slow

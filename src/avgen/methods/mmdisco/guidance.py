@@ -24,9 +24,11 @@ from avgen.methods.mmdisco.losses import joint_eps, logit_gradients
 
 
 class DiscriminatorGuidance(Denoiser):
-    def __init__(self, base: Denoiser, discriminator: nn.Module, scales: dict[str, float], min_alpha: float = 0.0):
+    def __init__(self, base: Denoiser, discriminator: nn.Module, scales: dict[str, float], min_alpha: float = 0.0,
+                 gradients=logit_gradients):
+        """gradients: `losses.logit_gradients` or its torch.compile'd form."""
         super().__init__()
-        self.base, self.discriminator = base, discriminator
+        self.base, self.discriminator, self.gradients = base, discriminator, gradients
         self.schedules = base.schedules
         self.scales = {m: float(scales.get(m, 0.0)) for m in base.modalities}
         self.min_alpha = min_alpha
@@ -36,7 +38,7 @@ class DiscriminatorGuidance(Denoiser):
             x0 = self.base(x, t)
         if not any(self.scales.values()):
             return x0
-        _, grads = logit_gradients(self.discriminator, x, t, create_graph=False)
+        _, grads = self.gradients(self.discriminator, x, t, create_graph=False)
         out = {}
         for m in self.modalities:
             abar = self.abar(m, t, x[m])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -23,18 +24,26 @@ def logit_gradients(discriminator, x_t: dict[str, Tensor], t: Tensor, create_gra
     """The logits d_phi(x_t, t) and grad_{x_t^m} d_phi for every modality m.
 
     With `create_graph=True` the gradients stay differentiable w.r.t. the discriminator's parameters
-    (double backprop, needed by L_dsm). A discriminator may return one logit per modality ({m: (B,)}, e.g.
-    the residual with a per-modality CFG scale): then grad_{x_t^m} is taken of modality m's own logit.
+    (double backprop, needed by L_dsm); without, nothing records a graph to the parameters (torch.func
+    differentiates w.r.t. the inputs even under the no_grad used here). A discriminator may return one logit
+    per modality ({m: (B,)}, e.g. the residual with a per-modality CFG scale): then grad_{x_t^m} is taken of
+    modality m's own logit.
+
+    Written with `torch.func.vjp`, not `torch.autograd.grad`, so that `torch.compile` captures it whole: the
+    input gradient is then part of the compiled forward graph and L_dsm's parameter gradient a first-order
+    backward of it (AOTAutograd does not support a double backward through `autograd.grad`).
     """
-    leaves = {m: x.detach().requires_grad_(True) for m, x in x_t.items()}
-    with torch.enable_grad():
-        logits = discriminator(leaves, t, **kwargs)
-        if isinstance(logits, dict):
-            grads = {m: torch.autograd.grad(logits[m].sum(), leaves[m], create_graph=create_graph,
-                                            retain_graph=True)[0] for m in leaves}
-            return logits, grads
-        grads = torch.autograd.grad(logits.sum(), list(leaves.values()), create_graph=create_graph)
-    return logits, dict(zip(leaves, grads))
+    def logits_of(x: dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
+        return discriminator(x, t, **kwargs)
+
+    with contextlib.nullcontext() if create_graph else torch.no_grad():
+        logits, vjp = torch.func.vjp(logits_of, {m: x.detach() for m, x in x_t.items()})
+        if isinstance(logits, dict):  # each modality's gradient of its own logit
+            grads = {m: vjp({k: torch.ones_like(v) if k == m else torch.zeros_like(v) for k, v in logits.items()})[0][m]
+                     for m in x_t}
+        else:
+            grads = vjp(torch.ones_like(logits))[0]
+    return logits, grads
 
 
 # MMDisCo Eqs. 11-12: eps_joint_m = eps_m - s_m * sigma_t^m * grad_{x_t^m} d_phi
@@ -85,8 +94,8 @@ def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor])
 def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
                  generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
                  dsm_weight: float = 1.0, real_kwargs: dict[str, Any] | None = None,
-                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "mean"
-                 ) -> tuple[Tensor, dict[str, Tensor]]:
+                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "mean",
+                 gradients=logit_gradients) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
@@ -94,6 +103,7 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations; `dsm_reduction` as in
     `dsm_loss`. `real_kwargs` / `fake_kwargs`
     go to the discriminator's calls on each side (out of domain: each pair's own prompt, `text=`).
+    `gradients`: `logit_gradients` or its torch.compile'd form (`MMDisCoModule.compile_networks`).
     """
     real_kwargs, fake_kwargs = real_kwargs or {}, fake_kwargs or {}
     abar, noise, real_t = _noised_real(bases, real, t, generator)
@@ -101,7 +111,7 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     logit_real = None
     if use_dsm:  # one forward on the real pairs serves both terms: its logits and (double-backprop) gradients
         eps_base = _base_eps(bases, real_t, t, abar)
-        logit_real, grads = logit_gradients(discriminator, real_t, t, create_graph=True, **real_kwargs)
+        logit_real, grads = gradients(discriminator, real_t, t, create_graph=True, **real_kwargs)
         sigma = {m: (1 - abar[m]).sqrt() for m in real}
         terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads, dsm_reduction).mean()
     if use_disc:
@@ -117,13 +127,14 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
 
 
 def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None = None,
-                     reduction: str = "mean", **disc_kwargs: Any) -> tuple[Tensor, Tensor]:
+                     reduction: str = "mean", gradients=logit_gradients, **disc_kwargs: Any
+                     ) -> tuple[Tensor, Tensor]:
     """Per-sample squared errors (B,), (B,) of the bases' eps and of the guided eps (s = 1) on noised real pairs:
     L_dsm's two ends. The guided error below the bases' means the discriminator's residual denoises real pairs
     better, i.e. moves the bases toward the real joint (a validation signal that needs no fake pairs)."""
     abar, noise, real_t = _noised_real(bases, real, t, generator)
     eps_base = _base_eps(bases, real_t, t, abar)
-    _, grads = logit_gradients(discriminator, real_t, t, create_graph=False, **disc_kwargs)
+    _, grads = gradients(discriminator, real_t, t, create_graph=False, **disc_kwargs)
     sigma = {m: (1 - abar[m]).sqrt() for m in real}
     zero = {m: torch.zeros_like(g) for m, g in grads.items()}
     return (dsm_loss(noise, eps_base, sigma, zero, reduction).detach(),

@@ -22,7 +22,7 @@ from avgen.data.store import METADATA
 from avgen.methods.base import Method
 from avgen.methods.mmdisco.fake_cache import build_fake_cache
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
-from avgen.methods.mmdisco.losses import check_dsm_reduction, denoising_errors, mmdisco_loss
+from avgen.methods.mmdisco.losses import check_dsm_reduction, denoising_errors, logit_gradients, mmdisco_loss
 from avgen.methods.mmdisco.text_bases import TextBases, check_text_dims
 from avgen.sampling.samplers import initial_noise, sample
 
@@ -79,6 +79,7 @@ class MMDisCoModule(Method):
         self.dsm_reduction = dsm_reduction
         self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
         self.guidance_min_alpha = guidance_min_alpha
+        self.logit_gradients = logit_gradients  # compiled by compile_networks
         if not (use_disc or use_dsm):
             raise ValueError("at least one of use_disc and use_dsm must be on")
 
@@ -92,8 +93,10 @@ class MMDisCoModule(Method):
         return bases, {"text": bases.pooled_text()}
 
     def compile_networks(self, **options: Any) -> list[str]:
-        """The frozen bases' networks (most of the sampling and fake-cache time); the discriminator only
-        without L_dsm: torch.compile (aot_autograd) does not support the double backward L_dsm needs."""
+        """The frozen bases' networks (most of the sampling and fake-cache time), the discriminator, and the
+        logits-and-input-gradients function that L_dsm, validation and guidance call: compiled whole, the
+        input gradient is part of its forward graph, so L_dsm's double backward is a first-order backward of
+        that graph (`losses.logit_gradients`)."""
         if self.needs_prompts:
             parts = {"audio": self.bases.audio.unet, "video": self.bases.video.unet}
         elif hasattr(self.bases, "bases"):  # two single-modal checkpoints
@@ -102,11 +105,9 @@ class MMDisCoModule(Method):
             parts = {"joint": self.bases.net}
         for network in parts.values():
             network.compile(**options)
-        compiled = [f"bases.{m}" for m in parts]
-        if not self.use_dsm:
-            self.net.compile(**options)
-            compiled.append("net (the discriminator)")
-        return compiled
+        self.net.compile(**options)
+        self.logit_gradients = torch.compile(logit_gradients, **options)
+        return [f"bases.{m}" for m in parts] + ["net (the discriminator)", "its logit gradients"]
 
     def fake_pairs(self, dm, device) -> bool:
         """Sample the fake-pair cache of `dm` (a RealFakeDataModule) from the bases if it is not complete
@@ -154,7 +155,7 @@ class MMDisCoModule(Method):
         loss, terms = mmdisco_loss(self.net, bases, x_real, x_fake, t, use_disc=self.use_disc,
                                    use_dsm=self.use_dsm, dsm_weight=self.dsm_weight,
                                    dsm_reduction=self.dsm_reduction, real_kwargs=real_kwargs,
-                                   fake_kwargs=fake_kwargs)
+                                   fake_kwargs=fake_kwargs, gradients=self.logit_gradients)
         logs = {f"train/{k}" if k.endswith("accuracy") else f"train/loss_{k}": v for k, v in terms.items()}
         self.log_dict({"train/loss": loss, **logs}, prog_bar=True, batch_size=x_real["audio"].shape[0])
         return loss
@@ -167,7 +168,8 @@ class MMDisCoModule(Method):
             x = {m: v.clone() for m, v in clips(batch, self.modalities).items()}
             bases, text = self.bound(batch["caption"])
             t = bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
-            base, guided = denoising_errors(self.net, bases, x, t, generator=g, reduction=self.dsm_reduction, **text)
+            base, guided = denoising_errors(self.net, bases, x, t, generator=g, reduction=self.dsm_reduction,
+                                            gradients=self.logit_gradients, **text)
         self.log_dict({"val/eps_error_bases": base.mean(), "val/eps_error_guided": guided.mean(),
                        "val/dsm_gain": (base - guided).mean()}, batch_size=x["audio"].shape[0], sync_dist=True)
 
@@ -184,6 +186,7 @@ class MMDisCoModule(Method):
         bases, _ = self.bound(prompts or [], cfg=True)
         disc = (TextDiscriminator(self.net, bases.pooled_text(), bases.pooled_text(empty=True), self.cfg_scales)
                 if self.needs_prompts else self.net)
-        denoiser = DiscriminatorGuidance(bases, disc, scales or self.guidance_scales, self.guidance_min_alpha)
+        denoiser = DiscriminatorGuidance(bases, disc, scales or self.guidance_scales, self.guidance_min_alpha,
+                                         self.logit_gradients)
         return sample(denoiser, initial_noise(shapes, generator, self.device, seeds), sampler, steps, generator,
                       **sampler_kwargs)
