@@ -9,7 +9,8 @@ import avgen.models.unets.blocks as blocks
 from avgen.config import load_config
 
 
-def test_factorised_convs_equal_conv3d():
+def test_factorised_convs_equal_conv3d(monkeypatch):
+    monkeypatch.setattr(blocks, "FACTORISED_CONVS", True)
     torch.manual_seed(0)
     for conv in (blocks.spatial_conv(3, 5), blocks.spatial_conv(3, 5, stride=2), blocks.temporal_conv(3, 5)):
         x = torch.randn(2, 3, 4, 6, 6)
@@ -27,9 +28,33 @@ def test_dual_unet_outputs_and_state_dict_unchanged(monkeypatch):
     x = {"video": torch.randn(2, 12, 3, 16, 16), "audio": torch.randn(2, 16, 24)}
     t = torch.tensor([10, 900])
     with torch.no_grad():
+        monkeypatch.setattr(blocks, "FACTORISED_CONVS", True)
         factorised = net(x, t)
         monkeypatch.setattr(blocks, "FACTORISED_CONVS", False)
         reference = net(x, t)
     for m in x:
         torch.testing.assert_close(factorised[m], reference[m], rtol=1e-4, atol=1e-5)
     assert all(v.ndim == 5 for k, v in net.state_dict().items() if "video" in k and k.endswith("conv1.weight"))
+
+
+def test_auto_layout_is_per_frame_on_cuda_only(monkeypatch):
+    monkeypatch.setattr(blocks, "FACTORISED_CONVS", None)
+    assert not blocks.use_frame_convs(torch.zeros(1))  # CPU: Conv3d (faster there, make bench conv_layout_*)
+    if torch.cuda.is_available():
+        assert blocks.use_frame_convs(torch.zeros(1, device="cuda"))
+    monkeypatch.setattr(blocks, "FACTORISED_CONVS", True)
+    assert blocks.use_frame_convs(torch.zeros(1))
+
+
+def test_bench_times_both_layouts_and_writes_their_profiles(synthetic_store, tmp_path):
+    from avgen.cli.bench_layouts import bench_conv_layouts
+
+    cfg = load_config("bench", [f"out={tmp_path / 'results.json'}", f"data.store={synthetic_store}",
+                                "unet_model=dual_unet_tiny", "unet_repeats=2", "layout_steps=2"])
+    results = bench_conv_layouts(cfg)
+    for figure in ("unet", "default"):
+        assert results[f"conv_layout_{figure}_speedup"] > 0 and results[f"conv_layout_{figure}_speedup_spread"] >= 0
+    assert results["conv_layout_default_step_ms_conv3d"] > 0 and results["conv_layout_default_step_ms_frame_convs"] > 0
+    assert blocks.FACTORISED_CONVS is None  # the bench leaves the layout as it found it
+    tables = {layout: (tmp_path / f"profile_default_{layout}.txt").read_text() for layout in ("conv3d", "frame_convs")}
+    assert "aten::conv3d" in tables["conv3d"] and "aten::conv3d" not in tables["frame_convs"]

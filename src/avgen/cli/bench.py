@@ -11,6 +11,9 @@ Figures (name: meaning, goal):
   rs_mma_overhead = rs_mma / none - 1.
 - mmdisco_step_over_base_finetune_step and guided_sampling_overhead: see `avgen.cli.bench_mmdisco`.
 - lightning_overhead: a Trainer step over a bare PyTorch loop's step; see `avgen.cli.bench_lightning`.
+- conv_layout_*: before and after the video-convolution change (Conv3d vs per-frame 2-D convolutions), the
+  paper-size U-Net per function evaluation and the default experiment's training step, in turns; see
+  `avgen.cli.bench_layouts` (also writes profile_default_*.txt operator tables next to the results).
 - vocoder_*: seconds to decode `vocoder_mels` synthetic mels by librosa's per-clip Griffin-Lim, batched
   Griffin-Lim and band synthesis, measured in turns; vocoder_batched_speedup (goal >= 5 on the CPU).
 """
@@ -25,12 +28,13 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from avgen.cli.bench_layouts import bench_conv_layouts
 from avgen.cli.bench_lightning import bench_gpu, bench_lightning
 from avgen.cli.bench_mmdisco import bench_mmdisco
 from avgen.config import load_config
 from avgen.utils.io import write_json
 from avgen.utils.threads import free_cores, set_torch_threads
-from avgen.utils.timing import interleaved
+from avgen.utils.timing import interleaved, medians
 
 
 def bench_data(cfg: DictConfig) -> dict[str, float]:
@@ -59,17 +63,6 @@ def bench_prepare(cfg: DictConfig) -> dict[str, float]:
         report = prepare(adapter, Path(tmp) / "raw", Path(tmp) / "store", reps, windowing, progress=False)
         seconds = time.perf_counter() - t
     return {"prepare_clips_per_s": report["clips_written"] / seconds}
-
-
-def medians(times: dict[str, list[float]], prefix: str, scale: float = 1000.0) -> dict[str, float]:
-    """{prefix<name>: median * scale, prefix<name>_spread: (max - min) * scale} of interleaved timings."""
-    import statistics
-
-    out = {}
-    for name, ts in times.items():
-        out[f"{prefix}{name}"] = scale * statistics.median(ts)
-        out[f"{prefix}{name}_spread"] = scale * (max(ts) - min(ts))
-    return out
 
 
 def bench_unet(cfg: DictConfig) -> dict[str, float]:
@@ -136,7 +129,7 @@ def bench_lightning_and_gpu(cfg: DictConfig) -> dict[str, float]:
 
 
 BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco,
-           "lightning": bench_lightning_and_gpu, "vocoder": bench_vocoder}
+           "lightning": bench_lightning_and_gpu, "vocoder": bench_vocoder, "layouts": bench_conv_layouts}
 
 
 def run(overrides: list[str]) -> int:

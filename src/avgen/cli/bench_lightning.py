@@ -29,10 +29,23 @@ class _StepTimer(L.Callback):
         self.starts.append(time.perf_counter())
 
 
+def bare_training_step(module, optimizer, batch, step: int, clip: float | None) -> None:
+    """The method's training step, backward, gradient clipping and the optimizer step, without a Trainer."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a trainer is a no-op that warns
+        loss = module.training_step(batch, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+    optimizer.step()
+
+
 def bench_lightning(cfg: DictConfig) -> dict[str, float]:
     steps, warmup = cfg.overhead_steps, 5
     with tempfile.TemporaryDirectory() as tmp:
-        train_cfg = load_config("train", [f"output_dir={tmp}", f"trainer.max_steps={steps + warmup + 1}",
+        train_cfg = load_config("train", [f"output_dir={tmp}", f"data.store={cfg.data.store}",
+                                          f"trainer.max_steps={steps + warmup + 1}",
                                           "trainer.enable_progress_bar=true"], experiment=cfg.overhead_experiment)
         with open_dict(train_cfg):
             del train_cfg.callbacks["ema"]
@@ -56,19 +69,11 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
         clip = train_cfg.trainer.gradient_clip_val
         module.train()
         times, batches = [], iter(dm.train_dataloader())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # self.log without a trainer is a no-op that warns
-            for i in range(steps + warmup):
-                start = time.perf_counter()
-                batch = next(batches)
-                loss = module.training_step(batch, i)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-                optimizer.step()
-                if i >= warmup:
-                    times.append(time.perf_counter() - start)
+        for i in range(steps + warmup):
+            start = time.perf_counter()
+            bare_training_step(module, optimizer, next(batches), i, clip)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
         bare_step = statistics.median(times)
     return {"lightning_step_ms": 1000 * lightning_step, "bare_step_ms": 1000 * bare_step,
             "lightning_overhead": lightning_step / bare_step}

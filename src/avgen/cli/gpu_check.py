@@ -93,7 +93,7 @@ def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compil
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.reset_peak_memory_stats()
-    blocks.FACTORISED_CONVS = True
+    blocks.FACTORISED_CONVS = None  # back to auto
     return out
 
 
@@ -114,7 +114,7 @@ def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
             _sync(device)
         import avgen.models.unets.blocks as blocks
 
-        blocks.FACTORISED_CONVS = True
+        blocks.FACTORISED_CONVS = None  # back to auto
         key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
         name = f"profile_{'frame_convs' if factorised else 'conv3d'}_b{batch}.txt"
         write_text(out / name, prof.key_averages().table(sort_by=key, row_limit=25))

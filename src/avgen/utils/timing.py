@@ -19,3 +19,14 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int =
             fn()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def medians(times: dict[str, list[float]], prefix: str, scale: float = 1000.0) -> dict[str, float]:
+    """{prefix<name>: median * scale, prefix<name>_spread: (max - min) * scale} of interleaved timings."""
+    import statistics
+
+    out = {}
+    for name, ts in times.items():
+        out[f"{prefix}{name}"] = scale * statistics.median(ts)
+        out[f"{prefix}{name}_spread"] = scale * (max(ts) - min(ts))
+    return out

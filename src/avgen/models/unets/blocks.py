@@ -31,17 +31,23 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(32, channels), channels, eps=1e-6)
 
 
-# Degenerate 3-D kernels run as the 2-D convolutions they are (docs/performance.md): cuDNN and oneDNN pick
-# far better kernels for those. Parameters keep Conv3d's names and shapes, so checkpoints load either way;
-# FACTORISED_CONVS = False restores the plain Conv3d path (the benchmark's reference).
-FACTORISED_CONVS = True
+# Degenerate 3-D kernels can run as the 2-D convolutions they are (docs/performance.md). Parameters keep
+# Conv3d's names and shapes, so checkpoints load either way. None (auto): per-frame 2-D convolutions on CUDA,
+# where cuDNN's 3-D kernels for such shapes are the suspected bottleneck (`make gpu-check` times both);
+# plain Conv3d elsewhere, since on the CPU the reshape copies cost more than oneDNN saves (`make bench`,
+# conv_layout_*: the default experiment's step 7% slower per-frame). True / False force one path.
+FACTORISED_CONVS: bool | None = None
+
+
+def use_frame_convs(x: Tensor) -> bool:
+    return x.is_cuda if FACTORISED_CONVS is None else FACTORISED_CONVS
 
 
 class FrameConv(nn.Conv3d):
     """A (1, k, k) Conv3d applied as a Conv2d to every frame of (B, C, F, H, W)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not FACTORISED_CONVS:
+        if not use_frame_convs(x):
             return super().forward(x)
         b, _, f, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * f, -1, h, w)  # (B, C, F, H, W) -> (B*F, C, H, W)
@@ -53,7 +59,7 @@ class TimeConv(nn.Conv3d):
     """A (k, 1, 1) Conv3d applied as a (k, 1) Conv2d over (B, C, F, H*W): a view, no copy."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not FACTORISED_CONVS:
+        if not use_frame_convs(x):
             return super().forward(x)
         b, _, f, h, w = x.shape
         y = F.conv2d(x.flatten(3), self.weight.squeeze(-1), self.bias, (self.stride[0], 1), (self.padding[0], 0))
