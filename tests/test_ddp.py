@@ -111,9 +111,14 @@ def test_gpu_check_counts_the_stream_warnings_of_each_smoke_run(tmp_path, monkey
         log.write_text("UserWarning: The AccumulateGrad node's stream does not match ...\n" * (2 if warned else 0))
         return 0, 1.0
 
-    monkeypatch.setattr(gpu_check, "run_command", fake_run)
-    cfg = OmegaConf.create({"smoke": ["cmmd_synthetic", "mmdisco_synthetic"], "smoke_steps": 2})
-    result = gpu_check.smoke(cfg, "cpu", tmp_path)
+    calls = []
+    monkeypatch.setattr(gpu_check, "run_command", lambda args, log: calls.append(args) or fake_run(args, log))
+    cfg = OmegaConf.create({"smoke_steps": 2})
+    result = gpu_check.smoke(cfg, "cpu", tmp_path, ["cmmd_synthetic", "mmdisco_synthetic"])
     assert {k: v["stream_warnings"] for k, v in result.items()} == {"cmmd_synthetic": 0, "mmdisco_synthetic": 2}
-    table = gpu_check.format_results({"device": "cpu", "torch": "x", "cuda": None, "smoke": result})
-    assert "AccumulateGrad stream warnings: 2" in table
+    compiled = gpu_check.smoke(cfg, "cpu", tmp_path, ["mmdisco_synthetic"], compiled=True)
+    assert "compile=true" in calls[-1] and "compile=true" not in calls[0]
+    assert any(a.startswith("method.bases.audio=") for a in calls[-1])  # over the plain smoke run's bases
+    table = gpu_check.format_results({"device": "cpu", "torch": "x", "cuda": None, "smoke": result,
+                                      "smoke_compiled": compiled})
+    assert "AccumulateGrad stream warnings: 2" in table and "smoke mmdisco_synthetic_compiled" in table

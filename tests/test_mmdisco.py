@@ -320,3 +320,13 @@ def test_variant_names_what_sets_a_run_apart():
     assert label({"dsm_reduction": "mean"}) == "head=mlp"
     assert label({}, {"fakes": "shifted"}) == "head=mlp, fakes=shifted, L_dsm summed"
     assert label({"use_dsm": False}, coords=False) == "head=mlp, no L_dsm, no video coordinates"
+
+
+def test_mmdisco_bench_runs_both_sides_of_each_ratio():
+    from avgen.cli.bench_mmdisco import bench_mmdisco
+    from avgen.config import load_config
+
+    cfg = load_config("bench", ["unet_model=dual_unet_tiny", "discriminator_model=discriminator_tiny",
+                                "mmdisco_repeats=1", "mmdisco_sampling_steps=2"])
+    results = bench_mmdisco(cfg)
+    assert results["mmdisco_step_over_base_finetune_step"] > 0 and results["guided_sampling_overhead"] > -1

@@ -81,44 +81,14 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
 
 def bench_gpu(cfg: DictConfig) -> dict[str, float]:
     """On a CUDA machine: step time, samples/s and model FLOPs utilisation of the paper-size CMMD U-Net in
-    bf16 (forward + backward + Adam, batch `gpu_batch_size`, CMMD shapes); FLOPs counted by torch's
-    FlopCounterMode, peak from `gpu_peak_tflops` (H100 SXM dense bf16: 989). Nothing without a GPU."""
+    bf16 (forward + backward + Adam, batch `gpu_batch_size`, CMMD shapes), measured as `make gpu-check`
+    measures it (`gpu_check.unet_step`, peak `gpu_peak_tflops`; H100 SXM dense bf16: 989). Nothing without
+    a GPU."""
     if not torch.cuda.is_available():
         return {}
-    from hydra.utils import instantiate
-    from torch.utils.flop_counter import FlopCounterMode
+    from avgen.cli.gpu_check import unet_step
 
-    from avgen.diffusion.schedule import NoiseSchedule
-    from avgen.methods.cmmd.losses import joint_diffusion_loss
-
-    net = instantiate(load_config("train", ["model=dual_unet_paper", "name=bench"]).model,
-                      video_channels=4, audio_channels=80).cuda()
-    schedule = NoiseSchedule().cuda()
-    b = cfg.gpu_batch_size
-    x0 = {"video": torch.randn(b, 18, 4, 16, 16, device="cuda"), "audio": torch.randn(b, 80, 112, device="cuda")}
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-
-    def step() -> None:
-        t = torch.randint(0, 1000, (b,), device="cuda")
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = joint_diffusion_loss(net, schedule, x0, t, {m: torch.randn_like(x) for m, x in x0.items()}).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    for _ in range(5):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(cfg.gpu_repeats):
-        start = time.perf_counter()
-        step()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    return {"gpu_name": torch.cuda.get_device_name(), "gpu_cmmd_step_ms": 1000 * seconds,
-            "gpu_cmmd_samples_per_s": b / seconds,
-            "gpu_cmmd_mfu": flops / seconds / (cfg.gpu_peak_tflops * 1e12)}
+    check = load_config("gpu_check", [f"peak_tflops={cfg.gpu_peak_tflops}"])
+    step = unet_step(check, "cuda", cfg.gpu_batch_size, factorised=True, compiled=False, repeats=cfg.gpu_repeats)
+    return {"gpu_name": torch.cuda.get_device_name(), "gpu_cmmd_step_ms": step["step_ms"],
+            "gpu_cmmd_samples_per_s": step["samples_per_s"], "gpu_cmmd_mfu": step["mfu"]}

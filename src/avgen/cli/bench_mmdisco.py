@@ -14,6 +14,7 @@ modality; the discriminator is configs/model/<bench.discriminator_model>.
 
 from __future__ import annotations
 
+import copy
 import statistics
 from typing import Callable
 
@@ -55,7 +56,8 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
         loss.backward()
         base_opt.step()
 
-    bases = IndependentBases({m: NetworkDenoiser(net, {m: schedule}) for m, net in nets.items()})
+    # frozen copies: IndependentBases freezes what it holds, and the fine-tuning side trains `nets`
+    bases = IndependentBases({m: NetworkDenoiser(copy.deepcopy(net), {m: schedule}) for m, net in nets.items()})
     disc_opt = torch.optim.Adam(disc.parameters(), lr=1e-4)
 
     def disc_step() -> None:

@@ -10,6 +10,7 @@ earlier figures), in order of importance; a section not started within `budget_s
    evaluation of `eval_samples` pairs, decoding included (pairs/s).
 3. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
 4. `gpu_tests`: the project's tests that need a GPU (skipped on CPU machines).
+5. `smoke_compiled`: the same with `compile=true` for `smoke_compiled` (MMDisCo: its double backward compiled).
 Prints a table at the end. `allow_cpu=true` rehearses it on a CPU (tiny sizes; the figures mean nothing).
 """
 
@@ -169,10 +170,13 @@ def default_experiment(cfg: DictConfig, device: str, out: Path) -> dict[str, Any
     return result
 
 
-def smoke(cfg: DictConfig, device: str, out: Path) -> dict[str, Any]:
+def smoke(cfg: DictConfig, device: str, out: Path, experiments, compiled: bool = False) -> dict[str, Any]:
+    """A few training steps of each experiment (with `compile=true` when `compiled`; MMDisCo over the bases
+    the plain smoke runs trained)."""
     result = {}
-    for experiment in cfg.smoke:
-        args = ["train", f"experiment={experiment}", f"output_dir={out / 'smoke' / experiment}", "overwrite=true",
+    for experiment in experiments:
+        name = f"{experiment}_compiled" if compiled else experiment
+        args = ["train", f"experiment={experiment}", f"output_dir={out / 'smoke' / name}", "overwrite=true",
                 f"trainer.max_steps={cfg.smoke_steps}", f"trainer.val_check_interval={cfg.smoke_steps}",
                 "trainer.limit_val_batches=1", "evaluate.num_samples=0", "callbacks.media.num=0",
                 *(["trainer=gpu"] if device == "cuda" else [])]
@@ -180,12 +184,14 @@ def smoke(cfg: DictConfig, device: str, out: Path) -> dict[str, Any]:
             args += [f"method.bases.audio={out / 'smoke' / 'base_audio_synthetic' / 'checkpoints' / 'last.ckpt'}",
                      f"method.bases.video={out / 'smoke' / 'base_video_synthetic' / 'checkpoints' / 'last.ckpt'}",
                      f"data.fake_store={out / 'smoke' / 'fake_cache'}", "method.fake_cache.num=32"]
-        log = out / f"smoke_{experiment}.log"
+        if compiled:  # a CPU rehearsal checks the capture only (inductor's CPU code generation is slow)
+            args += ["compile=true", *([] if device == "cuda" else ["compile_backend=aot_eager"])]
+        log = out / f"smoke_{name}.log"
         rc, seconds = run_command(args, log)
         # DDP wrapped on a side stream made torch warn on every backward (utils/ddp.py): count what is left
         text = log.read_text(errors="replace") if log.is_file() else ""
         warnings = text.count("AccumulateGrad node's stream")
-        result[experiment] = {"rc": rc, "wall_s": seconds, "stream_warnings": warnings}
+        result[name] = {"rc": rc, "wall_s": seconds, "stream_warnings": warnings}
     return result
 
 
@@ -250,9 +256,10 @@ def run(overrides: list[str]) -> int:
         section(f"unet_b{b}_frame_convs_cudagraphs",
                 lambda b=b: isolated_unet_step([*overrides, "unet.compile_mode=reduce-overhead"], device, b, True,
                                                True, repeats))
-    section("smoke", lambda: smoke(cfg, device, out))
+    section("smoke", lambda: smoke(cfg, device, out, cfg.smoke))
     if device == "cuda":  # the tests that need a GPU (skipped on CPU machines)
         section("gpu_tests", lambda: gpu_tests(out))
+    section("smoke_compiled", lambda: smoke(cfg, device, out, cfg.smoke_compiled, compiled=True))
     results["total_seconds"] = time.perf_counter() - start
     write_json(out / "results.json", results)
     print(format_results(results))
@@ -276,7 +283,7 @@ def format_results(results: dict[str, Any]) -> str:
     if "eval_pairs_per_s" in d:
         lines.append(f"{'evaluation':<34} {d['eval_samples']} pairs in {d['eval_seconds']:.1f} s "
                      f"({d['eval_pairs_per_s']:.1f} pairs/s, decoding included)")
-    for name, r in results.get("smoke", {}).items():
+    for name, r in {**results.get("smoke", {}), **results.get("smoke_compiled", {})}.items():
         if isinstance(r, dict):
             lines.append(f"{'smoke ' + name:<34} {'ok' if r['rc'] == 0 else 'FAILED rc=' + str(r['rc'])} "
                          f"({r['wall_s']:.0f} s, AccumulateGrad stream warnings: {r.get('stream_warnings', '?')})")
