@@ -16,6 +16,7 @@ from avgen.config import build_part, load_config
 from avgen.evaluation.report import method_name, variant
 from avgen.utils.checkpoints import load_checkpoint
 from avgen.utils.ddp import CurrentStreamDDP
+from avgen.utils.precision import ClippingMixedPrecision, autocast_device
 
 
 def cpu_processes(trainer_cfg: DictConfig) -> int:
@@ -52,9 +53,13 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it may not show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     # `ddp` wraps the model on the training stream (utils/ddp.py: no AccumulateGrad stream mismatch)
-    strategy = {"strategy": CurrentStreamDDP()} if cfg.trainer.get("strategy") == "ddp" else {}
+    extra: dict[str, Any] = {"strategy": CurrentStreamDDP()} if cfg.trainer.get("strategy") == "ddp" else {}
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if cfg.trainer.get("precision") in ("bf16-mixed", "16-mixed"):  # fused optimizers may clip (utils/precision.py)
+        plugins.append(ClippingMixedPrecision(cfg.trainer.precision, autocast_device(cfg.trainer.get("accelerator"))))
+        extra["precision"] = None  # the plugin is the precision
     return build_part(cfg.trainer, "trainer", callbacks=callbacks, logger=make_logger(cfg, dataset),
-                      default_root_dir=str(cfg.output_dir), plugins=[AtomicCheckpointIO()], **strategy)
+                      default_root_dir=str(cfg.output_dir), plugins=plugins, **extra)
 
 
 def load_trained(experiment: str | None, overrides: list[str], ckpt: str | None = None

@@ -49,7 +49,7 @@ def training_step_fn(cfg: DictConfig, device: str, batch: int, factorised: bool,
     frames, mel_frames = (18, 112) if device == "cuda" else (4, 16)  # CMMD shapes; tiny for a CPU rehearsal
     x0 = {"video": torch.randn(batch, frames, 4, 16, 16, device=device),
           "audio": torch.randn(batch, 80, mel_frames, device=device)}
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=cfg.unet.fused_adam)  # as training (configs/method)
     dtype = torch.bfloat16
 
     def step(m) -> None:
