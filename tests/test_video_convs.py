@@ -46,15 +46,17 @@ def test_auto_layout_is_per_frame_on_cuda_only(monkeypatch):
     assert blocks.use_frame_convs(torch.zeros(1))
 
 
-def test_bench_times_both_layouts_and_writes_their_profiles(synthetic_store, tmp_path):
-    from avgen.cli.bench_layouts import bench_conv_layouts
+def test_bench_times_before_and_after_and_writes_their_profiles(synthetic_store, tmp_path):
+    from avgen.cli.bench_before_after import bench_before_after
 
     cfg = load_config("bench", [f"out={tmp_path / 'results.json'}", f"data.store={synthetic_store}",
                                 "unet_model=dual_unet_tiny", "unet_repeats=2", "layout_steps=2"])
-    results = bench_conv_layouts(cfg)
-    for figure in ("unet", "default"):
-        assert results[f"conv_layout_{figure}_speedup"] > 0 and results[f"conv_layout_{figure}_speedup_spread"] >= 0
-    assert results["conv_layout_default_step_ms_conv3d"] > 0 and results["conv_layout_default_step_ms_frame_convs"] > 0
+    results = bench_before_after(cfg)
+    for figure in ("before_after_default", "conv_layout_unet", "conv_layout_default", "adam_fused"):
+        assert results[f"{figure}_speedup"] > 0 and results[f"{figure}_speedup_spread"] >= 0
+    for step in ("before_after_default_step_ms_before", "before_after_default_step_ms_after",
+                 "conv_layout_default_step_ms_conv3d", "conv_layout_default_step_ms_frame_convs"):
+        assert results[step] > 0
     assert blocks.FACTORISED_CONVS is None  # the bench leaves the layout as it found it
-    tables = {layout: (tmp_path / f"profile_default_{layout}.txt").read_text() for layout in ("conv3d", "frame_convs")}
-    assert "aten::conv3d" in tables["conv3d"] and "aten::conv3d" not in tables["frame_convs"]
+    tables = {label: (tmp_path / f"profile_default_{label}.txt").read_text() for label in ("before", "after")}
+    assert "aten::conv3d" in tables["before"] and "Optimizer.step#Adam.step" in tables["after"]

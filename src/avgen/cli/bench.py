@@ -11,9 +11,9 @@ Figures (name: meaning, goal):
   rs_mma_overhead = rs_mma / none - 1.
 - mmdisco_step_over_base_finetune_step and guided_sampling_overhead: see `avgen.cli.bench_mmdisco`.
 - lightning_overhead: a Trainer step over a bare PyTorch loop's step; see `avgen.cli.bench_lightning`.
-- conv_layout_*: before and after the video-convolution change (Conv3d vs per-frame 2-D convolutions), the
-  paper-size U-Net per function evaluation and the default experiment's training step, in turns; see
-  `avgen.cli.bench_layouts` (also writes profile_default_*.txt operator tables next to the results).
+- before_after_*, conv_layout_*, adam_*: the default experiment's training step before and after the
+  GPU-efficiency changes (video-convolution layout, fused optimizer update), each change alone, in turns;
+  see `avgen.cli.bench_before_after` (also writes profile_default_{before,after}.txt next to the results).
 - vocoder_*: seconds to decode `vocoder_mels` synthetic mels by librosa's per-clip Griffin-Lim, batched
   Griffin-Lim and band synthesis, measured in turns; vocoder_batched_speedup (goal >= 5 on the CPU).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from avgen.cli.bench_layouts import bench_conv_layouts
+from avgen.cli.bench_before_after import bench_before_after
 from avgen.cli.bench_lightning import bench_gpu, bench_lightning
 from avgen.cli.bench_mmdisco import bench_mmdisco
 from avgen.config import load_config
@@ -129,7 +129,7 @@ def bench_lightning_and_gpu(cfg: DictConfig) -> dict[str, float]:
 
 
 BENCHES = {"data": bench_data, "prepare": bench_prepare, "unet": bench_unet, "mmdisco": bench_mmdisco,
-           "lightning": bench_lightning_and_gpu, "vocoder": bench_vocoder, "layouts": bench_conv_layouts}
+           "lightning": bench_lightning_and_gpu, "vocoder": bench_vocoder, "before_after": bench_before_after}
 
 
 def run(overrides: list[str]) -> int:
