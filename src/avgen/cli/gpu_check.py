@@ -7,7 +7,7 @@ earlier figures), in order of importance; a section not started within `budget_s
    convolutions as plain Conv3d (the reference) and as per-frame 2-D convolutions (the default), eager and
    torch.compile'd; plus torch.profiler operator tables of both at `profile_batch_size` (profile_*.txt).
 2. `default_experiment`: `cmmd_synthetic` alone on the GPU (steps/s from its own training clock), then its
-   evaluation of `eval_samples` pairs, decoding included (pairs/s).
+   evaluation of `eval_samples` joint pairs (sampling, decoding, scoring; no conditional tasks), pairs/s.
 3. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
 4. `gpu_tests`: the project's tests that need a GPU (skipped on CPU machines).
 5. `smoke_compiled`: the same with `compile=true` for `smoke_compiled` (MMDisCo: its double backward compiled).
@@ -159,7 +159,9 @@ def default_experiment(cfg: DictConfig, device: str, out: Path) -> dict[str, Any
         metrics = json.loads((run_dir / "metrics.json").read_text())
         result.update({"steps": metrics["steps"], "train_seconds": metrics["train_seconds"],
                        "steps_per_s": metrics["steps"] / metrics["train_seconds"]})
-        rc, seconds = run_command(["eval", *common, f"evaluate.num_samples={samples}", "evaluate.num_videos=0"],
+        # the goal's figure: `samples` joint pairs, sampled, decoded and scored (no v2a / a2v tasks)
+        rc, seconds = run_command(["eval", *common, f"evaluate.num_samples={samples}", "evaluate.num_videos=0",
+                                   "evaluate.num_video_to_audio=0", "evaluate.num_audio_to_video=0"],
                                   out / f"eval_{d.experiment}.log")
         result.update({"eval_rc": rc, "eval_wall_s": seconds})
         if rc == 0:
