@@ -194,3 +194,26 @@ def test_a_killed_run_resumes_to_the_same_weights(synthetic_store, tmp_path, exp
     # so does the counted training compute (the counter's totals are checkpointed too)
     assert metrics["straight"]["train_tflops"] > 0
     assert metrics["killed"]["train_tflops"] == pytest.approx(metrics["straight"]["train_tflops"], rel=1e-9)
+
+
+def test_multi_tensor_ema_equals_lightnings_ema(tmp_path):
+    """callbacks/ema.py: the same averaged weights as Lightning's per-tensor EMA, and the same checkpoint keys."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from avgen.callbacks.ema import MultiTensorEMA
+
+    weights, keys = [], []
+    for ema in (EMAWeightAveraging(decay=0.9), MultiTensorEMA(decay=0.9)):
+        L.seed_everything(0, verbose=False)
+        model = BoringModel()
+        trainer = L.Trainer(max_steps=6, callbacks=[ema], logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
+        trainer.fit(model)
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        trainer.save_checkpoint(tmp_path / "ema.ckpt")
+        keys.append(set(torch.load(tmp_path / "ema.ckpt", weights_only=False)))
+    for k in weights[0]:
+        torch.testing.assert_close(weights[1][k], weights[0][k], rtol=1e-6, atol=1e-7)
+    assert keys[0] == keys[1]
+    assert any((weights[0][k] != 0).any() for k in weights[0])

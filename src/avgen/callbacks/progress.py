@@ -62,11 +62,13 @@ class StepProgress(ProgressBar):
         if not (self._enabled and trainer.is_global_zero):
             return
         step, total = trainer.global_step, self._total(trainer)
+        now = time.perf_counter()
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
-            self._bar.set_postfix_str(self._loss(trainer), refresh=False)
+            if now - self._last >= 1.0:  # reading the loss waits for the accelerator: once a second, not per step
+                self._last = now
+                self._bar.set_postfix_str(self._loss(trainer), refresh=False)
             return
-        now = time.perf_counter()
         if now - self._last < self.every_seconds and step != total:
             return
         self._last = now

@@ -16,11 +16,12 @@ def narrow_time(x: Tensor, axis: int, margin: int) -> Tensor:
 
 def time_shift(x: Tensor, axis: int, margin: int, shift: Tensor) -> Tensor:
     """Per-sample windows displaced by `shift` frames ((B,) ints, |shift| <= margin) inside the context of
-    time axis `axis`."""
+    time axis `axis`. Pass `shift` on the CPU: checking it there costs the accelerator no sync."""
     length = x.shape[axis] - 2 * margin
     if int(shift.abs().max()) > margin:
         raise ValueError(f"a time shift of {int(shift.abs().max())} frames needs that much context; "
                          f"the batch has {margin} (raise data.margin_seconds)")
+    shift = shift.to(x.device)
     index = margin + shift[:, None] + torch.arange(length, device=x.device)[None]  # (B, L) source frames
     index = index.reshape(*index.shape[:1], *([1] * (axis - 1)), length, *([1] * (x.ndim - axis - 1)))
     return torch.take_along_dim(x, index.expand(*x.shape[:axis], length, *x.shape[axis + 1:]), dim=axis)

@@ -73,14 +73,16 @@ class NegativeSampler:
         seconds_per_frame = batch["seconds_per_frame"]
         b, device = x_full.shape[0], x_full.device
         x = narrow_time(x_full, axis, margin)
-        kinds = torch.multinomial(torch.tensor(self.weights), b, replacement=True, generator=generator).to(device)
+        kinds_cpu = torch.multinomial(torch.tensor(self.weights), b, replacement=True, generator=generator)
+        kinds = kinds_cpu.to(device)
         out = x.clone()
-        # time shift: seconds drawn in video frames, converted to this modality's frames
+        # time shift: seconds drawn in video frames, converted to this modality's frames (on the CPU, where
+        # time_shift checks them without a device sync)
         lo, hi = self.shift_frames
         shift_video = torch.randint(lo, hi + 1, (b,), generator=generator)
         sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1, 1)
-        shift = video_frames_to(sign * shift_video, seconds_per_frame, modality).to(device)
-        shifted = time_shift(x_full, axis, margin, torch.where(kinds == 0, shift, torch.zeros_like(shift)))
+        shift = video_frames_to(sign * shift_video, seconds_per_frame, modality)
+        shifted = time_shift(x_full, axis, margin, torch.where(kinds_cpu == 0, shift, torch.zeros_like(shift)))
         # swaps: another example's clip (never the positive's own)
         perm = partner_permutation(b, generator, device)
         length = x.shape[axis]
