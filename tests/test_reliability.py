@@ -217,3 +217,57 @@ def test_multi_tensor_ema_equals_lightnings_ema(tmp_path):
         torch.testing.assert_close(weights[1][k], weights[0][k], rtol=1e-6, atol=1e-7)
     assert keys[0] == keys[1]
     assert any((weights[0][k] != 0).any() for k in weights[0])
+
+
+class _ScalarReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts tensor -> Python scalar reads (`.item()`, `bool(t)`, ...): on an accelerator each waits for it."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_nonfinite_guard_reads_one_scalar_per_step_whatever_the_tensor_count():
+    net = nn.Sequential(*[nn.Linear(4, 4) for _ in range(25)])  # 50 gradient tensors
+    net(torch.randn(2, 4)).sum().backward()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    logged = []
+    module = type("M", (), {"log": lambda self, *a, **k: logged.append(a)})()
+    with _ScalarReads() as reads:
+        NonFiniteGuard().on_before_optimizer_step(None, module, optimizer)
+    assert reads.count == 1 and all(p.grad is not None for p in net.parameters())
+    next(net.parameters()).grad[0, 0] = float("nan")
+    guard = NonFiniteGuard()
+    guard.on_before_optimizer_step(None, module, optimizer)
+    assert guard.skipped == 1 and all(p.grad is None for p in net.parameters())
+
+
+def test_a_default_training_step_reads_at_most_three_scalars(synthetic_store, tmp_path):
+    """Host-device syncs per step (cuda: each `_local_scalar_dense` waits for the GPU): the non-finite guard's
+    one, and two inside torch's AveragedModel (EMA). Per-tensor checks once made it 150."""
+    from avgen.config import load_config
+    from avgen.experiment import build, make_trainer
+
+    class Probe(L.Callback):
+        def __init__(self):
+            self.counts, self.mode = [], None
+
+        def on_train_batch_start(self, *args):
+            self.mode = _ScalarReads().__enter__()
+
+        def on_train_batch_end(self, *args):
+            self.mode.__exit__(None, None, None)
+            self.counts.append(self.mode.count)
+
+    cfg = load_config("train", [f"output_dir={tmp_path}", f"data.store={synthetic_store}", "trainer.max_steps=4",
+                                "trainer.enable_progress_bar=false", "evaluate.num_samples=0", "model.base_channels=8",
+                                "model.head_dim=8", "model.channel_mult=[1]", "model.attention_levels=[]",
+                                "data.batch_size=4"], experiment="cmmd_synthetic")  # the joint-loss phase
+    dm, module, callbacks = build(cfg)
+    probe = Probe()
+    make_trainer(cfg, [*callbacks, probe]).fit(module, datamodule=dm)
+    assert len(probe.counts) == 4 and max(probe.counts) <= 3, probe.counts
