@@ -20,10 +20,9 @@ next to the results (`profile_default_{before,after}.txt`, sorted by CPU time).
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,18 +37,9 @@ from avgen.utils.io import write_text
 from avgen.utils.timing import interleaved, medians
 
 
-@contextlib.contextmanager
-def conv_layout(factorised: bool | None) -> Iterator[None]:
-    previous, blocks.FACTORISED_CONVS = blocks.FACTORISED_CONVS, factorised
-    try:
-        yield
-    finally:
-        blocks.FACTORISED_CONVS = previous
-
-
 def in_layout(fn: Callable[[], object], factorised: bool | None) -> Callable[[], object]:
     def call() -> object:
-        with conv_layout(factorised):
+        with blocks.conv_layout(factorised):
             return fn()
     return call
 
@@ -84,8 +74,8 @@ def profile_tables(steps: dict[str, Callable[[], None]], folder: Path, name: str
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(repeats):
                 step()
-        write_text(folder / f"profile_{name}_{label}.txt",
-                   prof.key_averages().table(sort_by="cpu_time_total", row_limit=25))
+        write_text(folder / f"profile_{name}_{label}.txt",  # every operator: read the top rows, search the rest
+                   prof.key_averages().table(sort_by="cpu_time_total", row_limit=-1))
 
 
 def adam_updates(net: torch.nn.Module) -> dict[str, Callable[[], None]]:

@@ -40,7 +40,6 @@ def training_step_fn(cfg: DictConfig, device: str, batch: int, factorised: bool,
     from avgen.diffusion.schedule import NoiseSchedule
     from avgen.methods.cmmd.losses import joint_diffusion_loss
 
-    blocks.FACTORISED_CONVS = factorised
     torch.manual_seed(0)
     net = instantiate(load_config("train", [f"model={cfg.unet.model}", "name=gpu_check"]).model,
                       video_channels=4, audio_channels=80).to(device)
@@ -54,7 +53,8 @@ def training_step_fn(cfg: DictConfig, device: str, batch: int, factorised: bool,
 
     def step(m) -> None:
         t = torch.randint(0, 1000, (batch,), device=device)
-        with torch.autocast(device, dtype=dtype, enabled=device == "cuda"):  # CPU: float32
+        # the layout this figure is for; bf16 autocast on CUDA, float32 on the CPU
+        with blocks.conv_layout(factorised), torch.autocast(device, dtype=dtype, enabled=device == "cuda"):
             loss = joint_diffusion_loss(m, schedule, x0, t, {k: torch.randn_like(x) for k, x in x0.items()}).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -73,8 +73,6 @@ def _sync(device: str) -> None:
 def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
               repeats: int) -> dict[str, float]:
     """Median train-step time of the paper-size U-Net, samples/s and MFU (FLOPs of one eager step)."""
-    import avgen.models.unets.blocks as blocks
-
     step, flops = training_step_fn(cfg, device, batch, factorised, compiled)
     start = time.perf_counter()
     for _ in range(3):  # warm-up; compiles here
@@ -94,7 +92,6 @@ def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compil
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.reset_peak_memory_stats()
-    blocks.FACTORISED_CONVS = None  # back to auto
     return out
 
 
@@ -113,9 +110,6 @@ def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
             for _ in range(3):
                 step()
             _sync(device)
-        import avgen.models.unets.blocks as blocks
-
-        blocks.FACTORISED_CONVS = None  # back to auto
         key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
         name = f"profile_{'frame_convs' if factorised else 'conv3d'}_b{batch}.txt"
         write_text(out / name, prof.key_averages().table(sort_by=key, row_limit=25))

@@ -6,7 +6,9 @@ a (1, 3, 3) spatial convolution per frame followed by a (3, 1, 1) temporal one; 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,17 @@ FACTORISED_CONVS: bool | None = None
 
 def use_frame_convs(x: Tensor) -> bool:
     return x.is_cuda if FACTORISED_CONVS is None else FACTORISED_CONVS
+
+
+@contextlib.contextmanager
+def conv_layout(factorised: bool | None) -> Iterator[None]:
+    """FACTORISED_CONVS set for the calls inside (benchmarks time both layouts in one process)."""
+    global FACTORISED_CONVS
+    previous, FACTORISED_CONVS = FACTORISED_CONVS, factorised
+    try:
+        yield
+    finally:
+        FACTORISED_CONVS = previous
 
 
 class FrameConv(nn.Conv3d):
