@@ -112,3 +112,17 @@ def test_compile_true_through_the_command_line(synthetic_store, tmp_path, capsys
     assert metrics["steps"] == 2 and "gflops_per_step" not in metrics  # the counter would see compiled kernels
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert not any("_orig_mod" in k for k in ckpt["state_dict"])  # the plain network's keys
+
+
+@pytest.mark.slow
+def test_gpu_check_times_the_default_step_eager_and_compiled(synthetic_store):
+    """`make gpu-check`'s default_steps section, rehearsed on the CPU (aot_eager; CUDA graphs need a GPU)."""
+    from avgen.cli.gpu_check import default_steps, format_results
+    from avgen.config import load_config
+
+    cfg = load_config("gpu_check", ["allow_cpu=true"])
+    result = default_steps(cfg, "cpu", (f"data.store={synthetic_store}", "model.base_channels=8", "model.head_dim=8",
+                                        "data.batch_size=4"))
+    assert set(result) == {"eager", "compiled"} and all(r["steps_per_s"] > 0 for r in result.values()), result
+    assert "default step, no Trainer, compiled" in format_results({"device": "cpu", "torch": "x", "cuda": None,
+                                                                   "default_steps": result})

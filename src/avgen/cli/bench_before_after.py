@@ -44,19 +44,27 @@ def in_layout(fn: Callable[[], object], factorised: bool | None) -> Callable[[],
     return call
 
 
-def default_experiment_step(experiment: str, overrides: list[str]) -> Callable[[], None]:
-    """One bare training step of `experiment` on a fixed batch of its own data, as a function."""
+def default_experiment_step(experiment: str, overrides: list[str], device: str = "cpu",
+                            compile_options: dict | None = None) -> Callable[[], None]:
+    """One bare training step of `experiment` on a fixed batch of its own data, as a function: on `device`
+    (CUDA: bf16 autocast, as the GPU trainer preset), its networks torch.compile'd with `compile_options`."""
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
     train_cfg = load_config("train", overrides, experiment=experiment)
     with open_dict(train_cfg):
         del train_cfg.callbacks["ema"]
     torch.manual_seed(0)
     dm, module, _ = build(train_cfg)
     dm.setup("fit")
-    optimizer = module.configure_optimizers()
+    module.to(device)
+    if compile_options is not None:
+        module.compile_networks(**compile_options)
+    optimizer = module.configure_optimizers()  # after the move: fused updates need the parameters in place
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    batch = next(iter(dm.train_dataloader()))
+    batch = move_data_to_device(next(iter(dm.train_dataloader())), device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if device == "cuda" else None
     module.train()
-    return lambda: bare_training_step(module, optimizer, batch, 0, train_cfg.trainer.gradient_clip_val)
+    return lambda: bare_training_step(module, optimizer, batch, 0, train_cfg.trainer.gradient_clip_val, autocast)
 
 
 def speedup(times: dict[str, list[float]], before: str, after: str, name: str) -> dict[str, float]:

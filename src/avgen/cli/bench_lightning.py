@@ -8,6 +8,7 @@ per-step seeding, the non-finite guard, the LR monitor). Goal: at most 1.10.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -29,9 +30,11 @@ class _StepTimer(L.Callback):
         self.starts.append(time.perf_counter())
 
 
-def bare_training_step(module, optimizer, batch, step: int, clip: float | None) -> None:
-    """The method's training step, backward, gradient clipping and the optimizer step, without a Trainer."""
-    with warnings.catch_warnings():
+def bare_training_step(module, optimizer, batch, step: int, clip: float | None,
+                       autocast: torch.autocast | None = None) -> None:
+    """The method's training step (under `autocast`, as Lightning's mixed precision runs it), backward,
+    gradient clipping and the optimizer step, without a Trainer."""
+    with warnings.catch_warnings(), autocast or contextlib.nullcontext():
         warnings.simplefilter("ignore")  # self.log without a trainer is a no-op that warns
         loss = module.training_step(batch, step)
     optimizer.zero_grad(set_to_none=True)

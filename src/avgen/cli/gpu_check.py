@@ -8,9 +8,10 @@ earlier figures), in order of importance; a section not started within `budget_s
    torch.compile'd; plus torch.profiler operator tables of both at `profile_batch_size` (profile_*.txt).
 2. `default_experiment`: `cmmd_synthetic` alone on the GPU (steps/s from its own training clock), then its
    evaluation of `eval_samples` joint pairs (sampling, decoding, scoring; no conditional tasks), pairs/s.
-3. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
-4. `gpu_tests`: the project's tests that need a GPU (skipped on CPU machines).
-5. `smoke_compiled`: the same with `compile=true` for `smoke_compiled` (MMDisCo: its double backward compiled).
+3. `default_steps`: the default experiment's step without the Trainer, eager, compiled and with CUDA graphs.
+4. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
+5. `gpu_tests`: the project's tests that need a GPU (skipped on CPU machines).
+6. `smoke_compiled`: the same with `compile=true` for `smoke_compiled` (MMDisCo: its double backward compiled).
 Prints a table at the end. `allow_cpu=true` rehearses it on a CPU (tiny sizes; the figures mean nothing).
 """
 
@@ -166,6 +167,40 @@ def default_experiment(cfg: DictConfig, device: str, out: Path) -> dict[str, Any
     return result
 
 
+def default_steps(cfg: DictConfig, device: str, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The default experiment's training step without Lightning (its model, batch, optimizer, clipping; bf16
+    autocast on CUDA), eager, torch.compile'd and with CUDA graphs: steps/s after a warm-up that compiles.
+    Beside `default_experiment`'s Trainer figure, it says how much of a step is the network and what
+    compilation would give."""
+    import tempfile
+
+    from avgen.cli.bench_before_after import default_experiment_step
+
+    d = cfg.default_experiment
+    variants = {"eager": None, "compiled": {}, "cudagraphs": {"mode": "reduce-overhead"}}
+    if device != "cuda":  # a rehearsal checks the plumbing: no code generation, no CUDA graphs
+        variants = {"eager": None, "compiled": {"backend": "aot_eager"}}
+    steps = d.bare_steps if device == "cuda" else 3
+    result: dict[str, Any] = {}
+    for label, options in variants.items():
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                step = default_experiment_step(d.experiment, [f"output_dir={tmp}", *overrides], device, options)
+                start = time.perf_counter()
+                for _ in range(5):  # warm-up; compiles here
+                    step()
+                _sync(device)
+                warmup = time.perf_counter() - start
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                _sync(device)
+                result[label] = {"steps_per_s": steps / (time.perf_counter() - start), "warmup_s": warmup}
+        except Exception as e:  # noqa: BLE001 - a variant that fails is a result; the others still run
+            result[label] = {"error": f"{type(e).__name__}: {e}"}
+    return result
+
+
 def smoke(cfg: DictConfig, device: str, out: Path, experiments, compiled: bool = False) -> dict[str, Any]:
     """A few training steps of each experiment (with `compile=true` when `compiled`; MMDisCo over the bases
     the plain smoke runs trained)."""
@@ -252,6 +287,7 @@ def run(overrides: list[str]) -> int:
         section(f"unet_b{b}_frame_convs_cudagraphs",
                 lambda b=b: isolated_unet_step([*overrides, "unet.compile_mode=reduce-overhead"], device, b, True,
                                                True, repeats))
+    section("default_steps", lambda: default_steps(cfg, device))
     section("smoke", lambda: smoke(cfg, device, out, cfg.smoke))
     if device == "cuda":  # the tests that need a GPU (skipped on CPU machines)
         section("gpu_tests", lambda: gpu_tests(out))
@@ -261,7 +297,7 @@ def run(overrides: list[str]) -> int:
     print(format_results(results))
     print(f"written to {out / 'results.json'}")
     failed = [k for k, v in results.items() if isinstance(v, dict) and ("error" in v or v.get("train_rc") or v.get("rc")
-              or any(isinstance(r, dict) and r.get("rc") for r in v.values()))]
+              or any(isinstance(r, dict) and (r.get("rc") or "error" in r) for r in v.values()))]
     return 1 if failed else 0
 
 
@@ -276,6 +312,10 @@ def format_results(results: dict[str, Any]) -> str:
     d = results.get("default_experiment", {})
     if "steps_per_s" in d:
         lines.append(f"{'default experiment':<34} {d['steps_per_s']:8.2f} steps/s")
+    for label, r in results.get("default_steps", {}).items():
+        value = f"{r['steps_per_s']:8.2f} steps/s (warm-up {r['warmup_s']:.0f} s)" if "steps_per_s" in r else \
+            f"FAILED {r.get('error', '')[:150]}"
+        lines.append(f"{'default step, no Trainer, ' + label:<34} {value}")
     if "eval_pairs_per_s" in d:
         lines.append(f"{'evaluation':<34} {d['eval_samples']} pairs in {d['eval_seconds']:.1f} s "
                      f"({d['eval_pairs_per_s']:.1f} pairs/s, decoding included)")
