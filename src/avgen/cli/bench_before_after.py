@@ -30,9 +30,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 import avgen.models.unets.blocks as blocks
-from avgen.cli.bench_lightning import bare_training_step
+from avgen.cli.bench_lightning import bare_parts, bare_training_step
 from avgen.config import load_config
-from avgen.experiment import build
 from avgen.utils.io import write_text
 from avgen.utils.timing import interleaved, medians
 
@@ -54,16 +53,9 @@ def default_experiment_step(experiment: str, overrides: list[str], device: str =
     with open_dict(train_cfg):
         del train_cfg.callbacks["ema"]
     torch.manual_seed(0)
-    dm, module, _ = build(train_cfg)
-    dm.setup("fit")
-    module.to(device)
-    if compile_options is not None:
-        module.compile_networks(**compile_options)
-    optimizer = module.configure_optimizers()  # after the move: fused updates need the parameters in place
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    dm, module, optimizer = bare_parts(train_cfg, device, compile_options)
     batch = move_data_to_device(next(iter(dm.train_dataloader())), device)
     autocast = torch.autocast(device, dtype=torch.bfloat16) if device == "cuda" else None
-    module.train()
     return lambda: bare_training_step(module, optimizer, batch, 0, train_cfg.trainer.gradient_clip_val, autocast)
 
 

@@ -44,6 +44,20 @@ def bare_training_step(module, optimizer, batch, step: int, clip: float | None,
     optimizer.step()
 
 
+def bare_parts(train_cfg: DictConfig, device: str = "cpu", compile_options: dict | None = None):
+    """(data module set up for fit, module on `device` in train mode, its optimizer) for a loop without a
+    Trainer; the networks torch.compile'd with `compile_options` when given."""
+    dm, module, _ = build(train_cfg)
+    dm.setup("fit")
+    module.to(device)
+    if compile_options is not None:
+        module.compile_networks(**compile_options)
+    optimizer = module.configure_optimizers()  # after the move: fused updates need the parameters in place
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    module.train()
+    return dm, module, optimizer
+
+
 def bench_lightning(cfg: DictConfig) -> dict[str, float]:
     steps, warmup = cfg.overhead_steps, 5
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,12 +79,8 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
 
         # the same work in a bare loop
         L.seed_everything(0, verbose=False)
-        dm, module, _ = build(train_cfg)
-        dm.setup("fit")
-        optimizer = module.configure_optimizers()
-        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        dm, module, optimizer = bare_parts(train_cfg)
         clip = train_cfg.trainer.gradient_clip_val
-        module.train()
         times, batches = [], iter(dm.train_dataloader())
         for i in range(steps + warmup):
             start = time.perf_counter()

@@ -71,15 +71,20 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _warm_up(step, device: str, calls: int) -> float:
+    """Seconds of `calls` untimed calls (compilation, allocations, cuDNN autotuning happen here)."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
 def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
               repeats: int) -> dict[str, float]:
     """Median train-step time of the paper-size U-Net, samples/s and MFU (FLOPs of one eager step)."""
     step, flops = training_step_fn(cfg, device, batch, factorised, compiled)
-    start = time.perf_counter()
-    for _ in range(3):  # warm-up; compiles here
-        step()
-    _sync(device)
-    warmup = time.perf_counter() - start
+    warmup = _warm_up(step, device, 3)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -186,11 +191,7 @@ def default_steps(cfg: DictConfig, device: str, overrides: tuple[str, ...] = ())
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 step = default_experiment_step(d.experiment, [f"output_dir={tmp}", *overrides], device, options)
-                start = time.perf_counter()
-                for _ in range(5):  # warm-up; compiles here
-                    step()
-                _sync(device)
-                warmup = time.perf_counter() - start
+                warmup = _warm_up(step, device, 5)
                 start = time.perf_counter()
                 for _ in range(steps):
                     step()
@@ -221,8 +222,7 @@ def smoke(cfg: DictConfig, device: str, out: Path, experiments, compiled: bool =
         rc, seconds = run_command(args, log)
         # DDP wrapped on a side stream made torch warn on every backward (utils/ddp.py): count what is left
         text = log.read_text(errors="replace") if log.is_file() else ""
-        warnings = text.count("AccumulateGrad node's stream")
-        result[name] = {"rc": rc, "wall_s": seconds, "stream_warnings": warnings}
+        result[name] = {"rc": rc, "wall_s": seconds, "stream_warnings": text.count("AccumulateGrad node's stream")}
     return result
 
 
