@@ -12,7 +12,7 @@ RESUME ?=
 ARGS ?=
 BASE_ARGS ?=
 
-.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood clean help
+.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights lint clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -48,6 +48,10 @@ lock: ## regenerate requirements.lock from pyproject.toml in a scratch venv
 # child process), folders, codecs, GPU/NCCL: a table; exit code 0 only when nothing fails.
 doctor: $(STAMP) ## can this install run the README's commands? a table, exit 0 when nothing fails
 	$(AVGEN) doctor $(ARGS)
+
+lint: $(STAMP) ## ruff: lint and format check (pyproject.toml [tool.ruff]); `ruff format .` fixes the format
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: $(STAMP) ## the fast tier (about 2 minutes on 2 cores): everything not marked slow
 	$(PY) -m pytest -q $(ARGS)
@@ -93,34 +97,32 @@ edge-probe: $(STAMP) ## can a time-shifted negative be told from one modality al
 fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training builds them if missing): EXP
 	$(AVGEN) fake-cache experiment=$(EXP) $(ARGS)
 
-# MMDisCo's whole chain for EXP=mmdisco_<dataset>: both single-modal bases, then the discriminator (the
-# fake-pair cache, `make fake-cache`, is built from the bases on first use), then its samples and metrics. EXP=mmdisco_<dataset>_cmmd
-# trains nCMMD and CMMD first and uses the CMMD checkpoint as the black-box joint base.
-pipeline: $(STAMP) ## MMDisCo's whole chain: EXP=mmdisco_<dataset>[_cmmd] (bases or CMMD first)
-	@case "$(EXP)" in mmdisco_*) ;; *) echo "make pipeline EXP=mmdisco_<dataset>[_cmmd] (got $(EXP))"; exit 2 ;; esac
-	@set -e; ds=$$(echo "$(EXP)" | sed -e 's/^mmdisco_//' -e 's/_cmmd$$//'); \
-	case "$(EXP)" in \
-	  *_cmmd) prereqs="ncmmd_$$ds cmmd_$$ds" ;; \
-	  *) prereqs="base_audio_$$ds base_video_$$ds" ;; \
-	esac; \
-	for exp in $$prereqs; do $(MAKE) --no-print-directory train EXP=$$exp ARGS="$(BASE_ARGS)"; done
-	$(MAKE) --no-print-directory train EXP=$(EXP)
+# An experiment with every run it starts from (its method's start_checkpoints: MMDisCo's bases, CMMD's nCMMD
+# parent), each trained if it has no checkpoint yet; BASE_ARGS go to those upstream runs only.
+pipeline: $(STAMP) ## EXP with the runs it starts from (bases, parents), each trained if missing [BASE_ARGS=]
+	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
+	$(AVGEN) pipeline experiment=$(EXP) base_args='$(BASE_ARGS)' $(ARGS)
+
+# Pretrained weights by registry name (docs/weights.md): download + verify into the caches, then a table of
+# what is present. WHICH=<name>[,<name>...] (default: every entry, ~10 GB); run it where there is network.
+WHICH ?=
+weights: $(STAMP) ## fetch + verify pretrained weights [WHICH=<name>,...] (docs/weights.md), then a table
+	$(AVGEN) weights $(if $(WHICH),which=$(WHICH)) $(ARGS)
 
 # MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines built on the spot: checks an install
 # (loading, fake cache, discriminator steps, one guided mp4) before pointing it at real weights. CPU, minutes.
-smoke-ood: $(STAMP) ## MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines (CPU, minutes)
+smoke-ood: $(STAMP) ## Pretrained weights by registry name (docs/weights.md): download + verify into the caches, then a table of
+# what is present. WHICH=<name>[,<name>...] (default: every entry, ~10 GB); run it where there is network.
+WHICH ?=
+weights: $(STAMP) ## fetch + verify pretrained weights [WHICH=<name>,...] (docs/weights.md), then a table
+	$(AVGEN) weights $(if $(WHICH),which=$(WHICH)) $(ARGS)
+
+# MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines (CPU, minutes)
 	$(AVGEN) smoke-ood $(ARGS)
 
-# One short DDP + bf16 run of each method on the visible GPUs (outputs/gpu_smoke/): checks a GPU install.
-GPU_SMOKE := overwrite=true trainer=gpu trainer.max_steps=20 trainer.val_check_interval=10 trainer.log_every_n_steps=5 \
-	paths.output_dir=outputs/gpu_smoke evaluate.num_samples=0
-gpu-smoke: data ## one short DDP + bf16 run of each method on the visible GPUs
-	$(AVGEN) train experiment=cmmd_synthetic $(GPU_SMOKE) $(ARGS)
-	$(AVGEN) train experiment=base_audio_synthetic $(GPU_SMOKE) $(ARGS)
-	$(AVGEN) train experiment=base_video_synthetic $(GPU_SMOKE) $(ARGS)
-	$(AVGEN) train experiment=mmdisco_synthetic $(GPU_SMOKE) data.fake_store=outputs/gpu_smoke/fake_cache \
-	  method.fake_cache.num=64 $(ARGS)
-	@echo "gpu-smoke: every method trained under DDP + bf16; replicas agree (outputs/gpu_smoke/*/replicas.json)"
+# One short DDP + bf16 run of every method of the suite registry on the visible GPUs (outputs/gpu_smoke/).
+gpu-smoke: data ## one short DDP + bf16 run of every registered method on the visible GPUs
+	$(AVGEN) gpu-smoke $(ARGS)
 
 # Wheels of every locked dependency but torch (and SKIP: wandb decord) for an offline machine:
 # make wheelhouse PYTHON=3.12 PLATFORM=manylinux_2_28_x86_64 [ONLY="librosa av ..."] -> wheelhouse/
@@ -141,27 +143,11 @@ bench: data ## speed figures -> outputs/bench/results.json
 compare: $(STAMP) ## every run side by side: outputs/compare/<DATASET>.md + plots
 	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) $(ARGS)
 
-# Every synthetic run the comparison shows (CMMD, nCMMD, the single-modal bases, MMDisCo per fusion head),
-# each re-scored on the same 128 samples, then the report. Trained runs are kept: re-running continues.
-SUITE_EVAL := evaluate.num_samples=128 evaluate.num_video_to_audio=64 evaluate.num_audio_to_video=64
+# Every run of the suite registry (configs/suite/synthetic.yaml: runs x variants x seeds, one budget), each
+# re-scored on the registry's shared samples, then the report. Trained runs are kept: re-running continues.
 SEEDS ?= 1
-suite: data ## every synthetic run of the comparison, SEEDS training seeds each (trained if missing), then the report
-	@set -e; for k in $$(seq 0 $$(($(SEEDS) - 1))); do sfx=$$( [ $$k = 0 ] || echo _seed$$k ); \
-	  for exp in cmmd_synthetic ncmmd_synthetic independent_synthetic flowdit_synthetic flowdit_independent_synthetic; do \
-	    test -f outputs/$$exp$$sfx/metrics.json || $(AVGEN) train experiment=$$exp name=$$exp$$sfx seed=$$k $(SUITE_EVAL); \
-	  done; done
-	@set -e; for exp in base_audio_synthetic base_video_synthetic; do \
-	  test -f outputs/$$exp/metrics.json || $(AVGEN) train experiment=$$exp; done
-	@set -e; for k in $$(seq 0 $$(($(SEEDS) - 1))); do sfx=$$( [ $$k = 0 ] || echo _seed$$k ); \
-	  for head in mlp transformer linear; do name=mmdisco_synthetic$$( [ $$head = mlp ] || echo _$$head )$$sfx; \
-	    test -f outputs/$$name/metrics.json || \
-	      $(AVGEN) train experiment=mmdisco_synthetic name=$$name model.head=$$head seed=$$k $(SUITE_EVAL); \
-	  done; \
-	  for fakes in shifted deranged; do name=mmdisco_synthetic_$$fakes$$sfx; \
-	    test -f outputs/$$name/metrics.json || \
-	      $(AVGEN) train experiment=mmdisco_synthetic name=$$name data.fakes=$$fakes seed=$$k $(SUITE_EVAL); \
-	  done; done
-	$(MAKE) --no-print-directory compare DATASET=synthetic
+suite: data ## every run of configs/suite/synthetic.yaml, SEEDS training seeds each (trained if missing), then the report
+	$(AVGEN) suite dataset=synthetic seeds=$(SEEDS) $(ARGS)
 
 readme-numbers: $(STAMP) ## the README's measured numbers, from outputs/cmmd_synthetic/metrics.json
 	$(PY) scripts/readme_numbers.py outputs/$(EXP)/metrics.json README.md

@@ -1,6 +1,8 @@
 """Write the README's measured numbers from a run's metrics.json (never typed by hand):
 `python scripts/readme_numbers.py outputs/cmmd_synthetic/metrics.json README.md` (`make readme-numbers`).
-Replaces what stands between the `<!-- measured:begin ... -->` and `<!-- measured:end -->` lines."""
+Replaces what stands between the `<!-- measured:begin ... -->` and `<!-- measured:end -->` lines, and the
+experiment table between `<!-- experiments:begin ... -->` and `<!-- experiments:end -->` (from the suite
+registries, configs/suite/)."""
 
 from __future__ import annotations
 
@@ -31,11 +33,11 @@ def measured_text(m: dict) -> str:
             f"samples, {scores} (95% intervals; docs/metrics.md).")
 
 
-def update(readme: Path, text: str) -> None:
+def update(readme: Path, text: str, block: str = "measured") -> None:
     content = readme.read_text()
-    pattern = re.compile(r"(<!-- measured:begin[^\n]*-->\n).*?(<!-- measured:end -->)", re.S)
+    pattern = re.compile(rf"(<!-- {block}:begin[^\n]*-->\n).*?(<!-- {block}:end -->)", re.S)
     if not pattern.search(content):
-        raise ValueError(f"{readme} has no <!-- measured:begin --> ... <!-- measured:end --> block")
+        raise ValueError(f"{readme} has no <!-- {block}:begin --> ... <!-- {block}:end --> block")
     readme.write_text(pattern.sub(lambda match: match.group(1) + text + "\n" + match.group(2), content, count=1))
 
 
@@ -44,4 +46,7 @@ if __name__ == "__main__":
     if not metrics_path.is_file():
         sys.exit(f"{metrics_path} does not exist: train the run first (make train)")
     update(readme_path, measured_text(json.loads(metrics_path.read_text())))
-    print(f"{readme_path}: measured numbers from {metrics_path}")
+    from avgen.suite import experiment_table
+
+    update(readme_path, experiment_table(), "experiments")
+    print(f"{readme_path}: measured numbers from {metrics_path}, the experiment table from configs/suite/")

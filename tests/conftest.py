@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from avgen.utils.numba_cache import configure as configure_numba_cache
 from avgen.utils.threads import set_torch_threads
 
+configure_numba_cache()  # as every avgen command does before librosa is imported
 set_torch_threads()
 os.environ.setdefault("WANDB_MODE", "offline")
 

@@ -1,4 +1,4 @@
-"""Band synthesis for coarse mels (sampling/band_synth.py): the bounces become audible onsets."""
+"""Band synthesis for coarse mels (decoding/band_synth.py): the bounces become audible onsets."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from avgen.metrics.av_align import onset_times
-from avgen.sampling.band_synth import BandSynth
-from avgen.sampling.decode import AudioDecoder, mel_vocoder
-from avgen.sampling.griffin_lim import BatchedGriffinLim
+from avgen.decoding.band_synth import BandSynth
+from avgen.decoding.decode import AudioDecoder, mel_vocoder
+from avgen.decoding.griffin_lim import BatchedGriffinLim
 from test_metrics_synthetic import _test_pairs
 
 

@@ -28,7 +28,7 @@ def test_compare_report_and_plots(tmp_path, capsys):
               losses=[0.7, 0.6])
     write_run(out, "cmmd_aistpp", {"dataset": "aistpp", "method": "cmmd", "fvd": 300.0})
     write_run(out, "vocoder_melgan_synthetic", {"dataset": "synthetic", "method": "vocoder", "variant": "",
-                                                "mel_l1": 0.21, "mel_l1_griffin_lim": 0.17, "parameters": 1_500_000})
+                                                "modalities": [], "mel_l1": 0.21, "mel_l1_griffin_lim": 0.17, "parameters": 1_500_000})
     (out / "broken").mkdir()
     (out / "broken" / "metrics.json").write_text("{not json")
     assert main(["compare", f"paths.output_dir={out}", "dataset_name=synthetic"]) == 0
@@ -40,8 +40,11 @@ def test_compare_report_and_plots(tmp_path, capsys):
     assert "| mmdisco_synthetic (no joint: independent bases) | independent bases, guidance off | 0.203 | 0.548 |" in body
     assert "1.23M" in body and "11.5 min" in body and "cmmd_aistpp" not in report and "fvd" not in report
     assert "chance level" in report
-    # the vocoder is not a generative row: its own table, its numbers nowhere among the metric columns
-    assert "| vocoder_melgan_synthetic | 0.210 | 0.170 | 1.50M |" in report.split("## Vocoders")[1]
+    # a model that generates no modality (the vocoder) is not a generative row: its own table, its numbers
+    # nowhere among the metric columns
+    others = report.split("## Other trained models")[1]
+    assert "| run | method | mel_l1 | mel_l1_griffin_lim | parameters |" in others
+    assert "| vocoder_melgan_synthetic | vocoder () | 0.210 | 0.170 | 1.50M |" in others
     assert "mel_l1" not in lines[0]
     for png in ("synthetic_metrics.png", "synthetic_curves.png"):
         assert (out / "compare" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png})" in report

@@ -96,28 +96,9 @@ def test_mmdisco_compiles_the_discriminator_with_its_double_backward(tmp_path, h
 
 
 @pytest.mark.slow
-def test_compile_true_through_the_command_line(synthetic_store, tmp_path, capsys):
-    import json
-
-    from avgen.cli.main import main
-
-    out = tmp_path / "run"
-    assert main(["train", "experiment=flowdit_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
-                 "model.width=32", "model.heads=2", "model.depth=2", "data.batch_size=4", "trainer.max_steps=2",
-                 "trainer.val_check_interval=1000", "trainer.enable_progress_bar=false", "evaluate.num_samples=4",
-                 "evaluate.num_videos=0", "evaluate.batch_size=4", "evaluate.num_video_to_audio=0",
-                 "evaluate.num_audio_to_video=0", "sampler.steps=2", "compile=true", "compile_backend=aot_eager"]) == 0
-    assert "compile=true: compiled net (backend aot_eager)" in capsys.readouterr().out
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 2 and "gflops_per_step" not in metrics  # the counter would see compiled kernels
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert not any("_orig_mod" in k for k in ckpt["state_dict"])  # the plain network's keys
-
-
-@pytest.mark.slow
 def test_gpu_check_times_the_default_step_eager_and_compiled(synthetic_store):
     """`make gpu-check`'s default_steps section, rehearsed on the CPU (aot_eager; CUDA graphs need a GPU)."""
-    from avgen.cli.gpu_check import default_steps, format_results
+    from avgen.bench.gpu_check import default_steps, format_results
     from avgen.config import load_config
 
     cfg = load_config("gpu_check", ["allow_cpu=true"])

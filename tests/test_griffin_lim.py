@@ -1,4 +1,4 @@
-"""Batched Griffin-Lim (sampling/griffin_lim.py) against librosa's per-clip mel_to_audio."""
+"""Batched Griffin-Lim (decoding/griffin_lim.py) against librosa's per-clip mel_to_audio."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from avgen.data.representations import AudioLogMel
-from avgen.sampling.decode import AudioDecoder
-from avgen.sampling.export import GriffinLim
-from avgen.sampling.griffin_lim import BatchedGriffinLim
+from avgen.decoding.decode import AudioDecoder
+from avgen.decoding.export import GriffinLim
+from avgen.decoding.griffin_lim import BatchedGriffinLim
 
 MEL = dict(sample_rate=16000, n_mels=64, n_fft=512, hop_length=128, fmin=0.0, fmax=None, min_db=-60.0, max_db=20.0)
 

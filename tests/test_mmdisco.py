@@ -323,7 +323,7 @@ def test_variant_names_what_sets_a_run_apart():
 
 
 def test_mmdisco_bench_runs_both_sides_of_each_ratio():
-    from avgen.cli.bench_mmdisco import bench_mmdisco
+    from avgen.methods.mmdisco.bench import bench_mmdisco
     from avgen.config import load_config
 
     cfg = load_config("bench", ["unet_model=dual_unet_tiny", "discriminator_model=discriminator_tiny",

@@ -16,12 +16,21 @@ def test_readme_block_is_rewritten_from_metrics(tmp_path):
                "intervals": {"temporal_f1": [0.381, 0.468]}, "calibration": {"temporal_f1": {"floor": 0.305}}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- measured:begin (by script) -->\nstale 0.60\n<!-- measured:end -->\nrest\n")
+    readme.write_text("intro\n<!-- measured:begin (by script) -->\nstale 0.60\n<!-- measured:end -->\n"
+                      "<!-- experiments:begin -->\nold table\n<!-- experiments:end -->\nrest\n")
     subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "metrics.json"), str(readme)], check=True)
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "1600 steps in 10.3 min" in text and "2 CPU cores, 1 torch thread" in text
     assert "temporal_f1 0.424 [0.381, 0.468] (chance floor 0.305)" in text
+    assert "old table" not in text and "| `cmmd_synthetic` | synthetic |" in text
+
+
+def test_the_readme_table_lists_every_registered_experiment():
+    """The committed README holds the table the registry generates (`make readme-numbers` rewrites it)."""
+    from avgen.suite import experiment_table
+
+    assert experiment_table() in (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_the_repository_readme_has_the_block():

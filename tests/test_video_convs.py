@@ -47,7 +47,7 @@ def test_auto_layout_is_per_frame_on_cuda_only(monkeypatch):
 
 
 def test_bench_times_before_and_after_and_writes_their_profiles(synthetic_store, tmp_path):
-    from avgen.cli.bench_before_after import bench_before_after
+    from avgen.bench.before_after import bench_before_after
 
     cfg = load_config("bench", [f"out={tmp_path / 'results.json'}", f"data.store={synthetic_store}",
                                 "unet_model=dual_unet_tiny", "unet_repeats=2", "layout_steps=2"])

@@ -11,10 +11,10 @@ import torch
 
 from avgen.cli.main import main
 from avgen.data.representations import AudioLogMel
-from avgen.methods.vocoder.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
-from avgen.methods.vocoder.module import load_vocoder
+from avgen.vocoder.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from avgen.vocoder.module import load_vocoder
 from avgen.models.vocoder import LogMel, MelGAN
-from avgen.sampling.decode import AudioDecoder
+from avgen.decoding.decode import AudioDecoder
 
 MEL = dict(sample_rate=16000, n_mels=16, n_fft=2048, hop_length=1000, fmin=0.0, fmax=None, min_db=-40.0, max_db=25.0)
 

@@ -44,8 +44,12 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = (), experime
             raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(experiment_names()) or 'none'}")
         _check_experiment_keys(root, name, experiment, overrides)
         # experiments/<name>.yaml are `# @package _global_` override files; the repo root is on the search
-        # path so that `experiments` is a config group. Command-line overrides are applied after it.
-        overrides = [f"+experiments={experiment}", *overrides]
+        # path so that `experiments` is a config group (train.yaml's defaults). The run is named after the
+        # file unless the command line names it; command-line overrides are applied after it.
+        primary = OmegaConf.load(root / "configs" / f"{name}.yaml")
+        listed = any(isinstance(d, DictConfig) and "experiments" in d for d in primary.get("defaults", []))
+        named = [f"name={experiment}"] if "name" in primary.keys() else []  # `in` skips a missing value
+        overrides = [f"{'' if listed else '+'}experiments={experiment}", *named, *overrides]
     try:
         cfg = _compose(root, name, overrides)
     except ConfigCompositionException:
@@ -64,15 +68,17 @@ def did_you_mean(parent: str, leaf: str, candidates: list[str]) -> str:
 def _explain_unknown_keys(root: Path, name: str, overrides: list[str]) -> None:
     """Hydra answers an override of a key that does not exist with advice to append it with `+`, which is
     wrong for a misspelling (the component would reject it later). Name the key and the nearest real one."""
-    assignments = [o.split("=", 1)[0] for o in overrides if "=" in o and not o.startswith(("+", "~", "hydra."))]
+    groups = {p.name for p in (root / "configs").iterdir() if p.is_dir()} | {"experiments"}
+    assignments = [o.split("=", 1)[0] for o in overrides if "=" in o and not o.startswith(("+", "~", "hydra."))
+                   and o.split("=", 1)[0] not in groups]  # a group's choice is not a key
     try:
-        base = _compose(root, name, [o for o in overrides if o.startswith("+experiments=")])
+        base = _compose(root, name, [o for o in overrides if o.lstrip("+").startswith("experiments=")])
     except ConfigCompositionException:
         return
     for key in assignments:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(base, parent) if parent else base
-        if isinstance(node, DictConfig) and leaf not in node:
+        if isinstance(node, DictConfig) and leaf not in node.keys():  # `in` skips a missing value
             raise ValueError(f"unknown config key {key}{did_you_mean(parent, leaf, [str(k) for k in node])}") from None
 
 

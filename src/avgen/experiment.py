@@ -8,12 +8,14 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from avgen.callbacks.reliability import (AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint,
                                          TrainingClock)
 from avgen.config import build_part, load_config
 from avgen.evaluation.report import method_name, variant
+from avgen.suite import producer
 from avgen.utils.checkpoints import load_checkpoint
 from avgen.utils.ddp import CurrentStreamDDP
 from avgen.utils.precision import ClippingMixedPrecision, autocast_device
@@ -134,47 +136,25 @@ def clear_run(out_dir: Path) -> list[str]:
 
 def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tuple[str, str]]:
     """What this experiment needs that is not there, followed to the root, in the order to make it: the
-    data store, then checkpoints it starts from (CMMD's `init_from`, MMDisCo's bases or joint base), each with
-    what *that* experiment needs before it. Each entry: (what is missing, the command that makes it).
+    data store, then the checkpoints its method starts from (`start_checkpoints`: a fine-tune's parent,
+    frozen bases), each with what *that* experiment needs before it. Each entry: (what is missing, the command that makes it).
     `overrides` of `paths.*` carry over to the experiments followed."""
     out: list[tuple[str, str]] = []
     data = cfg.data.get("real", cfg.data) if "real" in cfg.data else cfg.data
     store = data.get("store")
     if store and not (Path(store) / "metadata.json").is_file():
         out.append((f"the store {store}", data.get("make_hint") or f"make prepare DATASET=<name> RAW=<dir> OUT={store}"))
-    for ckpt in _start_checkpoints(cfg.method):
+    for ckpt in get_class(cfg.method._target_).start_checkpoints(cfg.method):
         if Path(ckpt).is_file():
             continue
-        producer = _producer(Path(ckpt), Path(cfg.paths.output_dir))
-        if producer is None:
+        parent = producer(Path(ckpt), Path(cfg.paths.output_dir))
+        if parent is None:
             out.append((f"the checkpoint {ckpt}", "point the config at an existing checkpoint"))
             continue
-        upstream = load_config("train", [o for o in overrides if o.startswith("paths.")], experiment=producer)
+        upstream = load_config("train", [o for o in overrides if o.startswith("paths.")], experiment=parent)
         out += [m for m in missing_prerequisites(upstream, overrides) if m not in out]
-        out.append((f"{producer}'s checkpoint {ckpt}", f"make train EXP={producer}"))
+        out.append((f"{parent}'s checkpoint {ckpt}", f"make train EXP={parent}"))
     return out
-
-
-def _start_checkpoints(method: DictConfig) -> list[str]:
-    if method.get("init_from"):
-        return [method.init_from]
-    bases = method.get("bases")
-    if bases is None or bases.get("text"):
-        return []
-    if bases.get("joint"):
-        return [bases.joint]
-    return [bases[m] for m in ("audio", "video") if bases.get(m)]
-    return []
-
-
-def _producer(ckpt: Path, output_dir: Path) -> str | None:
-    """The experiment whose runs write `ckpt` (<output_dir>/<name>/checkpoints/last.ckpt), if one does."""
-    from avgen.config import experiment_names
-
-    if ckpt.parent.name == "checkpoints" and ckpt.parent.parent.parent == output_dir:
-        name = ckpt.parent.parent.name
-        return name if name in experiment_names() else None
-    return None
 
 
 def describe_missing(name: str, missing: list[tuple[str, str]]) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from avgen.data.datamodule import clip_shapes, draw_prompts, rep_metadata
-from avgen.sampling.decode import AudioDecoder, VideoDecoder
-from avgen.sampling.export import write_sample
+from avgen.decoding.decode import AudioDecoder, VideoDecoder
+from avgen.decoding.export import write_sample
 
 
 def spectrogram_png(path: Path, mel: np.ndarray, video: np.ndarray, title: str) -> Path:

@@ -82,14 +82,17 @@ def padded_audio(media: MediaFile, sample_rate: int, n_fft: int, t0: float, seco
 
 
 def load_vae(path: str | Path, device: str, what: str):
-    """A diffusers AutoencoderKL from a local save_pretrained directory, in eval mode on `device`; a missing
-    directory fails naming `what` (the config key, or what the store recorded it for)."""
+    """A diffusers AutoencoderKL, in eval mode on `device`, from a local save_pretrained directory or a weights
+    registry name (`sd-vae-ft-mse`, `realistic-vision-v5.1/vae`: avgen.weights); a missing directory fails
+    naming `what` (the config key, or what the store recorded it for)."""
     from diffusers import AutoencoderKL
 
-    path = Path(path)
+    from avgen.weights import resolve
+
+    path = resolve(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{what}={path}: expected a diffusers AutoencoderKL directory with config.json "
-                                "(as written by save_pretrained)")
+                                "(as written by save_pretrained) or a weights name (avgen weights)")
     return AutoencoderKL.from_pretrained(path).to(device).eval()
 
 
@@ -134,7 +137,8 @@ class VideoVAELatents(VideoPixels):
     """SD-VAE latents of each frame: (F, 4, size/8, size/8), scaled by `scaling_factor`.
 
     Frames are encoded by a diffusers AutoencoderKL loaded from a local directory (`vae_path`, as written by
-    `save_pretrained`). The posterior mean is stored (deterministic) unless `sample_posterior` is set.
+    `save_pretrained`) or a weights name (`sd-vae-ft-mse`), recorded as given so that a store names a portable
+    source. The posterior mean is stored (deterministic) unless `sample_posterior` is set.
     """
 
     layout = "F C h w"
@@ -145,7 +149,7 @@ class VideoVAELatents(VideoPixels):
         super().__init__(fps, size, dtype)
         if not vae_path:
             raise ValueError("vae_path is required for SD-VAE video latents: pass vae_path=<a diffusers "
-                             "AutoencoderKL directory, as written by save_pretrained>")
+                             "AutoencoderKL directory, as written by save_pretrained, or sd-vae-ft-mse>")
         self.vae_path = str(vae_path)
         self.scaling_factor = scaling_factor
         self.batch_size = batch_size
@@ -264,8 +268,8 @@ class AudioLDMLatents(Representation):
     The mel follows AudioLDM's features (16 kHz, n_fft = win = 1024, hop 160, 64 Slaney mel bins 0-8 kHz,
     magnitude, `log(clamp(mel, 1e-5))`), computed with librosa `center=True` so that mel frame k is centred at
     `t0 + k * hop / sample_rate` like every other audio representation (AudioLDM's own padding puts it half a
-    hop, 5 ms, later). The encoder is the `vae/` of a local AudioLDM pipeline directory (or an AutoencoderKL
-    directory itself); its posterior mean times its scaling factor is stored.
+    hop, 5 ms, later). The encoder is the `vae/` of a local AudioLDM pipeline directory or of `audioldm-m-full`
+    (or an AutoencoderKL directory itself); its posterior mean times its scaling factor is stored.
     """
 
     modality = "audio"
@@ -277,8 +281,11 @@ class AudioLDMLatents(Representation):
                  device: str = "auto", dtype: str = "float16"):
         if not vae_path:
             raise ValueError("vae_path is required for AudioLDM latents: pass audioldm_path=<a local AudioLDM "
-                             "pipeline directory (with vae/)>")
-        path = Path(vae_path)
+                             "pipeline directory (with vae/), or audioldm-m-full>")
+        from avgen.weights import resolve
+
+        # the resolved folder is what the store records: decoding finds the vocoder beside its vae/
+        path = resolve(vae_path)
         path = path / "vae" if (path / "vae" / "config.json").is_file() else path
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{vae_path}: expected an AudioLDM pipeline directory with vae/config.json, "

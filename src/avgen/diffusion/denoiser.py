@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from avgen.diffusion.conversions import x0_from_eps, x0_from_v, x0_from_velocity
+from avgen.diffusion.conversions import PREDICTIONS
 
 
 class Denoiser(nn.Module):
@@ -39,19 +39,24 @@ class Denoiser(nn.Module):
 
 
 class NetworkDenoiser(Denoiser):
-    """Adapter for a network predicting v (`prediction="v"`), eps (`"eps"`) or, on a flow schedule, the flow
-    velocity (`"velocity"`) for every modality."""
+    """Adapter for a network whose outputs are `prediction` for every modality: a key of
+    `conversions.PREDICTIONS` ("v", "eps", "x0", or the flow velocity "velocity" on a flow schedule)."""
 
     def __init__(self, net: nn.Module, schedules: dict[str, nn.Module], prediction: str = "v"):
         super().__init__()
-        if prediction not in ("v", "eps", "velocity"):
-            raise ValueError(f"prediction must be 'v', 'eps' or 'velocity', got {prediction!r}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
         self.net, self.prediction = net, prediction
         self.schedules = nn.ModuleDict(schedules)
 
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
-        out = self.net(x, t)
-        if self.prediction == "velocity":
-            return {m: x0_from_velocity(x[m], out[m], self.coefficients(m, t, x[m])[1]) for m in self.modalities}
-        convert = x0_from_v if self.prediction == "v" else x0_from_eps
-        return {m: convert(x[m], out[m], self.abar(m, t, x[m])) for m in self.modalities}
+        out, to_x0 = self.net(x, t), PREDICTIONS[self.prediction]
+        return {m: to_x0(x[m], out[m], *self.coefficients(m, t, x[m])) for m in self.modalities}
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """A black-box network: eval mode, no parameter requires grad (frozen bases, fixed teachers)."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module

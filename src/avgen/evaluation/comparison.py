@@ -23,7 +23,7 @@ from avgen.metrics.stats import paired_difference
 from avgen.metrics.synthetic import STATISTICS
 
 NESTED = ("intervals", "calibration", "protocol", "paired")
-DESCRIBES = {"dataset", "method", "variant", "experiment", *RUN_INFO} - {"num_samples", "sampling_seconds",
+DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", *RUN_INFO} - {"num_samples", "sampling_seconds",
                                                                         "sampler_steps", "eval_seconds", "ms_per_fe"}
 # What every score of a row depends on, beside a metric's own protocol entry. The sampler and its steps are
 # not among them: they are part of what is compared (a method's own solver), shown per row.
@@ -309,16 +309,23 @@ def training_curve(run_dir: Path) -> tuple[list[int], list[float]]:
     return steps, losses
 
 
-def vocoder_table(rows: list[dict[str, Any]]) -> str:
-    """Vocoder runs apart from the generative models: their log-mel error against Griffin-Lim's on the same mels."""
+def generative(row: dict[str, Any]) -> bool:
+    """Whether a run generates a modality (metrics.json `modalities`; runs scored before it was recorded
+    count as generative), rather than a helper model trained alongside (a vocoder)."""
+    return row.get("modalities", ["audio", "video"]) != []
+
+
+def others_table(rows: list[dict[str, Any]]) -> str:
+    """Trained models that generate no modality (a vocoder), apart from the generative methods: their own
+    figures (`extra_scores`, e.g. a vocoder's log-mel error beside Griffin-Lim's on the same mels)."""
     if not rows:
         return ""
-    lines = ["## Vocoders", "", "log-mel L1 (normalised units) of re-synthesised test segments; lower is better", "",
-             "| run | mel_l1 | Griffin-Lim on the same mels | parameters | train_seconds | steps |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {_fmt(r.get('mel_l1'), 'mel_l1')} | {_fmt(r.get('mel_l1_griffin_lim'), 'mel_l1')} | "
-              f"{_fmt(r.get('parameters'), 'parameters')} | {_fmt(r.get('train_seconds'), 'train_seconds')} | "
-              f"{_fmt(r.get('steps'), 'steps')} |" for r in rows]
+    columns = metric_columns(rows)
+    info = ("parameters", "train_seconds", "steps")
+    lines = ["## Other trained models", "", "Their own figures (see each model's docs); they generate no modality.",
+             "", f"| run | method | {' | '.join([*columns, *info])} |", f"|{'---|' * (len(columns) + len(info) + 2)}"]
+    lines += [f"| {r['run']} | {r['method']} | " + " | ".join(_fmt(r.get(c), c) for c in [*columns, *info]) + " |"
+              for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -375,10 +382,10 @@ def report(dataset: str, rows: list[dict[str, Any]], out: Path, label: str | Non
            ) -> tuple[str, list[str], list[str]]:
     """(markdown, metric columns, plots) of one dataset's runs; metrics scored under different protocols are
     left out of the plots. `label` names the report and its plot files (default: the dataset)."""
-    subset = [r for r in rows if r["dataset"] == dataset and not r["method"].startswith("vocoder")]
-    vocoders = [r for r in rows if r["dataset"] == dataset and r["method"].startswith("vocoder")]
+    subset = [r for r in rows if r["dataset"] == dataset and generative(r)]
+    others = [r for r in rows if r["dataset"] == dataset and not generative(r)]
     columns = metric_columns(subset)
     conflicts = protocol_conflicts(subset, columns)
     plots = plot(label or dataset, subset, [c for c in columns if c not in conflicts], out)
-    text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + vocoder_table(vocoders)
+    text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + others_table(others)
     return text, columns, plots

@@ -8,18 +8,18 @@ from typing import Any
 import numpy as np
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
-from avgen.sampling.decode import AudioDecoder, VideoDecoder, mel_vocoder
-from avgen.sampling.export import write_sample
+from avgen.decoding.decode import AudioDecoder, VideoDecoder, mel_vocoder
+from avgen.decoding.export import write_sample
 from avgen.utils.progress import progress
 
 
 def build_vocoder(cfg: Any, audio_meta: dict):
     """`evaluate.vocoder.kind`: auto (default), griffin_lim, griffin_lim_librosa, band_synth
-    (`sampling.decode.mel_vocoder`) or melgan (a trained `vocoder_melgan_<dataset>` checkpoint)."""
+    (`decoding.decode.mel_vocoder`) or melgan (a trained `vocoder_melgan_<dataset>` checkpoint)."""
     if audio_meta["class"] != "AudioLogMel":
         return None
     if cfg.kind == "melgan":
-        from avgen.methods.vocoder.module import load_vocoder
+        from avgen.vocoder.module import load_vocoder
 
         return load_vocoder(cfg.checkpoint, audio_meta)
     return mel_vocoder(audio_meta, cfg.kind, cfg.n_iter)
@@ -33,7 +33,7 @@ def decoders(dm: AVDataModule, cfg: Any) -> tuple[VideoDecoder, AudioDecoder]:
 def decoding_protocol(cfg: Any, dm: AVDataModule, audio: AudioDecoder) -> dict[str, Any]:
     """How stored arrays became the media a metric saw: representations, the vocoder (and its weights), the
     reference split."""
-    from avgen.utils.io import fingerprint
+    from avgen.weights import fingerprint
 
     video_meta, audio_meta = rep_metadata(dm)
     vocoder = getattr(audio, "vocoder", None)

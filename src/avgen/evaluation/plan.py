@@ -9,8 +9,8 @@ WEIGHTED = {"fvd": ("weights",), "fad": ("weights",), "imagebind": ("video", "au
 
 def metric_plan(cfg: Any, dataset: str) -> list[str]:
     """The metrics to compute (`evaluate.metrics`); `auto` = the exact metrics on the synthetic store, else
-    AV-Align, beat hit rate on AIST++ and every weighted metric whose local weights are configured. A listed
-    weighted metric without weights is an error here, before any sampling."""
+    AV-Align, beat hit rate on AIST++ and every weighted metric whose weights (a local path or a registry name)
+    are set. A listed weighted metric without weights is an error here, before any sampling."""
     names = cfg.evaluate.metrics
     if names == "auto":
         if dataset == "synthetic":
@@ -24,7 +24,8 @@ def metric_plan(cfg: Any, dataset: str) -> list[str]:
     for m in set(names) & set(WEIGHTED):
         missing = [f"evaluate.{m}.{k}" for k in WEIGHTED[m] if not cfg.evaluate[m][k]]
         if missing:
-            raise ValueError(f"evaluate.metrics lists {m}, which needs local weights: set {', '.join(missing)}")
+            raise ValueError(f"evaluate.metrics lists {m}, which needs weights: set {', '.join(missing)} "
+                             "(a local path or a registry name: avgen weights)")
     if "synthetic" in names and dataset != "synthetic":
         raise ValueError(f"evaluate.metrics: the synthetic metrics need the synthetic store, not {dataset}")
     return list(names)

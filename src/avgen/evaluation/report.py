@@ -21,8 +21,10 @@ RUN_INFO = frozenset({*INFO, "seed", "cpu_cores", "torch_threads", "sampling_sec
 
 
 def method_name(cfg: DictConfig) -> str:
-    """`avgen.methods.<name>.module.X` -> <name>."""
-    return cfg.method._target_.split(".")[2]
+    """The method's own `name` (methods/base.py)."""
+    from hydra.utils import get_class
+
+    return get_class(cfg.method._target_).name
 
 
 def variant(cfg: DictConfig) -> str:

@@ -22,8 +22,8 @@ from avgen.evaluation.calibration import ceilings, merge, paired_report, synthet
 from avgen.metrics.stats import calibration_entry
 from avgen.metrics.synthetic import Protocol, SyntheticProbe
 from avgen.utils.io import write_json
-from avgen.sampling.decode import AudioDecoder
-from avgen.sampling.export import frames_to_uint8
+from avgen.decoding.decode import AudioDecoder
+from avgen.decoding.export import frames_to_uint8
 
 def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) -> dict[str, Any]:
     """Samples and metrics of a trained module (joint models: single-modal bases are scored through the
@@ -31,8 +31,9 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
     dataset = dataset_name(dm)
     wanted = cfg.evaluate.num_samples > 0 or any(conditional_counts(module, cfg).values())
     metrics = evaluate(module, dm, out_dir, cfg) if module.joint and wanted else {}
-    metrics.update(module.extra_scores(dm))  # a method's own quality figures (the vocoder's)
+    metrics.update(module.extra_scores(dm))  # a model's own quality figures (a vocoder's)
     metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
+                    "modalities": list(module.modalities),
                     "parameters": sum(p.numel() for p in module.net.parameters())})
     return metrics
 
@@ -117,7 +118,7 @@ def media_metrics(names: list[str], generated: dict[str, list], reference: dict[
     from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features
     from avgen.metrics.frechet import FeatureDistances
     from avgen.metrics.imagebind import ImageBindScore
-    from avgen.utils.io import fingerprint
+    from avgen.weights import fingerprint
 
     ev, seed = cfg.evaluate, cfg.evaluate.seed
     out: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}

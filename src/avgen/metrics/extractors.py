@@ -1,4 +1,5 @@
-"""Feature networks of the weighted metrics, loaded from local files only (docs/metrics.md; no hub access).
+"""Feature networks of the weighted metrics, from local files or weights registry names (docs/metrics.md,
+docs/weights.md: `i3d-torchscript`, `i3d-videogpt`, `clap-htsat-unfused`, fetched and verified on first use).
 
 - video (FVD/KVD): I3D Kinetics-400 as a state dict for `avgen.models.i3d.InceptionI3d` (the layout of the
   common PyTorch port) or as a TorchScript archive (the `i3d_torchscript.pt` used by StyleGAN-V and most
@@ -23,14 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from avgen.models.i3d import InceptionI3d
+from avgen.weights import resolve
 
 
 def require_file(path: str | Path | None, key: str) -> Path:
+    """The local weights `path` names: a local path, or a registry name fetched and verified (avgen.weights)."""
     if not path:
-        raise ValueError(f"{key}: no path configured (set it to a local weights file)")
-    p = Path(path).expanduser()
+        raise ValueError(f"{key}: nothing configured (set it to a weights name, see `avgen weights`, or a local file)")
+    p = resolve(path)
     if not p.exists():
-        raise FileNotFoundError(f"{key}: {p} does not exist (weights are never downloaded; copy them there)")
+        raise FileNotFoundError(f"{key}: {p} does not exist (a local weights file or a registry name: avgen weights)")
     return p
 
 
@@ -153,5 +156,13 @@ def load_audio_embedding(path: str | Path, sample_rate: int, model_rate: int | N
 
 def load_imagebind(paths: dict[str, str | None], key: str = "metrics.imagebind") -> dict[str, torch.jit.ScriptModule]:
     """TorchScript encoders per modality (`video`, `audio`, `text`); the configured ones only."""
-    return {m: torch.jit.load(str(require_file(p, f"{key}.{m}")), map_location="cpu").eval()
-            for m, p in paths.items() if p}
+    encoders = {}
+    for m, p in paths.items():
+        if not p:
+            continue
+        f = require_file(p, f"{key}.{m}")
+        if not is_torchscript(f):  # e.g. imagebind-huge itself: the checkpoint the encoders are exported from
+            raise ValueError(f"{key}.{m}: {f} is not a TorchScript encoder; export one from the ImageBind "
+                             "checkpoint first (docs/metrics.md#weights)")
+        encoders[m] = torch.jit.load(str(f), map_location="cpu").eval()
+    return encoders

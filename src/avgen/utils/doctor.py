@@ -142,6 +142,19 @@ def check_gpu() -> Check:
                  f"NCCL {'available' if nccl else 'missing: DDP over GPUs fails'}")
 
 
+def check_weights() -> Check:
+    """Which registry weights are on this machine (nothing downloaded or hashed); a missing one only warns:
+    most runs need none, and each is fetched on first use where there is network."""
+    from avgen.weights import REGISTRY, locate, weights_dir
+
+    missing = [name for name, entry in REGISTRY.items() if locate(entry) is None]
+    present = len(REGISTRY) - len(missing)
+    if not missing:
+        return Check("weights", "ok", f"all {present} registry weights present ({weights_dir()})")
+    return Check("weights", "warn", f"{present}/{len(REGISTRY)} present; missing {', '.join(missing)} -> fetched "
+                 "on first use, or ahead of time (offline nodes): make weights WHICH=<name>")
+
+
 def run_checks(store: Path, outputs: Path) -> list[Check]:
     imports = check_imports()
     checks = [check_python(), imports, check_versions(), check_pip()]
@@ -149,7 +162,7 @@ def run_checks(store: Path, outputs: Path) -> list[Check]:
         return checks
     return checks + [check_jit(), check_media(),
                      check_folder("store", store, must_exist=True, hint="make data"),
-                     check_folder("outputs", outputs), check_gpu()]
+                     check_folder("outputs", outputs), check_weights(), check_gpu()]
 
 
 def format_table(checks: list[Check]) -> str:

@@ -80,20 +80,3 @@ def redact(node: Any) -> Any:
     if isinstance(node, list):
         return [redact(v) for v in node]
     return node
-
-
-def fingerprint(path: str | os.PathLike) -> dict[str, str]:
-    """{file, sha256} of local weights: a file's SHA-256, or for a directory the SHA-256 over its files'
-    relative paths and contents in sorted order (a model directory's config and weights alike)."""
-    import hashlib
-
-    p = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            digest.update(str(f.relative_to(p)).encode() + b"\0")
-        with open(f, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return {"file": p.name, "sha256": digest.hexdigest()}

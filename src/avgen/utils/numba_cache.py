@@ -6,7 +6,7 @@ and the data file of that function can come from different processes, and every 
 the pair crashes natively (numba issue 10128). This project starts exactly such processes: prepare workers,
 DDP ranks launched together by torchrun/srun, evaluations side by side.
 
-So every process that imports avgen points numba at a cache directory the project owns
+So every avgen command (`avgen.cli.main`, before it imports anything that imports librosa) points numba at a cache directory the project owns
 (`~/.cache/avgen/numba/<key>`, or `$AVGEN_CACHE_DIR/numba/<key>`), keyed by the numba, llvmlite, librosa and
 Python versions and the host CPU (numba's cached code is only valid for those). That directory is filled
 once, by a child process compiling every JIT function on the project's paths into a private folder, which
@@ -70,7 +70,7 @@ def warm_up() -> None:
     from avgen.metrics.av_align import onset_times
     from avgen.metrics.beats import beat_times
     from avgen.metrics.synthetic import SyntheticProbe
-    from avgen.sampling.export import GriffinLim
+    from avgen.decoding.export import GriffinLim
 
     sr = 16000
     t = np.arange(sr * 2) / sr

@@ -14,13 +14,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.schedule import NoiseSchedule
-from avgen.methods.base import Method
+from avgen.methods.base import DenoisingMethod
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.data.clips import clips
 from avgen.methods.cmmd.negatives import NegativeSampler
-from avgen.sampling.samplers import generate
 from avgen.utils.checkpoints import load_checkpoint, load_network as load_network_weights
 
 
@@ -29,11 +27,13 @@ def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> floa
     return max(factor ** (step // every), floor_ratio)
 
 
-class CMMDModule(Method):
+class CMMDModule(DenoisingMethod):
     """CMMD (docs/methods.md#cmmd); with eta = 0 nCMMD, with coupling none the independent / single-modal models."""
 
+    name = "cmmd"
     conditional = True  # v2a / a2v by reconstruction guidance (CMMD Eq. 3)
     prediction = "v"    # the network predicts the velocity v = sqrt(abar) eps - sigma x0 (CMMD §2)
+    default_sampler = "ddim"
 
     @staticmethod
     def variant(cfg: DictConfig) -> str:
@@ -44,14 +44,17 @@ class CMMDModule(Method):
             parts.insert(0, f"{cfg.model.modalities[0]} only")
         return ", ".join(parts)
 
+    @staticmethod
+    def start_checkpoints(method_cfg: DictConfig) -> list[str]:
+        return [method_cfg.init_from] if method_cfg.get("init_from") else []
+
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, optimizer: partial, negatives: NegativeSampler,
                  eta: float = 5e-5, max_negative_loss: float | None = None, negatives_per_step: int | None = None,
                  contrastive_from_step: int = 0, lr_decay_every: int = 80_000,
                  lr_decay_factor: float = 0.8, lr_floor: float = 2e-5, init_from: str | None = None,
                  negative_noise: str = "shared"):
-        super().__init__()
-        self.net, self.schedule, self.negatives = net, schedule, negatives
-        self.optimizer_factory = optimizer
+        super().__init__(net, schedule, optimizer)
+        self.negatives = negatives
         self.eta, self.max_negative_loss = float(eta), max_negative_loss
         self.negatives_per_step = negatives_per_step
         self.contrastive_from_step = contrastive_from_step
@@ -59,11 +62,8 @@ class CMMDModule(Method):
             raise ValueError(f"method.negative_noise must be shared or independent, got {negative_noise!r}")
         self.negative_noise = negative_noise
         self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
-        # a single-branch network (coupling none) makes this the single-modal base trainer MMDisCo needs
-        self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
         if eta and len(self.modalities) < 2:
             raise ValueError("the contrastive loss needs both modalities; single-modal bases train with eta=0")
-        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction=self.prediction)
         if init_from:
             self.load_network(init_from)
 
@@ -100,13 +100,8 @@ class CMMDModule(Method):
                        "train/loss_negative_video": negative_video.mean()}, prog_bar=True, batch_size=b)
         return loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x0 = clips(batch, self.modalities)
-        g = torch.Generator().manual_seed(batch_idx)  # the same t and noise at every validation
-        t = torch.randint(0, self.schedule.num_train_timesteps, (batch["label"].shape[0],), generator=g).to(self.device)
-        noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
-        self.log("val/loss_positive", joint_diffusion_loss(self.net, self.schedule, x0, t, noise).mean(),
-                 sync_dist=True, batch_size=t.shape[0])
+    def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
+        return joint_diffusion_loss(self.net, self.schedule, x0, t, noise)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())
@@ -115,19 +110,6 @@ class CMMDModule(Method):
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    # ------------------------------------------------------------------------------------- generation
-    @torch.no_grad()
-    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
-                 known: dict[str, Tensor] | None = None, guidance_scale: float = 5.0, sampler: str = "ddim",
-                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
-        """Unconditional joint samples, or conditional ones (v2a / a2v) when `known` holds one modality's x0.
-        `seeds`: one per sample, each sample's noise from its own seed (`initial_noise`).
-
-        Shapes are free in time: pass twice the training length for double-length generation.
-        """
-        return generate(self.denoiser, shapes, self.device, steps, generator, known, guidance_scale, sampler, seeds,
-                        **sampler_kwargs)
 
 
 def _noise_like(x: dict[str, Tensor]) -> dict[str, Tensor]:

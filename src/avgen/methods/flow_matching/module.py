@@ -17,11 +17,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from avgen.data.clips import clips
-from avgen.diffusion.denoiser import NetworkDenoiser
 from avgen.diffusion.flow import FlowSchedule
-from avgen.methods.base import Method
+from avgen.methods.base import DenoisingMethod
 from avgen.methods.flow_matching.losses import flow_matching_loss
-from avgen.sampling.samplers import generate
 
 
 def linear_warmup(step: int, steps: int) -> float:
@@ -29,11 +27,13 @@ def linear_warmup(step: int, steps: int) -> float:
     return min(1.0, (step + 1) / steps) if steps > 0 else 1.0
 
 
-class FlowMatchingModule(Method):
+class FlowMatchingModule(DenoisingMethod):
     """Joint flow matching (docs/methods.md#flow-matching); with coupling none, the no-coupling baseline."""
 
+    name = "flow_matching"
     conditional = True  # v2a / a2v: the known modality inpainted along the path (+ reconstruction guidance)
     prediction = "velocity"  # the flow velocity eps - x0
+    default_sampler = "flow_euler"
 
     @staticmethod
     def variant(cfg: DictConfig) -> str:
@@ -44,11 +44,8 @@ class FlowMatchingModule(Method):
         return ", ".join(parts)
 
     def __init__(self, net: nn.Module, schedule: FlowSchedule, optimizer: partial, warmup_steps: int = 0):
-        super().__init__()
-        self.net, self.schedule = net, schedule
-        self.optimizer_factory, self.warmup_steps = optimizer, int(warmup_steps)
-        self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
-        self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction=self.prediction)
+        super().__init__(net, schedule, optimizer)
+        self.warmup_steps = int(warmup_steps)
         self._rates_checked = False
 
     def check_rates(self, seconds_per_frame: dict[str, float]) -> None:
@@ -68,30 +65,14 @@ class FlowMatchingModule(Method):
         self.check_rates(batch["seconds_per_frame"])
         x0 = clips(batch, self.modalities)
         t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
-        loss = flow_matching_loss(self.net, self.schedule, x0, t, {m: torch.randn_like(x) for m, x in x0.items()})
-        loss = loss.mean()
+        loss = self.denoising_loss(x0, t, {m: torch.randn_like(x) for m, x in x0.items()}).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=t.shape[0])
         return loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x0 = clips(batch, self.modalities)
-        g = torch.Generator().manual_seed(batch_idx)  # the same t and noise at every validation
-        t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device, generator=g)
-        noise = {m: torch.randn(x.shape, generator=g).to(x) for m, x in x0.items()}
-        self.log("val/loss", flow_matching_loss(self.net, self.schedule, x0, t, noise).mean(),
-                 sync_dist=True, batch_size=t.shape[0])
+    def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
+        return flow_matching_loss(self.net, self.schedule, x0, t, noise)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())
         warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(linear_warmup, steps=self.warmup_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
-
-    # ------------------------------------------------------------------------------------- generation
-    @torch.no_grad()
-    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
-                 known: dict[str, Tensor] | None = None, guidance_scale: float = 0.0, sampler: str = "flow_euler",
-                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
-        """Joint samples, or conditional ones (v2a / a2v) when `known` holds one modality's x0. Shapes are
-        free in time (rotary positions): twice the training length works as for the U-Net."""
-        return generate(self.denoiser, shapes, self.device, steps, generator, known, guidance_scale, sampler, seeds,
-                        **sampler_kwargs)

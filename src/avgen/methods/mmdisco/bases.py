@@ -18,15 +18,8 @@ import torch
 from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
-from avgen.diffusion.denoiser import Denoiser, NetworkDenoiser
+from avgen.diffusion.denoiser import Denoiser, NetworkDenoiser, freeze
 from avgen.utils.checkpoints import load_checkpoint, load_network
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
 
 
 def load_checkpoint_denoiser(path: str | Path) -> NetworkDenoiser:

@@ -30,6 +30,8 @@ from avgen.sampling.samplers import initial_noise, sample
 class MMDisCoModule(Method):
     """MMDisCo (docs/methods.md#mmdisco): a discriminator guiding two frozen bases."""
 
+    name = "mmdisco"
+
     @staticmethod
     def variant(cfg: DictConfig) -> str:
         fakes = cfg.data.get("fakes", "bases")
@@ -43,6 +45,16 @@ class MMDisCoModule(Method):
         if not cfg.model.get("video_coords", False):
             parts.append("no video coordinates")
         return ", ".join(parts)
+
+    @staticmethod
+    def start_checkpoints(method_cfg: DictConfig) -> list[str]:
+        """The bases' checkpoints (two single-modal ones, or one joint one); text bases are local pipelines."""
+        bases = method_cfg.get("bases")
+        if bases is None or bases.get("text"):
+            return []
+        if bases.get("joint"):
+            return [bases.joint]
+        return [bases[m] for m in ("audio", "video") if bases.get(m)]
 
     def baseline_settings(self) -> dict[str, Any]:
         """Guidance off: the independent bases ("no joint"), from the same seeds."""

@@ -1,6 +1,8 @@
 """Pretrained text-to-audio / text-to-video diffusers models as frozen MMDisCo bases (paper §4.3; docs/methods.md#mmdisco).
 
-Each adapter loads a local pipeline directory component by component (the pipeline's `__call__` is never used):
+Each adapter loads a pipeline directory component by component (the pipeline's `__call__` is never used),
+local or by weights name (`audioldm-m-full`; `realistic-vision-v5.1` + `animatediff-motion-adapter-v1-5-2`, the
+official code's pair: docs/weights.md):
 
 - `AudioLDMBase`: `unet/` (UNet2DConditionModel conditioned by CLAP text embeddings as class embeddings),
   `text_encoder/` (ClapTextModelWithProjection), `tokenizer/`, `scheduler/`; latents (B, C, T, M) as stored by
@@ -25,21 +27,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avgen.diffusion.conversions import x0_from_eps, x0_from_v
-from avgen.diffusion.denoiser import Denoiser
+from avgen.diffusion.denoiser import Denoiser, freeze
 from avgen.diffusion.schedule import NoiseSchedule
-from avgen.methods.mmdisco.bases import freeze
+from avgen.weights import resolve
 
 REQUIRED = {"audioldm": ("unet", "text_encoder", "tokenizer", "scheduler"),
             "animatediff": ("unet", "text_encoder", "tokenizer", "scheduler")}
 
 
 def check_layout(path: str | Path | None, kind: str, key: str) -> Path:
-    """A local pipeline directory with the sub-folders `kind` needs, or a clear error naming `key`."""
+    """A pipeline directory (local, or a weights registry name: avgen.weights) with the sub-folders `kind`
+    needs, or a clear error naming `key`."""
     if not path:
-        raise ValueError(f"{key}: required (a local {kind} pipeline directory, as written by save_pretrained)")
-    p = Path(path).expanduser()
+        raise ValueError(f"{key}: required (a {kind} pipeline directory, as written by save_pretrained, or a "
+                         "weights name: avgen weights)")
+    p = resolve(path)
     if not p.is_dir():
-        raise FileNotFoundError(f"{key}={p}: no such directory (weights are never downloaded)")
+        raise FileNotFoundError(f"{key}={p}: no such directory (nor a weights name: avgen weights)")
     missing = [d for d in REQUIRED[kind] if not (p / d).is_dir()]
     if missing:
         raise ValueError(f"{key}={p}: not a {kind} pipeline layout, missing {', '.join(f'{d}/' for d in missing)}")
@@ -147,7 +151,7 @@ class AnimateDiffBase(TextBase):
         if kind == "UNetMotionModel":
             unet = UNetMotionModel.from_pretrained(path / "unet")
         else:  # an SD pipeline plus a motion adapter
-            adapter = Path(motion_adapter) if motion_adapter else path / "motion_adapter"
+            adapter = resolve(motion_adapter) if motion_adapter else path / "motion_adapter"
             if not (adapter / "config.json").is_file():
                 raise ValueError(f"method.bases.text.video={path}: unet/ is a {kind}, so a MotionAdapter is needed: "
                                  f"none at {adapter} (set method.bases.text.motion_adapter)")

@@ -1,4 +1,4 @@
-"""MMDisCo speed figures for `avgen bench` (issue: MMDisCo), on CMMD-shaped inputs (18 frames of 4x16x16
+"""MMDisCo speed figures for `avgen bench`, on CMMD-shaped inputs (18 frames of 4x16x16
 latents, an 80x112 mel), CPU, medians of `mmdisco_repeats` after one warm-up call, each ratio's two sides
 measured in turns (A, B, A, B, ...) so that load drifting during the run hits both alike:
 

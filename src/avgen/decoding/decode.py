@@ -6,7 +6,7 @@ samples of any run decode the same way as that run's training data was encoded:
 - video: `VideoPixels` (identity, [-1, 1] -> [0, 1]); `VideoVAELatents` (the same diffusers AutoencoderKL,
   from the `vae_path` recorded at preparation time, frame by frame);
 - audio: `AudioWaveform` (identity); `AudioLogMel` through a vocoder (Griffin-Lim by default, or a trained
-  MelGAN run: `avgen.methods.vocoder`); `AudioLDMLatents` through the AudioLDM pipeline's VAE and vocoder.
+  MelGAN run: `avgen.vocoder`); `AudioLDMLatents` through the AudioLDM pipeline's VAE and vocoder.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ def mel_vocoder(meta: dict, kind: str = "auto", n_iter: int = 32, device: str | 
     """A mel -> waveform decoder: `griffin_lim` (batched, on the accelerator when there is one),
     `griffin_lim_librosa` (per clip, CPU reference), `band_synth` (additive, for tonal coarse mels), or `auto`:
     band synthesis for mels of at most COARSE_MEL_BINS bins, Griffin-Lim above."""
-    from avgen.sampling.band_synth import BandSynth
-    from avgen.sampling.export import GriffinLim
-    from avgen.sampling.griffin_lim import BatchedGriffinLim
+    from avgen.decoding.band_synth import BandSynth
+    from avgen.decoding.export import GriffinLim
+    from avgen.decoding.griffin_lim import BatchedGriffinLim
 
     if kind == "auto":
         kind = "band_synth" if meta["n_mels"] <= COARSE_MEL_BINS else "griffin_lim"

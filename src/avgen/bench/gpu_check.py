@@ -9,9 +9,9 @@ earlier figures), in order of importance; a section not started within `budget_s
 2. `default_experiment`: `cmmd_synthetic` alone on the GPU (steps/s from its own training clock), then its
    evaluation of `eval_samples` joint pairs (sampling, decoding, scoring; no conditional tasks), pairs/s.
 3. `default_steps`: the default experiment's step without the Trainer, eager, compiled and with CUDA graphs.
-4. `smoke`: a few steps of every method under DDP + bf16 (what `make gpu-smoke` runs).
+4. `smoke`: a few steps of every method of the suite registry under DDP + bf16 (as `make gpu-smoke`).
 5. `gpu_tests`: the project's tests that need a GPU (skipped on CPU machines).
-6. `smoke_compiled`: the same with `compile=true` for `smoke_compiled` (MMDisCo: its double backward compiled).
+6. `smoke_compiled`: every generative method again with `compile=true` (MMDisCo: its double backward compiled).
 Prints a table at the end. `allow_cpu=true` rehearses it on a CPU (tiny sizes; the figures mean nothing).
 """
 
@@ -28,77 +28,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from avgen.bench.steps import default_experiment_step, sync, training_step_fn, unet_step, warm_up
 from avgen.config import load_config
+from avgen.suite import representatives
 from avgen.utils.io import write_json, write_text
-
-
-def training_step_fn(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool):
-    """(one training step of the paper-size U-Net as a function, the FLOPs of one eager step)."""
-    from hydra.utils import instantiate
-    from torch.utils.flop_counter import FlopCounterMode
-
-    import avgen.models.unets.blocks as blocks
-    from avgen.diffusion.schedule import NoiseSchedule
-    from avgen.methods.cmmd.losses import joint_diffusion_loss
-
-    torch.manual_seed(0)
-    net = instantiate(load_config("train", [f"model={cfg.unet.model}", "name=gpu_check"]).model,
-                      video_channels=4, audio_channels=80).to(device)
-    model = torch.compile(net, mode=cfg.unet.compile_mode) if compiled else net
-    schedule = NoiseSchedule().to(device)
-    frames, mel_frames = (18, 112) if device == "cuda" else (4, 16)  # CMMD shapes; tiny for a CPU rehearsal
-    x0 = {"video": torch.randn(batch, frames, 4, 16, 16, device=device),
-          "audio": torch.randn(batch, 80, mel_frames, device=device)}
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=cfg.unet.fused_adam)  # as training (configs/method)
-    dtype = torch.bfloat16
-
-    def step(m) -> None:
-        t = torch.randint(0, 1000, (batch,), device=device)
-        # the layout this figure is for; bf16 autocast on CUDA, float32 on the CPU
-        with blocks.conv_layout(factorised), torch.autocast(device, dtype=dtype, enabled=device == "cuda"):
-            loss = joint_diffusion_loss(m, schedule, x0, t, {k: torch.randn_like(x) for k, x in x0.items()}).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    with FlopCounterMode(display=False) as counter:
-        step(net)
-    return (lambda: step(model)), counter.get_total_flops()
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _warm_up(step, device: str, calls: int) -> float:
-    """Seconds of `calls` untimed calls (compilation, allocations, cuDNN autotuning happen here)."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        step()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
-              repeats: int) -> dict[str, float]:
-    """Median train-step time of the paper-size U-Net, samples/s and MFU (FLOPs of one eager step)."""
-    step, flops = training_step_fn(cfg, device, batch, factorised, compiled)
-    warmup = _warm_up(step, device, 3)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    out = {"step_ms": 1000 * seconds, "step_ms_spread": 1000 * (max(times) - min(times)),
-           "samples_per_s": batch / seconds, "tflops_per_step": flops / 1e12,
-           "mfu": flops / seconds / (cfg.peak_tflops * 1e12), "warmup_s": warmup}
-    if device == "cuda":
-        out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        torch.cuda.reset_peak_memory_stats()
-    return out
 
 
 def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
@@ -111,11 +44,11 @@ def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
         batch = cfg.unet.profile_batch_size if device == "cuda" else 2
         step, _ = training_step_fn(cfg, device, batch, factorised, compiled=False)
         step()  # warm-up outside the profile (allocations, cuDNN autotuning)
-        _sync(device)
+        sync(device)
         with profile(activities=activities) as prof:
             for _ in range(3):
                 step()
-            _sync(device)
+            sync(device)
         key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
         name = f"profile_{'frame_convs' if factorised else 'conv3d'}_b{batch}.txt"
         write_text(out / name, prof.key_averages().table(sort_by=key, row_limit=25))
@@ -127,7 +60,7 @@ def isolated_unet_step(overrides: list[str], device: str, batch: int, factorised
                        repeats: int) -> dict[str, float]:
     """`unet_step` in a child process: a native crash (seen in torch.compile on the CPU) costs this figure
     only, not the sections after it."""
-    code = ("import json, sys; from avgen.cli.gpu_check import unet_step; from avgen.config import load_config; "
+    code = ("import json, sys; from avgen.bench.steps import unet_step; from avgen.config import load_config; "
             f"cfg = load_config('gpu_check', {overrides!r}); "
             f"print(json.dumps(unet_step(cfg, {device!r}, {batch}, {factorised}, {compiled}, {repeats})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -179,8 +112,6 @@ def default_steps(cfg: DictConfig, device: str, overrides: tuple[str, ...] = ())
     compilation would give."""
     import tempfile
 
-    from avgen.cli.bench_before_after import default_experiment_step
-
     d = cfg.default_experiment
     variants = {"eager": None, "compiled": {}, "cudagraphs": {"mode": "reduce-overhead"}}
     if device != "cuda":  # a rehearsal checks the plumbing: no code generation, no CUDA graphs
@@ -191,11 +122,11 @@ def default_steps(cfg: DictConfig, device: str, overrides: tuple[str, ...] = ())
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 step = default_experiment_step(d.experiment, [f"output_dir={tmp}", *overrides], device, options)
-                warmup = _warm_up(step, device, 5)
+                warmup = warm_up(step, device, 5)
                 start = time.perf_counter()
                 for _ in range(steps):
                     step()
-                _sync(device)
+                sync(device)
                 result[label] = {"steps_per_s": steps / (time.perf_counter() - start), "warmup_s": warmup}
         except Exception as e:  # noqa: BLE001 - a variant that fails is a result; the others still run
             result[label] = {"error": f"{type(e).__name__}: {e}"}
@@ -203,19 +134,17 @@ def default_steps(cfg: DictConfig, device: str, overrides: tuple[str, ...] = ())
 
 
 def smoke(cfg: DictConfig, device: str, out: Path, experiments, compiled: bool = False) -> dict[str, Any]:
-    """A few training steps of each experiment (with `compile=true` when `compiled`; MMDisCo over the bases
-    the plain smoke runs trained)."""
+    """A few training steps of each experiment at the suite registry's smoke sizes, all under one outputs
+    folder (so a run finds what it starts from: MMDisCo the bases trained before it); with `compile=true`
+    when `compiled` (those runs named <experiment>_compiled)."""
+    from avgen.suite import smoke_overrides
+
     result = {}
     for experiment in experiments:
         name = f"{experiment}_compiled" if compiled else experiment
-        args = ["train", f"experiment={experiment}", f"output_dir={out / 'smoke' / name}", "overwrite=true",
-                f"trainer.max_steps={cfg.smoke_steps}", f"trainer.val_check_interval={cfg.smoke_steps}",
-                "trainer.limit_val_batches=1", "evaluate.num_samples=0", "callbacks.media.num=0",
-                *(["trainer=gpu"] if device == "cuda" else [])]
-        if experiment.startswith("mmdisco"):  # over the two bases just trained
-            args += [f"method.bases.audio={out / 'smoke' / 'base_audio_synthetic' / 'checkpoints' / 'last.ckpt'}",
-                     f"method.bases.video={out / 'smoke' / 'base_video_synthetic' / 'checkpoints' / 'last.ckpt'}",
-                     f"data.fake_store={out / 'smoke' / 'fake_cache'}", "method.fake_cache.num=32"]
+        args = ["train", f"experiment={experiment}", *smoke_overrides(experiment), f"name={name}",
+                f"paths.output_dir={out / 'smoke'}", "overwrite=true", f"trainer.max_steps={cfg.smoke_steps}",
+                f"trainer.val_check_interval={cfg.smoke_steps}", *(["trainer=gpu"] if device == "cuda" else [])]
         if compiled:  # a CPU rehearsal checks the capture only (inductor's CPU code generation is slow)
             args += ["compile=true", *([] if device == "cuda" else ["compile_backend=aot_eager"])]
         log = out / f"smoke_{name}.log"
@@ -288,10 +217,11 @@ def run(overrides: list[str]) -> int:
                 lambda b=b: isolated_unet_step([*overrides, "unet.compile_mode=reduce-overhead"], device, b, True,
                                                True, repeats))
     section("default_steps", lambda: default_steps(cfg, device))
-    section("smoke", lambda: smoke(cfg, device, out, cfg.smoke))
+    section("smoke", lambda: smoke(cfg, device, out, representatives(cfg.smoke_suite)))
     if device == "cuda":  # the tests that need a GPU (skipped on CPU machines)
         section("gpu_tests", lambda: gpu_tests(out))
-    section("smoke_compiled", lambda: smoke(cfg, device, out, cfg.smoke_compiled, compiled=True))
+    section("smoke_compiled", lambda: smoke(cfg, device, out, representatives(cfg.smoke_suite, methods_only=True),
+                                            compiled=True))
     results["total_seconds"] = time.perf_counter() - start
     write_json(out / "results.json", results)
     print(format_results(results))

@@ -15,17 +15,20 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from avgen.methods.vocoder.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
+from avgen.vocoder.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                                           mel_l1_loss)
-from avgen.methods.base import Method
+from avgen.methods.base import Trainable
 from avgen.models.vocoder import MelGAN, pad_to_frames
 from avgen.utils.checkpoints import load_checkpoint, load_network
 
 MEL_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "min_db", "max_db")
 
 
-class MelGANModule(Method):
-    """A MelGAN vocoder for a store's mel (no generative modality: scored by `extra_scores`)."""
+class MelGANModule(Trainable):
+    """A MelGAN vocoder for a store's mel: trained by `avgen train`, not a generative method (no modality;
+    scored by `extra_scores`, listed apart in comparisons)."""
+
+    name = "vocoder"
 
     def __init__(self, net: MelGAN, optimizer: partial, feature_weight: float = 2.0, mel_weight: float = 10.0,
                  score_batches: int = 4):
@@ -71,7 +74,7 @@ class MelGANModule(Method):
     def extra_scores(self, dm) -> dict[str, float]:
         """Log-mel L1 of re-synthesised validation segments, MelGAN vs Griffin-Lim on the same mels (lower is
         better): what this vocoder buys over the default."""
-        from avgen.sampling.griffin_lim import BatchedGriffinLim
+        from avgen.decoding.griffin_lim import BatchedGriffinLim
 
         self.eval()
         griffin_lim = BatchedGriffinLim.from_metadata(self.net.mel.params, device=str(self.device))

@@ -30,33 +30,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 import avgen.models.unets.blocks as blocks
-from avgen.cli.bench_lightning import bare_parts, bare_training_step
+from avgen.bench.steps import default_experiment_step, in_layout
 from avgen.config import load_config
 from avgen.utils.io import write_text
 from avgen.utils.timing import interleaved, medians
-
-
-def in_layout(fn: Callable[[], object], factorised: bool | None) -> Callable[[], object]:
-    def call() -> object:
-        with blocks.conv_layout(factorised):
-            return fn()
-    return call
-
-
-def default_experiment_step(experiment: str, overrides: list[str], device: str = "cpu",
-                            compile_options: dict | None = None) -> Callable[[], None]:
-    """One bare training step of `experiment` on a fixed batch of its own data, as a function: on `device`
-    (CUDA: bf16 autocast, as the GPU trainer preset), its networks torch.compile'd with `compile_options`."""
-    from lightning.fabric.utilities.apply_func import move_data_to_device
-
-    train_cfg = load_config("train", overrides, experiment=experiment)
-    with open_dict(train_cfg):
-        del train_cfg.callbacks["ema"]
-    torch.manual_seed(0)
-    dm, module, optimizer = bare_parts(train_cfg, device, compile_options)
-    batch = move_data_to_device(next(iter(dm.train_dataloader())), device)
-    autocast = torch.autocast(device, dtype=torch.bfloat16) if device == "cuda" else None
-    return lambda: bare_training_step(module, optimizer, batch, 0, train_cfg.trainer.gradient_clip_val, autocast)
 
 
 def speedup(times: dict[str, list[float]], before: str, after: str, name: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""`lightning_overhead` for `avgen bench` (issue: scale and reliability): the median step time of the default
+"""`lightning_overhead` for `avgen bench`: the median step time of the default
 experiment (configs/bench.yaml `overhead_experiment`) under Lightning's Trainer, over the median step time of
 a bare PyTorch loop doing the same work on the same model and batches: the method's `training_step`, backward,
 gradient clipping and the optimizer step. Both sides leave out EMA and checkpoint writes (the same work
@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from avgen.config import load_config
+from avgen.bench.steps import bare_parts, bare_training_step, unet_step
 from avgen.experiment import build, make_trainer
 
 
@@ -28,34 +29,6 @@ class _StepTimer(L.Callback):
 
     def on_train_batch_start(self, *args) -> None:
         self.starts.append(time.perf_counter())
-
-
-def bare_training_step(module, optimizer, batch, step: int, clip: float | None,
-                       autocast: torch.autocast | None = None) -> None:
-    """The method's training step (under `autocast`, as Lightning's mixed precision runs it), backward,
-    gradient clipping and the optimizer step, without a Trainer."""
-    with warnings.catch_warnings(), autocast or contextlib.nullcontext():
-        warnings.simplefilter("ignore")  # self.log without a trainer is a no-op that warns
-        loss = module.training_step(batch, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-    optimizer.step()
-
-
-def bare_parts(train_cfg: DictConfig, device: str = "cpu", compile_options: dict | None = None):
-    """(data module set up for fit, module on `device` in train mode, its optimizer) for a loop without a
-    Trainer; the networks torch.compile'd with `compile_options` when given."""
-    dm, module, _ = build(train_cfg)
-    dm.setup("fit")
-    module.to(device)
-    if compile_options is not None:
-        module.compile_networks(**compile_options)
-    optimizer = module.configure_optimizers()  # after the move: fused updates need the parameters in place
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    module.train()
-    return dm, module, optimizer
 
 
 def bench_lightning(cfg: DictConfig) -> dict[str, float]:
@@ -95,13 +68,15 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
 def bench_gpu(cfg: DictConfig) -> dict[str, float]:
     """On a CUDA machine: step time, samples/s and model FLOPs utilisation of the paper-size CMMD U-Net in
     bf16 (forward + backward + Adam, batch `gpu_batch_size`, CMMD shapes), measured as `make gpu-check`
-    measures it (`gpu_check.unet_step`, peak `gpu_peak_tflops`; H100 SXM dense bf16: 989). Nothing without
+    measures it (`steps.unet_step`, peak `gpu_peak_tflops`; H100 SXM dense bf16: 989). Nothing without
     a GPU."""
     if not torch.cuda.is_available():
         return {}
-    from avgen.cli.gpu_check import unet_step
-
     check = load_config("gpu_check", [f"peak_tflops={cfg.gpu_peak_tflops}"])
     step = unet_step(check, "cuda", cfg.gpu_batch_size, factorised=True, compiled=False, repeats=cfg.gpu_repeats)
     return {"gpu_name": torch.cuda.get_device_name(), "gpu_cmmd_step_ms": step["step_ms"],
             "gpu_cmmd_samples_per_s": step["samples_per_s"], "gpu_cmmd_mfu": step["mfu"]}
+
+
+def bench_lightning_and_gpu(cfg: DictConfig) -> dict[str, float]:
+    return {**bench_lightning(cfg), **bench_gpu(cfg)}

@@ -1,0 +1,1 @@
+"""Speed figures (`avgen bench`) and the GPU machine check (`avgen gpu-check`), over library code only."""
