@@ -95,6 +95,9 @@ def test_fake_cache_resumes_to_the_same_store(synthetic_store, tmp_path, monkeyp
     batch = next(iter(AVDataModule(str(tmp_path / "resumed"), "video_pixels", "audio_mel", batch_size=2,
                                    train_split="fake").train_dataloader()))
     assert batch["video"].shape == (2, 12, 3, 16, 16) and batch["audio"].shape == (2, 16, 24)
+    # its sampling compute is counted, the same however the build was split
+    tflops = resumed.metadata["sampling_tflops"]
+    assert tflops > 0 and tflops == pytest.approx(once.metadata["sampling_tflops"], rel=1e-9)
 
 
 def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):

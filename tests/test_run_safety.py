@@ -131,6 +131,7 @@ def test_missing_prerequisites_are_named_to_the_root_in_order(tmp_path, capsys):
     order = [err.index(s) for s in ("make prepare DATASET=aistpp", "make train EXP=ncmmd_aistpp",
                                     "make train EXP=cmmd_aistpp")]
     assert order == sorted(order) and "mmdisco_aistpp_cmmd cannot start" in err
+    assert "make pipeline EXP=mmdisco_aistpp_cmmd" in err  # the upstream runs in one command
     assert not (tmp_path / "out").exists()
 
 

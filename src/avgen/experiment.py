@@ -157,6 +157,38 @@ def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tu
     return out
 
 
+def upstream_compute(cfg: DictConfig, own_tflops: float | None) -> dict[str, Any]:
+    """The compute that produced this run's starting point, beside its own: every run it starts from (its
+    method's `start_checkpoints`; their metrics.json totals include their own upstream, followed through
+    their config.yaml where they predate the totals) and the method's other inputs (`upstream_work`).
+    {upstream: [{"from", "tflops"}], upstream_tflops, total_tflops}; a part without a count is named with
+    tflops None and leaves both totals None, never 0."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    cls = get_class(cfg.method._target_)
+    parts: list[dict[str, Any]] = []
+    for ckpt in cls.start_checkpoints(cfg.method):
+        run_dir = Path(ckpt).parent.parent
+        metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.yaml"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        if "total_tflops" in metrics:
+            tflops = metrics["total_tflops"]
+        elif "train_tflops" in metrics and config_path.is_file():  # a run from before the totals
+            tflops = upstream_compute(OmegaConf.load(config_path), metrics["train_tflops"])["total_tflops"]
+        else:
+            tflops = None
+        parts.append({"from": run_dir.name, "tflops": tflops})
+    parts += [{"from": what, "tflops": tflops} for what, tflops in cls.upstream_work(cfg)]
+    known = all(isinstance(p["tflops"], (int, float)) for p in parts)
+    upstream = sum(p["tflops"] for p in parts) if known else None
+    total = own_tflops + upstream if upstream is not None and isinstance(own_tflops, (int, float)) else None
+    return {"upstream": parts, "upstream_tflops": upstream, "total_tflops": total}
+
+
 def describe_missing(name: str, missing: list[tuple[str, str]]) -> str:
     steps = "\n".join(f"  {i}. {what}: `{command}`" for i, (what, command) in enumerate(missing, 1))
-    return f"{name} cannot start; it needs, in this order:\n{steps}"
+    runs = sum(command.startswith("make train") for _, command in missing)
+    chain = f"\n(or the runs in one command: `make pipeline EXP={name}`)" if runs else ""
+    return f"{name} cannot start; it needs, in this order:\n{steps}{chain}"

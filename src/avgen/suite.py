@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from hydra.utils import get_class
@@ -106,20 +107,26 @@ def producer(ckpt: Path, output_dir: Path) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def _facts(root: Path, experiment: str) -> tuple[type, tuple[str, ...]]:
+    """(the experiment's method class, the experiments it starts from directly): composed once per root."""
+    cfg = load_config("train", experiment=experiment)
+    cls = get_class(cfg.method._target_)
+    parents = (producer(Path(ckpt), Path(cfg.paths.output_dir)) for ckpt in cls.start_checkpoints(cfg.method))
+    return cls, tuple(p for p in parents if p is not None)
+
+
 def upstream(experiment: str) -> list[str]:
     """The experiments whose checkpoints `experiment` starts from (its method's `start_checkpoints`),
     followed to the root, in the order to train them."""
-    cfg = load_config("train", experiment=experiment)
     out: list[str] = []
-    for ckpt in get_class(cfg.method._target_).start_checkpoints(cfg.method):
-        parent = producer(Path(ckpt), Path(cfg.paths.output_dir))
-        if parent is not None:
-            out += [e for e in [*upstream(parent), parent] if e not in out]
+    for parent in _facts(repo_root(), experiment)[1]:
+        out += [e for e in [*upstream(parent), parent] if e not in out]
     return out
 
 
 def method_of(experiment: str) -> type:
-    return get_class(load_config("train", experiment=experiment).method._target_)
+    return _facts(repo_root(), experiment)[0]
 
 
 def representatives(dataset: str = "synthetic", methods_only: bool = False) -> list[str]:

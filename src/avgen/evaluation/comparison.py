@@ -23,7 +23,7 @@ from avgen.metrics.stats import paired_difference
 from avgen.metrics.synthetic import STATISTICS
 
 NESTED = ("intervals", "calibration", "protocol", "paired")
-DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", *RUN_INFO} - {"num_samples", "sampling_seconds",
+DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", "upstream", *RUN_INFO} - {"num_samples", "sampling_seconds",
                                                                         "sampler_steps", "eval_seconds", "ms_per_fe"}
 # What every score of a row depends on, beside a metric's own protocol entry. The sampler and its steps are
 # not among them: they are part of what is compared (a method's own solver), shown per row.
@@ -212,10 +212,12 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
               "(on a CPU the process's peak resident memory)."]
     if "compute_ratio" in info:
         lines += ["", "gflops_per_step / train_tflops: training compute counted by torch's FLOP counter (matmuls, "
-                  "convolutions, attention; forward and backward). compute_ratio: train_tflops over the least of "
-                  "the runs shown; steps_at_equal_flops: the steps this run would have had with that least "
-                  "compute. Runs compare at equal compute when their ratios are near x1.00; blank: trained before "
-                  "the counter existed."]
+                  "convolutions, attention; forward and backward; an optimizer step counts every micro-batch on "
+                  "every rank). upstream_tflops: the compute that produced the run's starting point (the run it "
+                  "fine-tunes, its bases, its fake pairs); total_tflops = train + upstream. compute_ratio: "
+                  "total_tflops over the least of the runs shown; steps_at_equal_flops: the own steps that would "
+                  "bring this run's total to that least. Runs compare at equal compute when their ratios are near "
+                  "x1.00; blank: a part was not counted (named in the run's metrics.json `upstream`)."]
     lines += _seeds_table(rows, columns) + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
@@ -231,16 +233,26 @@ def sampling_figures(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def total_tflops(r: dict[str, Any]) -> float | None:
+    """A run's own training compute plus what produced its starting point (parents, bases, fake pairs). Runs
+    that start from nothing may predate the upstream count: their own compute is their total."""
+    if "total_tflops" in r:
+        return r["total_tflops"] if isinstance(r["total_tflops"], (int, float)) else None
+    return r.get("train_tflops") if "upstream_tflops" not in r and not r.get("upstream") else None
+
+
 def equal_compute(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows whose training compute was counted get `compute_ratio` (their train FLOPs over the least of those
-    rows') and `steps_at_equal_flops`; runs trained before the counter existed stay blank."""
-    counted = [r for r in rows if isinstance(r.get("train_tflops"), (int, float)) and r["train_tflops"] > 0
+    """Rows whose total compute is known get `compute_ratio` (their total FLOPs, own + upstream, over the
+    least of those rows') and `steps_at_equal_flops` (the own steps that would bring their total to that
+    least: 0 when the upstream alone exceeds it); a row with an uncounted part stays blank."""
+    counted = [r for r in rows if (total_tflops(r) or 0) > 0
                and isinstance(r.get("gflops_per_step"), (int, float)) and r["gflops_per_step"] > 0]
     if not counted:
         return rows
-    least = min(r["train_tflops"] for r in counted)
-    return [{**r, "compute_ratio": r["train_tflops"] / least,
-             "steps_at_equal_flops": round(1e3 * least / r["gflops_per_step"])} if r in counted else r for r in rows]
+    least = min(total_tflops(r) for r in counted)
+    return [{**r, "compute_ratio": total_tflops(r) / least, "steps_at_equal_flops": round(
+        1e3 * max(0.0, least - (r.get("upstream_tflops") or 0.0)) / r["gflops_per_step"])} if r in counted else r
+        for r in rows]
 
 
 def _section(title: str, note: str, header: list[str]) -> list[str]:

@@ -13,9 +13,10 @@ METRICS = ("temporal_f1", "lag_contrast", "semantic_agreement", "temporal_alignm
            "a2v_lag_contrast", "a2v_semantic_agreement", "a2v_temporal_alignment",
            "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
            "ib_av", "ib_tv", "ib_ta")
-INFO = ("parameters", "gflops_per_step", "train_tflops", "train_seconds", "ms_per_fe", "steps")
+INFO = ("parameters", "gflops_per_step", "train_tflops", "upstream_tflops", "total_tflops", "train_seconds", "ms_per_fe",
+        "steps")
 # metrics.json keys that describe a run rather than score it (W&B logs them under run/)
-RUN_INFO = frozenset({*INFO, "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
+RUN_INFO = frozenset({*INFO, "gflops_per_sample", "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
                       "peak_memory_gb", "guidance_scale", "samples_per_s", "compute_ratio", "steps_at_equal_flops",
                       "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
 

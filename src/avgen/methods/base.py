@@ -87,6 +87,12 @@ class Trainable(L.LightningModule):
         experiments that make the missing ones, and the pipeline trains them first."""
         return []
 
+    @staticmethod
+    def upstream_work(cfg: DictConfig) -> list[tuple[str, float | None]]:
+        """Compute that made this run's inputs other than the checkpoints it starts from, as (what, TFLOPs
+        or None where it was not counted): e.g. MMDisCo's fake pairs sampled from its bases."""
+        return []
+
     def extra_scores(self, dm: Any) -> dict[str, Any]:
         """Its own quality figures for metrics.json (the vocoder's log-mel error), or {}."""
         return {}

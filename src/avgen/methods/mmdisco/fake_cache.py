@@ -17,6 +17,7 @@ import torch
 from avgen.data.store import Store, write_store
 from avgen.diffusion.denoiser import Denoiser
 from avgen.sampling.samplers import initial_noise, sample
+from avgen.utils.flops import counter
 from avgen.utils.io import write_npz
 from avgen.utils.progress import progress as report_progress
 
@@ -50,18 +51,22 @@ def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: st
         g = torch.Generator().manual_seed(seed * 100_003 + k)
         prompts = [captions[i] for i in torch.randint(len(captions), (n,), generator=g).tolist()] if prompted else []
         x = initial_noise({m: (n, *s) for m, s in shapes.items()}, g, device)
-        pairs = sample(prompted(prompts) if prompted else bases, x, sampler, steps, g, **(sampler_kwargs or {}))
+        with counter() as flops:  # the cache's compute counts toward every run trained on it
+            pairs = sample(prompted(prompts) if prompted else bases, x, sampler, steps, g, **(sampler_kwargs or {}))
         arrays = {reps[m]: v.float().cpu().numpy() for m, v in pairs.items()}
-        write_npz(parts / f"fake_{k:05d}.npz", **arrays, **({"prompts": np.array(prompts)} if prompts else {}))
+        write_npz(parts / f"fake_{k:05d}.npz", **arrays, flops=np.array(float(flops.get_total_flops())),
+                  **({"prompts": np.array(prompts)} if prompts else {}))
     return _consolidate(out, batches, reps, metas, shapes, real)
 
 
 def _consolidate(out: Path, batches: list[tuple[int, int]], reps: dict[str, str], metas: dict[str, dict],
                  shapes: dict[str, list[int]], real: Store) -> Store:
-    rows = []
+    rows, flops = [], 0.0
     for k, n in batches:
         with np.load(out / "parts" / f"fake_{k:05d}.npz") as part:
             prompts = [str(p) for p in part["prompts"]] if "prompts" in part else [""] * n
+            # parts sampled before FLOPs were counted leave the cache's compute unknown (None), never 0
+            flops = flops + float(part["flops"]) if flops is not None and "flops" in part else None
         rows += [{"index": len(rows) + i, "id": f"fake_{len(rows) + i:06d}", "source": "", "start": 0.0,
                   "split": "fake", "label": -1, "label_name": "", "caption": prompts[i]} for i in range(n)]
 
@@ -76,4 +81,5 @@ def _consolidate(out: Path, batches: list[tuple[int, int]], reps: dict[str, str]
         "dataset": f"fake:{real.metadata['dataset']}", "label_names": [],
         "clip_seconds": real.metadata["clip_seconds"], "margin_seconds": 0.0, "stride_seconds": None,
         "representations": rep_meta, "real_store": str(real.path),
+        "sampling_tflops": flops / 1e12 if flops is not None else None,
     })

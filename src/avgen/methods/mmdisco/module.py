@@ -56,6 +56,21 @@ class MMDisCoModule(Method):
             return [bases.joint]
         return [bases[m] for m in ("audio", "video") if bases.get(m)]
 
+    @staticmethod
+    def upstream_work(cfg: DictConfig) -> list[tuple[str, float | None]]:
+        """The fake-pair cache's sampling (counted when it is built); ablation fakes made from real pairs cost
+        nothing; pretrained text bases' training is not known."""
+        import json
+
+        work: list[tuple[str, float | None]] = []
+        if cfg.method.bases.get("text"):
+            work.append(("the pretrained text bases", None))
+        if cfg.data.get("fakes", "bases") == "bases":
+            meta = Path(cfg.data.fake_store) / METADATA
+            tflops = json.loads(meta.read_text()).get("sampling_tflops") if meta.is_file() else None
+            work.append((f"fake pairs {cfg.data.fake_store}", tflops))
+        return work
+
     def baseline_settings(self) -> dict[str, Any]:
         """Guidance off: the independent bases ("no joint"), from the same seeds."""
         return {"scales": {m: 0.0 for m in self.guidance_scales}}
