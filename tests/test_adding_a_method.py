@@ -120,12 +120,13 @@ def test_a_new_method_is_one_folder_and_one_line(synthetic_store, tmp_path, monk
     trained = json.loads((outputs / "toyflow_synthetic" / "metrics.json").read_text())
     assert trained["method"] == "toyflow" and trained["variant"] == "hidden=8" and trained["steps"] == 3
     assert {"temporal_f1", "v2a_temporal_f1"} <= set(trained)  # joint and conditional scores, no method code
+    assert trained["nfe_per_sample"] == 2 and trained["sampling_gflops_per_sample"] > 0  # what a sample cost
 
     assert main(["eval", "experiment=toyflow_synthetic", "evaluate.num_samples=8", "evaluate.num_video_to_audio=0",
-                 "evaluate.num_audio_to_video=0", *common]) == 0
+                 "evaluate.num_audio_to_video=0", "evaluate.nfe=3", *common]) == 0  # at an equal NFE
     rescored = json.loads((outputs / "toyflow_synthetic" / "eval" / "metrics.json").read_text())
-    assert rescored["num_samples"] == 8
+    assert rescored["num_samples"] == 8 and rescored["sampler_steps"] == 3 and rescored["nfe_per_sample"] == 3
 
     assert main(["compare", f"paths.output_dir={outputs}", "dataset_name=synthetic"]) == 0
     report = (outputs / "compare" / "synthetic.md").read_text()
-    assert "| toyflow_synthetic | toyflow (hidden=8) |" in report
+    assert "| toyflow_synthetic | toyflow (hidden=8) |" in report and "| nfe |" in report

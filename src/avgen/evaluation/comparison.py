@@ -192,7 +192,7 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
              conflicts: dict[str, list[str]] | None = None, paired: list[dict[str, Any]] | None = None) -> str:
     conflicts = conflicts or {}
     rows = [{**r, **sampling_figures(r)} for r in equal_compute(rows)]
-    info = ["sampling", "samples_per_s", "peak_memory_gb", *INFO]
+    info = ["sampling", "nfe", "sampling_gflops_per_sample", "samples_per_s", "peak_memory_gb", *INFO]
     if any("compute_ratio" in r for r in rows):
         info += ["compute_ratio", "steps_at_equal_flops"]
     header = ["run", "method", *columns, *info, "scores from"]
@@ -206,7 +206,11 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     if any(f"{k}_shuffled" in r for r in rows for k in columns):
         lines += ["", "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
                   "original chance level; the calibration table has the mean over many derangements."]
-    lines += ["", "sampling: the run's solver and steps (part of the method, not of the protocol). samples_per_s: "
+    lines += ["", "nfe: network function evaluations per generated sample, counted by the sampler, plus guidance's "
+              "extra passes (bwd: a backward through the network; disc: a discriminator forward and input "
+              "gradient; cfg: an unconditional pass); sampling_gflops_per_sample: their FLOPs, counted on the "
+              "first batch. `evaluate.nfe=<n>` samples every run at about n evaluations.", ""]
+    lines += ["sampling: the run's solver and steps (part of the method, not of the protocol). samples_per_s: "
               "joint samples generated per second at the evaluation batch size; ms_per_fe: sampling time per "
               "denoiser call (guided calls included); peak_memory_gb: the evaluation's peak accelerator memory "
               "(on a CPU the process's peak resident memory)."]
@@ -223,11 +227,19 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     return "\n".join(lines)
 
 
+EXTRA_PASSES = {"guidance_backward": "bwd", "discriminator_gradient": "disc", "cfg_unconditional": "cfg"}
+
+
 def sampling_figures(r: dict[str, Any]) -> dict[str, Any]:
-    """The row's sampler as one cell, and its joint samples per second."""
+    """The row's sampler as one cell, what a sample cost (network evaluations, and guidance's extra passes:
+    backward through the network, discriminator gradients, unconditional CFG passes), samples per second."""
     out: dict[str, Any] = {}
     if r.get("sampler"):
         out["sampling"] = f"{r['sampler']} x{r.get('sampler_steps', '?')}"
+    if isinstance(r.get("nfe_per_sample"), (int, float)):
+        extra = [f"{r[k + '_per_sample']:g} {label}" for k, label in EXTRA_PASSES.items()
+                 if r.get(k + "_per_sample")]
+        out["nfe"] = " + ".join([f"{r['nfe_per_sample']:g}", *extra])
     if isinstance(r.get("sampling_seconds"), (int, float)) and r.get("num_samples") and r["sampling_seconds"] > 0:
         out["samples_per_s"] = r["num_samples"] / r["sampling_seconds"]
     return out

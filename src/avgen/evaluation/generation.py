@@ -3,17 +3,23 @@ pairs (video-to-audio, audio-to-video) for test-split clips by reconstruction gu
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
 from avgen.data.clips import clips, first_clips
 from avgen.data.datamodule import AVDataModule, clip_shapes, draw_prompts
+from avgen.sampling.cost import SamplingCost, steps_for_nfe
+from avgen.utils.flops import counter
 from avgen.utils.progress import progress
 
 def sampler_kwargs(cfg: Any) -> dict[str, Any]:
-    """The `sampler:` config group as keyword arguments of a module's `generate`."""
-    return {"steps": cfg.sampler.steps, "sampler": cfg.sampler.name,
+    """The `sampler:` config group as keyword arguments of a module's `generate`; `evaluate.nfe` (when set)
+    sets the steps that give about that many network evaluations with this solver (equal-NFE comparisons)."""
+    nfe = cfg.evaluate.get("nfe")
+    steps = steps_for_nfe(int(nfe), cfg.sampler.name) if nfe else cfg.sampler.steps
+    return {"steps": steps, "sampler": cfg.sampler.name,
             "scheduler_kwargs": dict(cfg.sampler.scheduler_kwargs), "step_kwargs": dict(cfg.sampler.step_kwargs)}
 
 
@@ -24,10 +30,12 @@ def guidance_kwargs(cfg: Any) -> dict[str, Any]:
 
 
 def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
-                   **generate_kwargs: Any) -> dict[str, np.ndarray]:
+                   cost: SamplingCost | None = None, **generate_kwargs: Any) -> dict[str, np.ndarray]:
     """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time); text-
     conditioned modules get test-split captions as prompts (kept under "prompts"). Sample i is generated from
-    seed + i (its noise and prompt), whatever the batch size: runs evaluated with one seed are paired."""
+    seed + i (its noise and prompt), whatever the batch size: runs evaluated with one seed are paired.
+    `cost`: a meter that counts every network evaluation (sampling/cost.py), and the FLOPs of the first batch
+    (`cost.gflops_per_sample`)."""
     shapes = clip_shapes(dm, length_factor)
     prompted = module.needs_prompts
     out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"prompts": []} if prompted else {})}
@@ -36,8 +44,14 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
         b = min(batch_size, num - start)
         seeds = list(range(seed + start, seed + start + b))
         prompts = {"prompts": draw_prompts(dm, b, seeds=seeds)} if prompted else {}
-        x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, seeds=seeds, **prompts,
-                            **generate_kwargs)
+        with contextlib.ExitStack() as stack:
+            if cost is not None:
+                stack.enter_context(cost)
+                flops = stack.enter_context(counter()) if start == 0 else None
+            x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, seeds=seeds, **prompts,
+                                **generate_kwargs)
+        if cost is not None and start == 0:
+            cost.gflops_per_sample = flops.get_total_flops() / b / 1e9
         for m in ("video", "audio"):
             out[m].append(x[m].float().cpu().numpy())
         if prompted:

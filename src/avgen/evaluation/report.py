@@ -16,7 +16,9 @@ METRICS = ("temporal_f1", "lag_contrast", "semantic_agreement", "temporal_alignm
 INFO = ("parameters", "gflops_per_step", "train_tflops", "upstream_tflops", "total_tflops", "train_seconds", "ms_per_fe",
         "steps")
 # metrics.json keys that describe a run rather than score it (W&B logs them under run/)
-RUN_INFO = frozenset({*INFO, "gflops_per_sample", "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
+RUN_INFO = frozenset({*INFO, "gflops_per_sample", "nfe_per_sample", "guidance_backward_per_sample",
+                      "discriminator_gradient_per_sample", "cfg_unconditional_per_sample",
+                      "sampling_gflops_per_sample", "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
                       "peak_memory_gb", "guidance_scale", "samples_per_s", "compute_ratio", "steps_at_equal_flops",
                       "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
 

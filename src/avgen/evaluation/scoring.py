@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
 from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
+from avgen.sampling.cost import SamplingCost
 from avgen.evaluation.generation import (conditional_pairs, generate_pairs, guidance_kwargs, reference_pairs,
                                         sampler_kwargs)
 from avgen.evaluation.plan import metric_plan
@@ -74,8 +75,8 @@ def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], 
                 length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    pairs = generate_pairs(module, dm, **draw)
+    t, cost = time.perf_counter(), SamplingCost()
+    pairs = generate_pairs(module, dm, **draw, cost=cost)
     sampling_seconds = time.perf_counter() - t
     peak = peak_memory_gb()
     samples_dir = out_dir / "samples"
@@ -83,10 +84,14 @@ def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], 
     np.savez(samples_dir / "samples.npz", **pairs)
     media = decode_pairs(pairs, video_dec, audio_dec)
     write_videos(samples_dir, media, cfg.evaluate.num_videos, video_dec.fps, audio_dec.sample_rate)
-    calls = cfg.sampler.steps * -(-cfg.evaluate.num_samples // cfg.evaluate.batch_size)  # denoiser calls
-    metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": cfg.sampler.steps,
-                               "num_samples": len(pairs["video"]), "sampling_seconds": sampling_seconds,
-                               "ms_per_fe": 1000 * sampling_seconds / calls, "peak_memory_gb": peak}
+    num = len(pairs["video"])
+    counted = cost.per_sample(num)  # nfe and each guidance pass, per sample (sampling/cost.py)
+    calls = counted["nfe"] * num / cfg.evaluate.batch_size  # denoiser calls, batches of batch_size
+    metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": draw["steps"], "num_samples": num,
+                               "sampling_seconds": sampling_seconds, "ms_per_fe": 1000 * sampling_seconds / calls,
+                               "peak_memory_gb": peak, "samples_per_s": num / sampling_seconds,
+                               **{f"{k}_per_sample": v for k, v in counted.items()},
+                               "sampling_gflops_per_sample": cost.gflops_per_sample}
     if "synthetic" in names:
         merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
     media_names = [n for n in names if n not in ("synthetic", "beats")]
@@ -214,10 +219,13 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
     metrics, per_sample["synthetic"] = synthetic_report(probe, pairs, protocol, seed, ceiling, reference)
     baseline = module.baseline_settings()
     if baseline is not None:  # the method's no-coupling baseline from the same weights, seeds and noise
-        plain = generate_pairs(module, dm, **draw, **baseline)
+        cost = SamplingCost()
+        plain = generate_pairs(module, dm, **draw, **baseline, cost=cost)
         no_joint, per_sample["no_joint_synthetic"] = synthetic_report(probe, plain, protocol, seed, ceiling, reference,
                                                                       prefix="no_joint_")
-        merge(metrics, no_joint)
+        merge(metrics, no_joint)  # and what its samples cost (no guidance passes)
+        metrics.update({f"no_joint_{k}_per_sample": v for k, v in cost.per_sample(len(plain["video"])).items()})
+        metrics["no_joint_sampling_gflops_per_sample"] = cost.gflops_per_sample
         merge(metrics, paired_report(per_sample["synthetic"], per_sample["no_joint_synthetic"], "guided - no joint"))
     return metrics
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from avgen.diffusion.denoiser import Denoiser
+from avgen.sampling.cost import record
 
 
 GUIDANCE_NORMS = ("balanced", "sum")
@@ -62,6 +63,7 @@ class ReconstructionGuidance(Denoiser):
                     error = error * sum(x[u][0].numel() for u in self.unknown) / self.x0_known[0].numel()
                 # an uncoupled model's known-modality prediction does not depend on the others: zero gradient
                 grads = torch.autograd.grad(error, list(leaves.values()), allow_unused=True, materialize_grads=True)
+            record("guidance_backward", x[k].shape[0])  # a backward pass through the network per sample
             out = {m: v.detach() for m, v in out.items()}
             for u, g in zip(self.unknown, grads):
                 out[u] = out[u] - self.scale * self.coefficients(u, t, g)[0] * g

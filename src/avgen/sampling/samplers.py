@@ -14,6 +14,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from avgen.diffusion.denoiser import Denoiser
+from avgen.sampling.cost import record
 from avgen.sampling.guidance import ReconstructionGuidance
 
 
@@ -57,6 +58,7 @@ def sample(denoiser: Denoiser, x: dict[str, Tensor], sampler: str = "ddim", step
         # long t for diffusion solvers, diffusers' float flow timestep for flow solvers
         batch_t = torch.full((ref.shape[0],), t.item(), device=ref.device, dtype=timesteps.dtype)
         x0 = denoiser(x, batch_t)
+        record("nfe", ref.shape[0])  # one network function evaluation per sample (sampling/cost.py)
         x = {m: schedulers[m].step(denoiser.schedules[m].scheduler_input(x0[m], x[m], batch_t), t, x[m],
                                    **step_kwargs).prev_sample for m in denoiser.modalities}
     return x

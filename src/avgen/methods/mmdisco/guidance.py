@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from avgen.diffusion.conversions import eps_from_x0, x0_from_eps
 from avgen.diffusion.denoiser import Denoiser
+from avgen.sampling.cost import record
 from avgen.methods.mmdisco.losses import joint_eps, logit_gradients
 
 
@@ -39,6 +40,7 @@ class DiscriminatorGuidance(Denoiser):
         if not any(self.scales.values()):
             return x0
         _, grads = self.gradients(self.discriminator, x, t, create_graph=False)
+        record("discriminator_gradient", t.shape[0])  # the discriminator's forward and input gradient
         out = {}
         for m in self.modalities:
             abar = self.abar(m, t, x[m])

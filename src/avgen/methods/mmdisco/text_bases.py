@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from avgen.diffusion.conversions import x0_from_eps, x0_from_v
 from avgen.diffusion.denoiser import Denoiser, freeze
 from avgen.diffusion.schedule import NoiseSchedule
+from avgen.sampling.cost import record
 from avgen.weights import resolve
 
 REQUIRED = {"audioldm": ("unet", "text_encoder", "tokenizer", "scheduler"),
@@ -186,6 +187,8 @@ class PromptedBases(Denoiser):
 
     @torch.no_grad()
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
+        if any(scale != 1.0 for scale in self.cfg_scales.values()):
+            record("cfg_unconditional", t.shape[0])  # classifier-free guidance: an empty-prompt pass
         return {m: b.guided_x0(x[m], t, self.cond[m], self.uncond[m], self.cfg_scales[m]) for m, b in self.bases.items()}
 
     def pooled_text(self, empty: bool = False) -> dict[str, Tensor]:
