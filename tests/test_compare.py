@@ -133,15 +133,26 @@ def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
     assert row.endswith("| yes |")
 
 
-def test_runs_of_several_seeds_get_mean_and_spread(tmp_path):
+def test_runs_of_several_seeds_get_a_seed_level_headline(tmp_path):
     out = tmp_path / "outputs"
     for seed, value in ((0, 0.5), (1, 0.6), (2, 0.7)):
         write_run(out, f"cmmd_seed{seed}", {**calibrated(value, value - 0.05, value + 0.05), "seed": seed,
                                              "variant": "coupling=easy_fusion, eta=0.02"})
+        low = value - 0.2 + 0.01 * seed  # lower by about 0.2 on every seed
+        write_run(out, f"ncmmd_seed{seed}", {**calibrated(low, low - 0.05, low + 0.05), "seed": seed,
+                                              "variant": "coupling=easy_fusion, eta=0.0"})
+    for seed, value in ((0, 0.3), (1, 0.5)):
+        write_run(out, f"two_seeds_{seed}", {**calibrated(value, value - 0.05, value + 0.05), "seed": seed,
+                                              "variant": "two"})
     assert main(["compare", f"paths.output_dir={out}"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
-    assert "## Across training seeds" in report
-    assert "| cmmd (coupling=easy_fusion, eta=0.02) | 0, 1, 2 | 0.600 ± 0.100 |" in report
+    # 3 seeds: mean with the t interval (t_0.975,2 = 4.303, sd 0.1: half-width 0.248), before the run table
+    assert "| cmmd (coupling=easy_fusion, eta=0.02) | 0, 1, 2 | 0.600 [0.352, 0.848] |" in report
+    assert report.index("[0.352, 0.848]") < report.index("## Runs") < report.index("| cmmd_seed0 |")
+    assert "| cmmd (two) | 0, 1 | 0.400 ± 0.141 |" in report  # 2 seeds: the spread only
+    diff = next(line for line in report.splitlines()
+                if line.startswith("| cmmd (coupling=easy_fusion, eta=0.0) - cmmd (coupling=easy_fusion, eta=0.02)"))
+    assert "| temporal_f1 | 3 | -0.190 [-0.215, -0.165] | resolved |" in diff
 
 
 def test_a_named_rescoring_gets_its_own_report(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from avgen.evaluation.report import INFO, METRICS, RUN_INFO
+from avgen.metrics.seeds import MIN_SEEDS, paired_seed_difference, seed_interval
 from avgen.metrics.stats import paired_difference
 from avgen.metrics.synthetic import STATISTICS
 
@@ -195,6 +196,7 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
     info = ["sampling", "nfe", "sampling_gflops_per_sample", "samples_per_s", "peak_memory_gb", *INFO]
     if any("compute_ratio" in r for r in rows):
         info += ["compute_ratio", "steps_at_equal_flops"]
+    info = [k for k in info if any(r.get(k) is not None for r in rows)]  # no column that is blank throughout
     header = ["run", "method", *columns, *info, "scores from"]
     lines = [f"# {dataset}: {len(rows)} runs side by side", "", *_protocol_lines(rows, columns, conflicts), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -222,7 +224,12 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
                   "total_tflops over the least of the runs shown; steps_at_equal_flops: the own steps that would "
                   "bring this run's total to that least. Runs compare at equal compute when their ratios are near "
                   "x1.00; blank: a part was not counted (named in the run's metrics.json `upstream`)."]
-    lines += _seeds_table(rows, columns) + _calibration_table(rows, columns) + _paired_table(paired or [])
+    seeds = _seeds_table(rows, columns)
+    if any(len({r["seed"] for r in g}) >= MIN_SEEDS for g in seed_groups(rows).values()):
+        head = lines.index("| " + " | ".join(header) + " |")  # the headline goes before the per-run table
+        lines[head:head] = [*seeds[1:], "", "## Runs", ""]
+        seeds = []
+    lines += seeds + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
 
@@ -271,26 +278,54 @@ def _section(title: str, note: str, header: list[str]) -> list[str]:
     return ["", f"## {title}", "", note, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
 
-def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
-    """Configurations trained with several seeds (`make suite SEEDS=3`): mean and spread across seeds."""
+def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Configurations (method and variant) trained with two or more seeds: their runs."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         if isinstance(r.get("seed"), int):
             groups.setdefault(r["method"], []).append(r)
-    groups = {k: g for k, g in groups.items() if len({r["seed"] for r in g}) >= 2}
+    return {k: g for k, g in groups.items() if len({r["seed"] for r in g}) >= 2}
+
+
+def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """Configurations trained with several seeds (`make suite SEEDS=3`): the mean over seeds with Student's t
+    interval from 3 seeds on (the headline of a claim), mean ± sd with 2; then paired differences between
+    configurations over their common seeds."""
+    groups = seed_groups(rows)
     if not groups:
         return []
-    lines = _section("Across training seeds", "mean ± sd over the runs of one configuration with different "
-                     "training seeds (the spread a single run's interval does not show).",
+    lines = _section("Across training seeds", f"mean over the runs of one configuration with different training "
+                     f"seeds: [lo, hi] is the 95% t interval over seeds (from {MIN_SEEDS} seeds; the spread a single "
+                     "run's interval does not show), ± sd with 2. Claims rest on these rows.",
                      ["configuration", "seeds", *columns])
     for method, group in sorted(groups.items()):
         cells = []
         for k in columns:
             values = [r[k] for r in group if isinstance(r.get(k), (int, float))]
-            cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) >= 2 else "")
+            if len(values) >= MIN_SEEDS:
+                mean, low, high = seed_interval(values)
+                cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
+            else:
+                cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) >= 2 else "")
         lines.append(f"| {method} | {', '.join(str(s) for s in sorted(r['seed'] for r in group))} | "
                      + " | ".join(cells) + " |")
-    return lines
+    return lines + _seed_differences(groups, columns)
+
+
+def _seed_differences(groups: dict[str, list[dict[str, Any]]], columns: list[str]) -> list[str]:
+    rows = []
+    for a, b in combinations(sorted(groups), 2):
+        for k in columns:
+            values = [{r["seed"]: r[k] for r in groups[c] if isinstance(r.get(k), (int, float))} for c in (a, b)]
+            diff = paired_seed_difference(*values)
+            if diff is not None:
+                rows.append(f"| {a} - {b} | {k} | {diff['seeds']} | {diff['mean']:+.3f} [{diff['low']:+.3f}, "
+                            f"{diff['high']:+.3f}] | {'resolved' if diff['resolved'] else 'unresolved'} |")
+    if not rows:
+        return []
+    return _section("Differences across training seeds", "a - b per training seed both were trained with, 95% t "
+                    "interval over those seeds; resolved: it excludes 0.",
+                    ["a - b", "metric", "seeds", "difference", ""]) + rows
 
 
 def _calibration_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
