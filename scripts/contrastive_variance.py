@@ -38,8 +38,10 @@ def main(argv: list[str]) -> dict:
     neg_video, _ = module.negatives(batch, "video", generator=g)
     b = x0["audio"].shape[0]
     sub = torch.arange(b)
-    pairs = {"audio": torch.cat([x0["audio"], neg_audio, x0["audio"]]),
-             "video": torch.cat([x0["video"], x0["video"], neg_video])}
+    pairs = {
+        "audio": torch.cat([x0["audio"], neg_audio, x0["audio"]]),
+        "video": torch.cat([x0["video"], x0["video"], neg_video]),
+    }
     t = torch.linspace(50, 950, b).long()  # fixed timesteps across the schedule, one per example
     out = {}
     with torch.no_grad():
@@ -47,14 +49,20 @@ def main(argv: list[str]) -> dict:
             torch.manual_seed(1)
             diffs = []
             for _ in range(draws):
-                loss = joint_diffusion_loss(module.net, module.schedule, pairs, t.repeat(3), negative_pair_noise(x0, sub, mode))
+                loss = joint_diffusion_loss(
+                    module.net, module.schedule, pairs, t.repeat(3), negative_pair_noise(x0, sub, mode)
+                )
                 pos, na, nv = loss.split([b, b, b])
                 diffs.append(pos - (na + nv) / 2)
             d = torch.stack(diffs)  # (draws, B)
-            out[mode] = {"variance_over_draws": d.var(dim=0).mean().item(), "mean_difference": d.mean().item(),
-                         "signal_to_noise": (d.mean(0).abs() / d.std(0).clamp_min(1e-12)).mean().item()}
-    out["variance_ratio_independent_over_shared"] = (out["independent"]["variance_over_draws"]
-                                                      / out["shared"]["variance_over_draws"])
+            out[mode] = {
+                "variance_over_draws": d.var(dim=0).mean().item(),
+                "mean_difference": d.mean().item(),
+                "signal_to_noise": (d.mean(0).abs() / d.std(0).clamp_min(1e-12)).mean().item(),
+            }
+    out["variance_ratio_independent_over_shared"] = (
+        out["independent"]["variance_over_draws"] / out["shared"]["variance_over_draws"]
+    )
     print(json.dumps(out, indent=1))
     return out
 

@@ -19,8 +19,12 @@ from avgen.evaluation.edge_probe import edge_probe
 def main(argv: list[str]) -> dict:
     args = dict(a.split("=", 1) for a in argv)
     lo, hi = (int(s) for s in args.get("shift_frames", "2,4").split(","))
-    out = edge_probe(Store(args.get("store", "data/synthetic/store")), (lo, hi),
-                     tuple(args.get("modalities", "audio,video").split(",")), int(args.get("clips", 2048)))
+    out = edge_probe(
+        Store(args.get("store", "data/synthetic/store")),
+        (lo, hi),
+        tuple(args.get("modalities", "audio,video").split(",")),
+        int(args.get("clips", 2048)),
+    )
     print(json.dumps(out, indent=1))
     return out
 

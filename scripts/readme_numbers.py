@@ -22,15 +22,21 @@ def _score(m: dict, key: str) -> str:
 
 
 def measured_text(m: dict) -> str:
-    threads = f", {m['torch_threads']} torch thread{'s' if m.get('torch_threads', 1) != 1 else ''}" \
-        if "torch_threads" in m else ""
-    scores = "; ".join(_score(m, k) for k in ("temporal_f1", "lag_contrast", "semantic_agreement",
-                                                 "v2a_temporal_f1") if k in m)
+    threads = (
+        f", {m['torch_threads']} torch thread{'s' if m.get('torch_threads', 1) != 1 else ''}"
+        if "torch_threads" in m
+        else ""
+    )
+    scores = "; ".join(
+        _score(m, k) for k in ("temporal_f1", "lag_contrast", "semantic_agreement", "v2a_temporal_f1") if k in m
+    )
     plural = "s" if m.get("cpu_cores") != 1 else ""
     cores = f"{m['cpu_cores']} CPU core{plural}" if "cpu_cores" in m else "CPU cores not recorded"
-    return (f"Last measured run (`{m.get('experiment', '?')}`, {cores}{threads}): "
-            f"{m['steps']} steps in {m['train_seconds'] / 60:.1f} min of training; on {m.get('num_samples', '?')} "
-            f"samples, {scores} (95% intervals; docs/metrics.md).")
+    return (
+        f"Last measured run (`{m.get('experiment', '?')}`, {cores}{threads}): "
+        f"{m['steps']} steps in {m['train_seconds'] / 60:.1f} min of training; on {m.get('num_samples', '?')} "
+        f"samples, {scores} (95% intervals; docs/metrics.md)."
+    )
 
 
 def update(readme: Path, text: str, block: str = "measured") -> None:

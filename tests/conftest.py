@@ -26,7 +26,8 @@ def synthetic_preset():
 
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory, synthetic_preset) -> Path:
-    """A small synthetic dataset (48 train, 40 test, 8 validation clips) generated and prepared through the real path."""
+    """A small synthetic dataset (48 train, 40 test, 8 validation clips) generated and prepared through the
+    real path."""
     from avgen.data.prepare.pipeline import prepare
 
     cfg, reps, windowing = synthetic_preset
@@ -42,9 +43,12 @@ def tiny_vaes(tmp_path_factory) -> dict[str, Path]:
     from media_helpers import tiny_vae
 
     root = tmp_path_factory.mktemp("vaes")
-    return {"video": tiny_vae(root / "sd_vae"),
-            "audioldm": tiny_vae(root / "audioldm" / "vae", in_channels=1, latent_channels=8, levels=3,
-                                 scaling_factor=0.9).parent}
+    return {
+        "video": tiny_vae(root / "sd_vae"),
+        "audioldm": tiny_vae(
+            root / "audioldm" / "vae", in_channels=1, latent_channels=8, levels=3, scaling_factor=0.9
+        ).parent,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -28,13 +28,19 @@ class TinyJointNet(nn.Module):
 
     def __init__(self, audio_channels: int = 16, video_channels: int = 3, hidden: int = 8):
         super().__init__()
-        self.audio_in, self.audio_out = nn.Conv1d(audio_channels, hidden, 3, padding=1), nn.Conv1d(hidden, audio_channels, 1)
-        self.video_in, self.video_out = nn.Conv3d(video_channels, hidden, 3, padding=1), nn.Conv3d(hidden, video_channels, 1)
+        self.audio_in, self.audio_out = (
+            nn.Conv1d(audio_channels, hidden, 3, padding=1),
+            nn.Conv1d(hidden, audio_channels, 1),
+        )
+        self.video_in, self.video_out = (
+            nn.Conv3d(video_channels, hidden, 3, padding=1),
+            nn.Conv3d(hidden, video_channels, 1),
+        )
         self.time = nn.Linear(1, hidden)
 
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
-        a = self.audio_in(x["audio"])                         # (B, hidden, T)
-        v = self.video_in(x["video"].transpose(1, 2))         # (B, F, C, H, W) -> (B, hidden, F, H, W)
+        a = self.audio_in(x["audio"])  # (B, hidden, T)
+        v = self.video_in(x["video"].transpose(1, 2))  # (B, F, C, H, W) -> (B, hidden, F, H, W)
         shared = a.mean(-1) + v.mean((2, 3, 4)) + self.time(t.float()[:, None] / 1000)  # (B, hidden)
         a = F.silu(a + shared[..., None])
         v = F.silu(v + shared[..., None, None, None])
@@ -112,18 +118,50 @@ def test_a_new_method_is_one_folder_and_one_line(synthetic_store, tmp_path, monk
     assert "toyflow_synthetic" in representatives("synthetic", methods_only=True)  # the contract tests run it
 
     outputs = tmp_path / "outputs"
-    common = [f"data.store={synthetic_store}", f"paths.output_dir={outputs}", "trainer.enable_progress_bar=false",
-              "evaluate.num_videos=1", "evaluate.batch_size=8", "sampler.steps=2"]
-    assert main(["train", "experiment=toyflow_synthetic", "trainer.max_steps=3", "trainer.val_check_interval=3",
-                 "trainer.limit_val_batches=1", "evaluate.num_samples=8", "evaluate.num_video_to_audio=4",
-                 "evaluate.num_audio_to_video=0", "callbacks.media.num=0", *common]) == 0
+    common = [
+        f"data.store={synthetic_store}",
+        f"paths.output_dir={outputs}",
+        "trainer.enable_progress_bar=false",
+        "evaluate.num_videos=1",
+        "evaluate.batch_size=8",
+        "sampler.steps=2",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "experiment=toyflow_synthetic",
+                "trainer.max_steps=3",
+                "trainer.val_check_interval=3",
+                "trainer.limit_val_batches=1",
+                "evaluate.num_samples=8",
+                "evaluate.num_video_to_audio=4",
+                "evaluate.num_audio_to_video=0",
+                "callbacks.media.num=0",
+                *common,
+            ]
+        )
+        == 0
+    )
     trained = json.loads((outputs / "toyflow_synthetic" / "metrics.json").read_text())
     assert trained["method"] == "toyflow" and trained["variant"] == "hidden=8" and trained["steps"] == 3
     assert {"temporal_f1", "v2a_temporal_f1"} <= set(trained)  # joint and conditional scores, no method code
     assert trained["nfe_per_sample"] == 2 and trained["sampling_gflops_per_sample"] > 0  # what a sample cost
 
-    assert main(["eval", "experiment=toyflow_synthetic", "evaluate.num_samples=8", "evaluate.num_video_to_audio=0",
-                 "evaluate.num_audio_to_video=0", "evaluate.nfe=3", *common]) == 0  # at an equal NFE
+    assert (
+        main(
+            [
+                "eval",
+                "experiment=toyflow_synthetic",
+                "evaluate.num_samples=8",
+                "evaluate.num_video_to_audio=0",
+                "evaluate.num_audio_to_video=0",
+                "evaluate.nfe=3",
+                *common,
+            ]
+        )
+        == 0
+    )  # at an equal NFE
     rescored = json.loads((outputs / "toyflow_synthetic" / "eval" / "metrics.json").read_text())
     assert rescored["num_samples"] == 8 and rescored["sampler_steps"] == 3 and rescored["nfe_per_sample"] == 3
 

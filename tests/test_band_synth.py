@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from test_metrics_synthetic import _test_pairs
 
-from avgen.metrics.av_align import onset_times
 from avgen.decoding.band_synth import BandSynth
 from avgen.decoding.decode import AudioDecoder, mel_vocoder
 from avgen.decoding.griffin_lim import BatchedGriffinLim
-from test_metrics_synthetic import _test_pairs
+from avgen.metrics.av_align import onset_times
 
 
 def onset_f1(reference: np.ndarray, estimate: np.ndarray, tolerance: float) -> float:
@@ -29,11 +29,17 @@ def test_decoded_onsets_follow_the_mel_better_than_griffin_lim(synthetic_store):
     meta = store.representations["audio_mel"].meta
     tolerance = 2 * meta["hop_length"] / meta["sample_rate"]
     scores = {}
-    for name, vocoder in (("band_synth", BandSynth.from_metadata(meta)),
-                          ("griffin_lim", BatchedGriffinLim.from_metadata(meta, device="cpu"))):
+    for name, vocoder in (
+        ("band_synth", BandSynth.from_metadata(meta)),
+        ("griffin_lim", BatchedGriffinLim.from_metadata(meta, device="cpu")),
+    ):
         wavs = vocoder.batch(np.stack(mels))
-        scores[name] = np.mean([onset_f1(probe.audio_onsets(m), onset_times(w, meta["sample_rate"]), tolerance)
-                                for m, w in zip(mels, wavs)])
+        scores[name] = np.mean(
+            [
+                onset_f1(probe.audio_onsets(m), onset_times(w, meta["sample_rate"]), tolerance)
+                for m, w in zip(mels, wavs)
+            ]
+        )
     assert scores["band_synth"] > scores["griffin_lim"] + 0.1, scores
 
 

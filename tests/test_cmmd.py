@@ -8,11 +8,10 @@ from functools import partial
 import pytest
 import torch
 
+from avgen.data.clips import narrow_time, time_shift
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.module import CMMDModule, step_decay
-from avgen.data.clips import narrow_time
-from avgen.data.clips import time_shift
 from avgen.methods.cmmd.negatives import NegativeSampler, partner_permutation, segment_swap
 from avgen.models.unets.dual_unet import DualUNet
 from avgen.sampling.guidance import ReconstructionGuidance
@@ -32,8 +31,14 @@ def _ramp_batch(b=4, f=12, t=24, mv=4, ma=8):
 
 def _as_batch(video, audio, mv=4, ma=8):
     """A data-module batch around the clips: margins, time axes and frame rates as the store gives them."""
-    return {"video": video, "audio": audio, "margin": {"video": mv, "audio": ma},
-            "time_axis": {"video": 1, "audio": 2}, "seconds_per_frame": SPF, "label": torch.zeros(len(video), dtype=torch.long)}
+    return {
+        "video": video,
+        "audio": audio,
+        "margin": {"video": mv, "audio": ma},
+        "time_axis": {"video": 1, "audio": 2},
+        "seconds_per_frame": SPF,
+        "label": torch.zeros(len(video), dtype=torch.long),
+    }
 
 
 def test_time_shift_displaces_by_the_drawn_amount_in_both_frame_rates():
@@ -44,10 +49,10 @@ def test_time_shift_displaces_by_the_drawn_amount_in_both_frame_rates():
     for _ in range(5):
         neg_v, _ = sampler(batch, "video", generator=g)
         neg_a, _ = sampler(batch, "audio", generator=g)
-        shift_v = neg_v[:, 0, 0, 0, 0] - video[:, 4, 0, 0, 0]   # in video frames
-        shift_a = neg_a[:, 0, 0] - audio[:, 0, 8]               # in audio frames
+        shift_v = neg_v[:, 0, 0, 0, 0] - video[:, 4, 0, 0, 0]  # in video frames
+        shift_a = neg_a[:, 0, 0] - audio[:, 0, 8]  # in audio frames
         assert set(shift_v.abs().tolist()) <= {2.0, 3.0, 4.0}
-        assert set(shift_a.abs().tolist()) <= {4.0, 6.0, 8.0}   # the same seconds at twice the rate
+        assert set(shift_a.abs().tolist()) <= {4.0, 6.0, 8.0}  # the same seconds at twice the rate
         # a contiguous window: every frame shifted alike, taken from real context (no wrap or padding)
         assert torch.equal(neg_v[:, :, 0, 0, 0] - neg_v[:, :1, 0, 0, 0], torch.arange(12.0).expand(4, -1))
         assert torch.equal(neg_a[:, 0] - neg_a[:, :1, 0], torch.arange(24.0).expand(4, -1))
@@ -116,8 +121,16 @@ def test_step_decay_schedule():
 
 
 def _module(coupling="easy_fusion", eta=0.1):
-    net = DualUNet(video_channels=3, audio_channels=5, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
-                   attention_levels=(1,), head_dim=16, coupling=coupling)
+    net = DualUNet(
+        video_channels=3,
+        audio_channels=5,
+        base_channels=16,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_levels=(1,),
+        head_dim=16,
+        coupling=coupling,
+    )
     return CMMDModule(net, NoiseSchedule(), partial(torch.optim.Adam, lr=1e-3), NegativeSampler(), eta=eta)
 
 
@@ -141,7 +154,9 @@ def test_guidance_scale_zero_equals_replacement():
     abar = module.schedule.abar(t, 5)
     replaced = {"audio": x["audio"], "video": abar.sqrt() * v0 + (1 - abar).sqrt() * guided.eps_known}
     torch.testing.assert_close(out["audio"], module.denoiser(replaced, t)["audio"])
-    strong = ReconstructionGuidance(module.denoiser, {"video": v0}, scale=5.0, generator=torch.Generator().manual_seed(5))
+    strong = ReconstructionGuidance(
+        module.denoiser, {"video": v0}, scale=5.0, generator=torch.Generator().manual_seed(5)
+    )
     assert not torch.allclose(strong(x, t)["audio"], out["audio"])  # the gradient term acts for lambda > 0
 
 
@@ -150,8 +165,9 @@ def test_v2a_keeps_the_conditioning_video_fixed():
     module = _module().eval()
     v0 = torch.rand(2, 6, 3, 4, 4) * 2 - 1
     g = torch.Generator().manual_seed(0)
-    out = module.generate({"audio": (2, 5, 12), "video": (2, 6, 3, 4, 4)}, steps=5, generator=g,
-                          known={"video": v0}, guidance_scale=1.0)
+    out = module.generate(
+        {"audio": (2, 5, 12), "video": (2, 6, 3, 4, 4)}, steps=5, generator=g, known={"video": v0}, guidance_scale=1.0
+    )
     torch.testing.assert_close(out["video"], v0, atol=1e-4, rtol=0)
     assert out["audio"].shape == (2, 5, 12) and torch.isfinite(out["audio"]).all()
 
@@ -215,16 +231,19 @@ def test_shared_noise_lowers_the_variance_of_the_contrastive_difference():
     from avgen.methods.cmmd.module import negative_pair_noise
 
     torch.manual_seed(0)
-    net = DualUNet(video_channels=3, audio_channels=5, base_channels=8, channel_mult=(1, 2), head_dim=8,
-                   coupling="easy_fusion").eval()
+    net = DualUNet(
+        video_channels=3, audio_channels=5, base_channels=8, channel_mult=(1, 2), head_dim=8, coupling="easy_fusion"
+    ).eval()
     for p in net.parameters():  # a network whose outputs depend on its inputs (zero-init heads do not)
         torch.nn.init.normal_(p, std=0.05)
     schedule = NoiseSchedule()
     x0 = {"audio": torch.randn(4, 5, 16), "video": torch.randn(4, 8, 3, 8, 8)}
     neg = {"audio": x0["audio"].roll(1, 0), "video": x0["video"].roll(1, 0)}
     sub = torch.arange(4)
-    pairs = {"audio": torch.cat([x0["audio"], neg["audio"], x0["audio"]]),
-             "video": torch.cat([x0["video"], x0["video"], neg["video"]])}
+    pairs = {
+        "audio": torch.cat([x0["audio"], neg["audio"], x0["audio"]]),
+        "video": torch.cat([x0["video"], x0["video"], neg["video"]]),
+    }
     t = torch.full((4,), 400)
     variances = {}
     with torch.no_grad():

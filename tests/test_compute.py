@@ -31,9 +31,16 @@ class Linear(L.LightningModule):
 def counted(accumulate: int, steps: int = 4, every: int = 1) -> dict[str, float]:
     flops = TrainingFlops(every_n_steps=every)
     data = DataLoader(TensorDataset(torch.randn(BATCH * accumulate * steps, WIDTH)), batch_size=BATCH)
-    trainer = L.Trainer(max_steps=steps, accumulate_grad_batches=accumulate, callbacks=[flops], logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=steps,
+        accumulate_grad_batches=accumulate,
+        callbacks=[flops],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(Linear(), data)
     assert trainer.global_step == steps
     return flops.summary(trainer.global_step)
@@ -90,8 +97,11 @@ def test_a_fine_tune_counts_its_parent(tmp_path):
     from avgen.experiment import upstream_compute
 
     cfg = load_config("train", [f"paths.output_dir={tmp_path}"], experiment="cmmd_aistpp")
-    assert upstream_compute(cfg, 3.0) == {"upstream": [{"from": "ncmmd_aistpp", "tflops": None}],
-                                          "upstream_tflops": None, "total_tflops": None}  # named, never 0
+    assert upstream_compute(cfg, 3.0) == {
+        "upstream": [{"from": "ncmmd_aistpp", "tflops": None}],
+        "upstream_tflops": None,
+        "total_tflops": None,
+    }  # named, never 0
     _run(tmp_path, "ncmmd_aistpp", train_tflops=5.0, upstream_tflops=0.0, total_tflops=5.0)
     out = upstream_compute(cfg, 3.0)
     assert out["upstream"] == [{"from": "ncmmd_aistpp", "tflops": 5.0}]
@@ -102,8 +112,11 @@ def test_mmdisco_counts_its_bases_and_its_fake_pairs(tmp_path):
     from avgen.config import load_config
     from avgen.experiment import upstream_compute
 
-    cfg = load_config("train", [f"paths.output_dir={tmp_path}", f"data.fake_store={tmp_path / 'fake'}"],
-                      experiment="mmdisco_synthetic")
+    cfg = load_config(
+        "train",
+        [f"paths.output_dir={tmp_path}", f"data.fake_store={tmp_path / 'fake'}"],
+        experiment="mmdisco_synthetic",
+    )
     _run(tmp_path, "base_audio_synthetic", train_tflops=1.0, total_tflops=1.0)
     _run(tmp_path, "base_video_synthetic", train_tflops=2.0, total_tflops=2.0)
     out = upstream_compute(cfg, 0.5)
@@ -118,11 +131,18 @@ def test_mmdisco_counts_its_bases_and_its_fake_pairs(tmp_path):
 def test_equal_compute_compares_totals():
     from avgen.evaluation.comparison import equal_compute
 
-    rows = [{"run": "scratch", "train_tflops": 4.0, "gflops_per_step": 1.0},  # from before the totals: own only
-            {"run": "fine_tune", "train_tflops": 2.0, "upstream_tflops": 4.0, "total_tflops": 6.0,
-             "gflops_per_step": 1.0},
-            {"run": "unknown", "train_tflops": 1.0, "upstream_tflops": None, "total_tflops": None,
-             "upstream": [{"from": "x", "tflops": None}], "gflops_per_step": 1.0}]
+    rows = [
+        {"run": "scratch", "train_tflops": 4.0, "gflops_per_step": 1.0},  # from before the totals: own only
+        {"run": "fine_tune", "train_tflops": 2.0, "upstream_tflops": 4.0, "total_tflops": 6.0, "gflops_per_step": 1.0},
+        {
+            "run": "unknown",
+            "train_tflops": 1.0,
+            "upstream_tflops": None,
+            "total_tflops": None,
+            "upstream": [{"from": "x", "tflops": None}],
+            "gflops_per_step": 1.0,
+        },
+    ]
     out = {r["run"]: r for r in equal_compute(rows)}
     assert out["scratch"]["compute_ratio"] == 1.0 and out["fine_tune"]["compute_ratio"] == 1.5
     assert out["scratch"]["steps_at_equal_flops"] == 4000 and out["fine_tune"]["steps_at_equal_flops"] == 0

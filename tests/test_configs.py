@@ -22,8 +22,17 @@ def group_options(group: str) -> list[str]:
 @pytest.mark.parametrize("dataset", group_options("dataset"))
 @pytest.mark.parametrize("preset", group_options("preset"))
 def test_prepare_configs_compose_and_build(dataset, preset, tmp_path, tiny_vaes):
-    cfg = load_config("prepare", [f"dataset={dataset}", f"preset={preset}", f"raw={tmp_path}", f"out={tmp_path}",
-                                  f"vae_path={tiny_vaes['video']}", f"audioldm_path={tiny_vaes['audioldm']}"])
+    cfg = load_config(
+        "prepare",
+        [
+            f"dataset={dataset}",
+            f"preset={preset}",
+            f"raw={tmp_path}",
+            f"out={tmp_path}",
+            f"vae_path={tiny_vaes['video']}",
+            f"audioldm_path={tiny_vaes['audioldm']}",
+        ],
+    )
     assert OmegaConf.is_struct(cfg)
     assert instantiate(cfg.dataset).name == dataset
     reps = {name: instantiate(node) for name, node in cfg.preset.representations.items()}

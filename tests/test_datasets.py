@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from hydra.utils import instantiate
+from media_helpers import av_clip
 
 from avgen.config import load_config
 from avgen.data.prepare.aistpp import AISTppAdapter
@@ -16,10 +17,11 @@ from avgen.data.prepare.pipeline import Windowing, prepare
 from avgen.data.prepare.vggsound import VGGSoundAdapter
 from avgen.data.representations import AudioLogMel, VideoPixels
 from avgen.data.store import Store
-from media_helpers import av_clip
 
-SMALL = {"video_pixels": VideoPixels(fps=10, size=16),
-         "audio_mel": AudioLogMel(sample_rate=16000, n_mels=16, n_fft=512, hop_length=160)}
+SMALL = {
+    "video_pixels": VideoPixels(fps=10, size=16),
+    "audio_mel": AudioLogMel(sample_rate=16000, n_mels=16, n_fft=512, hop_length=160),
+}
 
 
 def touch(path):
@@ -36,15 +38,23 @@ def composed(dataset: str, preset: str, raw, out, *extra: str):
 
 # ---------------------------------------------------------------------------------------------- AIST++
 
-AIST_SPLITS = {"train": ["gBR_sBM_cAll_d04_mBR0_ch01", "gPO_sBM_cAll_d10_mPO1_ch02", "gJB_sBM_cAll_d08_mJB2_ch03"],
-               "val": ["gHO_sBM_cAll_d19_mHO3_ch04"], "test": ["gKR_sBM_cAll_d28_mKR2_ch05"]}
+AIST_SPLITS = {
+    "train": ["gBR_sBM_cAll_d04_mBR0_ch01", "gPO_sBM_cAll_d10_mPO1_ch02", "gJB_sBM_cAll_d08_mJB2_ch03"],
+    "val": ["gHO_sBM_cAll_d19_mHO3_ch04"],
+    "test": ["gKR_sBM_cAll_d28_mKR2_ch05"],
+}
 
 
 def aist_tree(root, real_video=None):
     for split, names in AIST_SPLITS.items():
         touch(root / "splits" / f"crossmodal_{split}.txt").write_text("\n".join(names) + "\n")
-    for name in ["gBR_sBM_c01_d04_mBR0_ch01", "gBR_sBM_c02_d04_mBR0_ch01", "gPO_sBM_c01_d10_mPO1_ch02",
-                 "gHO_sBM_c01_d19_mHO3_ch04", "gKR_sBM_c01_d28_mKR2_ch05"]:  # gJB (train) is not downloaded
+    for name in [
+        "gBR_sBM_c01_d04_mBR0_ch01",
+        "gBR_sBM_c02_d04_mBR0_ch01",
+        "gPO_sBM_c01_d10_mPO1_ch02",
+        "gHO_sBM_c01_d19_mHO3_ch04",
+        "gKR_sBM_c01_d28_mKR2_ch05",
+    ]:  # gJB (train) is not downloaded
         path = root / "videos" / f"{name}.mp4"
         real_video(path) if real_video and name.startswith("gBR_sBM_c01") else touch(path)
     return root
@@ -53,8 +63,12 @@ def aist_tree(root, real_video=None):
 def test_aistpp_official_layout_splits_camera_and_labels(tmp_path):
     listing = AISTppAdapter(camera="c01").list_sources(aist_tree(tmp_path))
     got = {s.source_id: (s.split, listing.label_names[s.label]) for s in listing.sources}
-    assert got == {"gBR_sBM_c01_d04_mBR0_ch01": ("train", "break"), "gPO_sBM_c01_d10_mPO1_ch02": ("train", "pop"),
-                   "gHO_sBM_c01_d19_mHO3_ch04": ("val", "house"), "gKR_sBM_c01_d28_mKR2_ch05": ("test", "krump")}
+    assert got == {
+        "gBR_sBM_c01_d04_mBR0_ch01": ("train", "break"),
+        "gPO_sBM_c01_d10_mPO1_ch02": ("train", "pop"),
+        "gHO_sBM_c01_d19_mHO3_ch04": ("val", "house"),
+        "gKR_sBM_c01_d28_mKR2_ch05": ("test", "krump"),
+    }
     assert listing.missing == [str(tmp_path / "videos" / "gJB_sBM_c01_d08_mJB2_ch03.mp4")]
     other = AISTppAdapter(camera="c02").list_sources(tmp_path)
     assert [s.source_id for s in other.sources] == ["gBR_sBM_c02_d04_mBR0_ch01"] and len(other.missing) == 4
@@ -75,8 +89,9 @@ def test_cmmd_preset_keeps_time_alignment_through_the_vae(tmp_path, tiny_vaes):
     click, flash_time = 1.234, 1.5
     flash = tuple(sorted({int(np.floor(t * 25 + 1e-9)) for t in np.linspace(1.5, 1.55, 50)}))
     aist_tree(tmp_path / "raw", lambda p: av_clip(p, fps=25, frames=75, click_at=click, flash_frames=flash))
-    adapter, reps, windowing = composed("aistpp", "cmmd", tmp_path / "raw", tmp_path / "store",
-                                        f"vae_path={tiny_vaes['video']}")
+    adapter, reps, windowing = composed(
+        "aistpp", "cmmd", tmp_path / "raw", tmp_path / "store", f"vae_path={tiny_vaes['video']}"
+    )
     report = prepare(adapter, tmp_path / "raw", tmp_path / "store", reps, windowing, workers=1, progress=False)
     assert report["clips_written"] == 1 and report["num_missing"] == 1
     store = Store(tmp_path / "store")
@@ -95,9 +110,15 @@ def test_cmmd_preset_keeps_time_alignment_through_the_vae(tmp_path, tiny_vaes):
 def test_audioldm_latents_keep_the_click_in_its_frame(tmp_path, tiny_vaes):
     """mmdisco_ood's audio: AudioLDM log-mel -> AudioLDM VAE (x4 in time): the click's latent frame is right."""
     av_clip(tmp_path / "raw" / "train" / "thunder" / "a.mp4", fps=8, frames=24, click_at=1.3)
-    adapter, reps, windowing = composed("landscape", "mmdisco_ood", tmp_path / "raw", tmp_path / "store",
-                                        f"vae_path={tiny_vaes['video']}", f"audioldm_path={tiny_vaes['audioldm']}",
-                                        "preset.representations.video_sdvae.size=32")
+    adapter, reps, windowing = composed(
+        "landscape",
+        "mmdisco_ood",
+        tmp_path / "raw",
+        tmp_path / "store",
+        f"vae_path={tiny_vaes['video']}",
+        f"audioldm_path={tiny_vaes['audioldm']}",
+        "preset.representations.video_sdvae.size=32",
+    )
     prepare(adapter, tmp_path / "raw", tmp_path / "store", reps, windowing, workers=1, progress=False)
     store = Store(tmp_path / "store")
     audio = store.array("audio_audioldm")[0].astype(np.float32)
@@ -111,6 +132,7 @@ def test_audioldm_latents_keep_the_click_in_its_frame(tmp_path, tiny_vaes):
 
 # -------------------------------------------------------------------------------------------- Landscape
 
+
 def test_landscape_classes_splits_and_captions(tmp_path):
     touch(tmp_path / "train" / "thunder" / "t1.mp4")
     touch(tmp_path / "train" / "wind_noise" / "w1.mp4")
@@ -120,28 +142,34 @@ def test_landscape_classes_splits_and_captions(tmp_path):
     (tmp_path / "captions.csv").write_text('id,caption\nt1,"a storm, far away"\ne1.mp4,a loud blast\n')
     listing = LandscapeAdapter(captions=str(tmp_path / "captions.csv")).list_sources(tmp_path)
     got = {s.source_id: (s.split, listing.label_names[s.label], s.caption) for s in listing.sources}
-    assert got == {"train/thunder/t1": ("train", "thunder", "a storm, far away"),
-                   "train/wind_noise/w1": ("train", "wind_noise", "wind noise"),
-                   "test/explosion/e1": ("test", "explosion", "a loud blast")}
+    assert got == {
+        "train/thunder/t1": ("train", "thunder", "a storm, far away"),
+        "train/wind_noise/w1": ("train", "wind_noise", "wind noise"),
+        "test/explosion/e1": ("test", "explosion", "a loud blast"),
+    }
     assert len(listing.label_names) == 9
     assert sorted(r.split(" ")[0] for _, r in listing.skipped) == ["not", "not"]
 
 
 # ------------------------------------------------------------------------------------------ EPIC-Sounds
 
-EPIC_HEADER = ("annotation_id,participant_id,video_id,start_timestamp,stop_timestamp,start_sample,stop_sample,"
-               "description,class,class_id\n")
+EPIC_HEADER = (
+    "annotation_id,participant_id,video_id,start_timestamp,stop_timestamp,start_sample,stop_sample,"
+    "description,class,class_id\n"
+)
 
 
 def epic_tree(root, click_at: float):
     av_clip(root / "videos" / "P01" / "P01_01.MP4", fps=25, frames=125, click_at=click_at)
     (root / "EPIC_Sounds_train.csv").write_text(
         EPIC_HEADER
-        + "P01_01_0,P01,P01_01,00:00:00.300,00:00:04.500,7200,108000,\"rustle, paper\",rustle,5\n"
+        + 'P01_01_0,P01,P01_01,00:00:00.300,00:00:04.500,7200,108000,"rustle, paper",rustle,5\n'
         + "P01_01_1,P01,P01_01,00:00:02.000,00:00:02.400,48000,57600,click,click,3\n"
-        + "P02_03_0,P02,P02_03,00:00:01.000,00:00:03.000,24000,72000,water,water,7\n")
+        + "P02_03_0,P02,P02_03,00:00:01.000,00:00:03.000,24000,72000,water,water,7\n"
+    )
     (root / "EPIC_Sounds_validation.csv").write_text(
-        EPIC_HEADER + "P01_01_2,P01,P01_01,00:00:03.900,00:00:04.100,93600,98400,knock,click,3\n")
+        EPIC_HEADER + "P01_01_2,P01,P01_01,00:00:03.900,00:00:04.100,93600,98400,knock,click,3\n"
+    )
     return root
 
 
@@ -177,16 +205,20 @@ def test_epic_sounds_window_follows_the_preset(tmp_path):
 
 # -------------------------------------------------------------------------------------------- VGGSound
 
+
 def test_vggsound_missing_files_are_listed_and_keep_restricts(tmp_path):
     (tmp_path / "vggsound.csv").write_text(
         '---g-f_I2yQ,1,people marching,test\nabc123,30,"dog barking, growling",train\n'
-        "xyz789,10,people marching,train\nkeep_me,0,thunder,train\n")
+        "xyz789,10,people marching,train\nkeep_me,0,thunder,train\n"
+    )
     for name in ("---g-f_I2yQ_000001", "abc123_000030", "keep_me_000000"):
         touch(tmp_path / "video" / f"{name}.mp4")
     listing = VGGSoundAdapter().list_sources(tmp_path)
     assert [(s.source_id, s.split, s.caption) for s in listing.sources] == [
-        ("---g-f_I2yQ_000001", "test", "people marching"), ("abc123_000030", "train", "dog barking, growling"),
-        ("keep_me_000000", "train", "thunder")]
+        ("---g-f_I2yQ_000001", "test", "people marching"),
+        ("abc123_000030", "train", "dog barking, growling"),
+        ("keep_me_000000", "train", "thunder"),
+    ]
     assert listing.label_names == ["dog barking, growling", "people marching", "thunder"]
     assert listing.missing == [str(tmp_path / "video" / "xyz789_000010.mp4")]
     (tmp_path / "keep.txt").write_text("keep_me_000000\nxyz789_000010\n")
@@ -203,10 +235,16 @@ def test_vggsound_header_row_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------------------------ roots and shards
 
-@pytest.mark.parametrize("adapter,expected", [
-    (AISTppAdapter(), "splits/crossmodal_train.txt"), (LandscapeAdapter(), "<split>/<class>/<id>.mp4"),
-    (EpicSoundsAdapter(window_seconds=2.0), "EPIC_Sounds_train.csv"), (VGGSoundAdapter(), "vggsound.csv"),
-])
+
+@pytest.mark.parametrize(
+    "adapter,expected",
+    [
+        (AISTppAdapter(), "splits/crossmodal_train.txt"),
+        (LandscapeAdapter(), "<split>/<class>/<id>.mp4"),
+        (EpicSoundsAdapter(window_seconds=2.0), "EPIC_Sounds_train.csv"),
+        (VGGSoundAdapter(), "vggsound.csv"),
+    ],
+)
 def test_wrong_raw_root_fails_at_once_naming_the_layout(tmp_path, adapter, expected):
     touch(tmp_path / "unrelated.txt")
     with pytest.raises(FileNotFoundError, match=expected.replace(".", r"\.").replace("<", ".").replace(">", ".")):
@@ -216,11 +254,23 @@ def test_wrong_raw_root_fails_at_once_naming_the_layout(tmp_path, adapter, expec
 
 def test_two_shards_merged_equal_one_run(tmp_path):
     for k, cls in enumerate(["thunder", "raining", "fire_crackling", "thunder", "wind_noise"]):
-        av_clip(tmp_path / "raw" / ("test" if k == 4 else "train") / cls / f"c{k}.mp4", frames=40 + 5 * k,
-                click_at=0.3 + 0.1 * k, flash_frames=(5 + k,))
+        av_clip(
+            tmp_path / "raw" / ("test" if k == 4 else "train") / cls / f"c{k}.mp4",
+            frames=40 + 5 * k,
+            click_at=0.3 + 0.1 * k,
+            flash_frames=(5 + k,),
+        )
     window = Windowing(clip_seconds=0.6, margin_seconds=0.1)
-    run = lambda out, **kw: prepare(LandscapeAdapter(), tmp_path / "raw", tmp_path / out, SMALL, window,  # noqa: E731
-                                    workers=1, progress=False, **kw)
+    run = lambda out, **kw: prepare(
+        LandscapeAdapter(),
+        tmp_path / "raw",
+        tmp_path / out,
+        SMALL,
+        window,  # noqa: E731
+        workers=1,
+        progress=False,
+        **kw,
+    )
     run("single")
     shard0, shard1 = run("shard0", shard="0/2"), run("shard1", shard="1/2")
     assert (shard0["sources"], shard1["sources"]) == (3, 2)
@@ -232,5 +282,6 @@ def test_two_shards_merged_equal_one_run(tmp_path):
     assert merged.manifest == single.manifest and len(merged.manifest) > 5
     for name in SMALL:
         np.testing.assert_array_equal(merged.array(name), single.array(name))
-    assert json.loads((tmp_path / "merged" / "metadata.json").read_text()) == \
-        json.loads((tmp_path / "single" / "metadata.json").read_text())
+    assert json.loads((tmp_path / "merged" / "metadata.json").read_text()) == json.loads(
+        (tmp_path / "single" / "metadata.json").read_text()
+    )

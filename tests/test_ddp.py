@@ -3,15 +3,8 @@ losses, identical weights on both ranks (MMDisCo: its double backprop under DDP)
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import subprocess
-import sys
-
 import pytest
 
-from avgen.cli.main import main
 
 def test_ddp_is_wrapped_on_the_training_stream(monkeypatch):
     """`strategy: ddp` builds avgen's strategy, which wraps DDP without entering a side CUDA stream (Lightning's
@@ -31,8 +24,17 @@ def test_ddp_is_wrapped_on_the_training_stream(monkeypatch):
     strategy._setup_model(torch.nn.Linear(2, 2))
     assert made == {"ids": [0]}
 
-    cfg = load_config("train", ["trainer.accelerator=cpu", "trainer.devices=1", "trainer.strategy=ddp",
-                                "logger=csv", "output_dir=/tmp/unused"], experiment="cmmd_synthetic")
+    cfg = load_config(
+        "train",
+        [
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+            "trainer.strategy=ddp",
+            "logger=csv",
+            "output_dir=/tmp/unused",
+        ],
+        experiment="cmmd_synthetic",
+    )
     assert isinstance(make_trainer(cfg, []).strategy, ddp.CurrentStreamDDP)
 
 
@@ -58,6 +60,7 @@ def test_gpu_check_counts_the_stream_warnings_of_each_smoke_run(tmp_path, monkey
     # every run at the registry's smoke sizes, in one outputs folder: MMDisCo finds the bases trained before it
     assert "debug=smoke" in calls[0] and "name=mmdisco_synthetic_compiled" in calls[-1]
     assert len({a for c in calls for a in c if a.startswith("paths.output_dir=")}) == 1
-    table = gpu_check.format_results({"device": "cpu", "torch": "x", "cuda": None, "smoke": result,
-                                      "smoke_compiled": compiled})
+    table = gpu_check.format_results(
+        {"device": "cpu", "torch": "x", "cuda": None, "smoke": result, "smoke_compiled": compiled}
+    )
     assert "AccumulateGrad stream warnings: 2" in table and "smoke mmdisco_synthetic_compiled" in table

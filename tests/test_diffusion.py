@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 from diffusers import DDPMScheduler
 
-from avgen.diffusion.conversions import (append_dims, eps_from_v, eps_from_x0, noisy, v_from_x0_eps, x0_from_eps,
-                                         x0_from_v)
+from avgen.diffusion.conversions import (
+    append_dims,
+    eps_from_v,
+    eps_from_x0,
+    noisy,
+    v_from_x0_eps,
+    x0_from_eps,
+    x0_from_v,
+)
 from avgen.diffusion.denoiser import Denoiser
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.sampling.samplers import initial_noise, sample

@@ -25,8 +25,17 @@ SPF = {"video": 0.125, "audio": 0.0625}
 
 
 def _net(coupling="joint", **kw):
-    args = dict(video_channels=3, audio_channels=5, video_frame_seconds=SPF["video"],
-                audio_frame_seconds=SPF["audio"], width=32, depth=2, heads=2, coupling=coupling, video_patch_size=2)
+    args = dict(
+        video_channels=3,
+        audio_channels=5,
+        video_frame_seconds=SPF["video"],
+        audio_frame_seconds=SPF["audio"],
+        width=32,
+        depth=2,
+        heads=2,
+        coupling=coupling,
+        video_patch_size=2,
+    )
     return DualStreamDiT(**{**args, **kw})
 
 
@@ -46,6 +55,7 @@ def _inputs(b=2, frames=4, t=8, seed=0):
 
 # ------------------------------------------------------------------------------------- path and loss
 
+
 def test_flow_path_endpoints_and_velocity_in_closed_form():
     s = FlowSchedule(num_train_timesteps=1000)
     x0, eps = torch.randn(3, 4), torch.randn(3, 4)
@@ -53,8 +63,9 @@ def test_flow_path_endpoints_and_velocity_in_closed_form():
     def path(t):
         alpha, sigma = s.coefficients(torch.full((3,), float(t)), 2)
         return alpha * x0 + sigma * eps
-    torch.testing.assert_close(path(0), x0)           # sigma 0: the data
-    torch.testing.assert_close(path(1000), eps)       # sigma 1: the noise
+
+    torch.testing.assert_close(path(0), x0)  # sigma 0: the data
+    torch.testing.assert_close(path(1000), eps)  # sigma 1: the noise
     # a straight path: the finite difference over sigma is the velocity eps - x0 everywhere
     for t in (10.0, 400.0, 990.0):
         torch.testing.assert_close((path(t + 5) - path(t)) / 0.005, eps - x0, rtol=1e-3, atol=1e-3)
@@ -92,6 +103,7 @@ def test_timestep_distributions():
 
 # ------------------------------------------------------------------------------ solvers, known velocity
 
+
 class PointMassVelocity(nn.Module):
     """The exact velocity towards a point mass c: u(x, sigma) = (x - c) / sigma."""
 
@@ -113,12 +125,12 @@ class MixtureVelocity(nn.Module):
 
     def forward(self, x, t):
         sigma = (t.double() / 1000).reshape(-1, 1)
-        xx = x["audio"].double().reshape(-1, 1)                              # (B, 1) against (K,)
-        mean, var = (1 - sigma) * self.mu, (1 - sigma) ** 2 * self.s ** 2 + sigma ** 2
+        xx = x["audio"].double().reshape(-1, 1)  # (B, 1) against (K,)
+        mean, var = (1 - sigma) * self.mu, (1 - sigma) ** 2 * self.s**2 + sigma**2
         log_r = torch.log(self.w) - 0.5 * torch.log(var) - 0.5 * (xx - mean) ** 2 / var
-        r = torch.softmax(log_r, dim=1)                                      # responsibilities
-        x0 = self.mu + (1 - sigma) * self.s ** 2 / var * (xx - mean)          # E[x0 | x, k]
-        eps = sigma / var * (xx - mean)                                      # E[eps | x, k]
+        r = torch.softmax(log_r, dim=1)  # responsibilities
+        x0 = self.mu + (1 - sigma) * self.s**2 / var * (xx - mean)  # E[x0 | x, k]
+        eps = sigma / var * (xx - mean)  # E[eps | x, k]
         return {"audio": (r * (eps - x0)).sum(1).reshape(x["audio"].shape).to(x["audio"].dtype)}
 
 
@@ -135,12 +147,13 @@ def test_flow_euler_recovers_a_gaussian_mixture():
     x = torch.randn(4000, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     out = sample(denoiser, {"audio": x}, "flow_euler", 100)["audio"].flatten()
     left, right = out[out < 0], out[out >= 0]
-    assert abs(len(left) / len(out) - 0.3) < 0.03                   # the weights (binomial sd 0.007)
+    assert abs(len(left) / len(out) - 0.3) < 0.03  # the weights (binomial sd 0.007)
     assert abs(float(left.mean()) - mu[0]) < 0.03 and abs(float(right.mean()) - mu[1]) < 0.03
     assert abs(float(left.std()) - s[0]) < 0.03 and abs(float(right.std()) - s[1]) < 0.03
 
 
 # ------------------------------------------------------------------------------------------- network
+
 
 def test_rotary_time_phase_is_shared_by_a_video_frame_and_its_audio_frames():
     for video_s, audio_s, (frame, audio_frame) in [(0.125, 0.0625, (3, 6)), (0.1, 0.016, (4, 25))]:
@@ -161,6 +174,7 @@ def test_rotary_attention_depends_on_relative_position_only():
         aq = rotary_angles(torch.tensor([pq], dtype=torch.float64), (8, 4, 4))
         ak = rotary_angles(torch.tensor([pk], dtype=torch.float64), (8, 4, 4))
         return float((apply_rotary(q, aq) * apply_rotary(k, ak)).sum())
+
     assert score([1.0, 2, 3], [4.5, 0, 1]) == pytest.approx(score([11.0, 7, 8], [14.5, 5, 6]), rel=1e-4)
     assert score([1.0, 2, 3], [4.5, 0, 1]) != pytest.approx(score([1.0, 2, 3], [5.5, 0, 1]), rel=1e-3)
 
@@ -172,8 +186,8 @@ def test_information_between_streams_flows_only_when_coupled(coupling):
     out = net(x, torch.tensor([300.0, 700.0]))
     assert out["video"].shape == x["video"].shape and out["audio"].shape == x["audio"].shape
     grad = partial(torch.autograd.grad, retain_graph=True, allow_unused=True, materialize_grads=True)
-    audio_from_video, = grad(out["audio"].sum(), x["video"])
-    video_from_audio, = grad(out["video"].sum(), x["audio"])
+    (audio_from_video,) = grad(out["audio"].sum(), x["video"])
+    (video_from_audio,) = grad(out["video"].sum(), x["audio"])
     if coupling == "none":
         assert (audio_from_video == 0).all() and (video_from_audio == 0).all()
     else:
@@ -204,8 +218,10 @@ def test_compiled_network_matches_eager():
     eager_out, compiled_out = net(x, t), compiled(x, t)
     for m in eager_out:
         torch.testing.assert_close(compiled_out[m], eager_out[m], rtol=1e-5, atol=1e-5)
-    grads = [torch.autograd.grad(sum(o.sum() for o in out.values()), net.blocks[0].streams["audio"].mlp[0].weight)[0]
-             for out in (net(x, t), compiled(x, t))]
+    grads = [
+        torch.autograd.grad(sum(o.sum() for o in out.values()), net.blocks[0].streams["audio"].mlp[0].weight)[0]
+        for out in (net(x, t), compiled(x, t))
+    ]
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
 
 
@@ -220,6 +236,7 @@ def test_flop_counter_counts_attention_on_the_cpu():
 
 
 # -------------------------------------------------------------------------------------------- method
+
 
 def _module(coupling="joint"):
     return FlowMatchingModule(_randomised(_net(coupling)), FlowSchedule(), partial(torch.optim.AdamW, lr=1e-3))
@@ -241,8 +258,14 @@ def test_conditional_generation_keeps_the_known_modality_and_is_seeded():
 def test_training_step_checks_the_frame_rates_against_the_store():
     module = _module()
     video, audio = _inputs(b=2)["video"], _inputs(b=2)["audio"]
-    batch = {"video": video, "audio": audio, "margin": {"video": 0, "audio": 0}, "time_axis": {"video": 1, "audio": 2},
-             "seconds_per_frame": dict(SPF), "label": torch.zeros(2, dtype=torch.long)}
+    batch = {
+        "video": video,
+        "audio": audio,
+        "margin": {"video": 0, "audio": 0},
+        "time_axis": {"video": 1, "audio": 2},
+        "seconds_per_frame": dict(SPF),
+        "label": torch.zeros(2, dtype=torch.long),
+    }
     assert math.isfinite(float(module.training_step(batch, 0)))
     module._rates_checked = False
     with pytest.raises(ValueError, match="video_frame_seconds=0.125 but the store's video frames last 0.1 s"):
@@ -251,17 +274,35 @@ def test_training_step_checks_the_frame_rates_against_the_store():
 
 # --------------------------------------------------------------------------------------- command line
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["flowdit_synthetic", "flowdit_independent_synthetic"])
 def test_flowdit_trains_and_scores_through_the_command_line(synthetic_store, tmp_path, experiment):
     from avgen.cli.main import main
 
     out = tmp_path / "run"
-    rc = main(["train", f"experiment={experiment}", f"data.store={synthetic_store}", f"output_dir={out}",
-               "model.width=32", "model.heads=2", "model.depth=2", "data.batch_size=4", "trainer.max_steps=2",
-               "trainer.val_check_interval=1", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
-               "callbacks.flops.every_n_steps=1", "evaluate.num_samples=4", "evaluate.num_videos=1",
-               "evaluate.batch_size=4", "evaluate.num_video_to_audio=4", "sampler.steps=2"])
+    rc = main(
+        [
+            "train",
+            f"experiment={experiment}",
+            f"data.store={synthetic_store}",
+            f"output_dir={out}",
+            "model.width=32",
+            "model.heads=2",
+            "model.depth=2",
+            "data.batch_size=4",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=1",
+            "trainer.limit_val_batches=1",
+            "trainer.enable_progress_bar=false",
+            "callbacks.flops.every_n_steps=1",
+            "evaluate.num_samples=4",
+            "evaluate.num_videos=1",
+            "evaluate.batch_size=4",
+            "evaluate.num_video_to_audio=4",
+            "sampler.steps=2",
+        ]
+    )
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["temporal_f1"] <= 1 and 0 <= metrics["v2a_temporal_f1"] <= 1
@@ -281,6 +322,6 @@ def test_flop_counter_equals_torchs_and_survives_a_double_backward():
         net(x).sum().backward()
     assert ours.get_total_flops() == reference.get_total_flops() > 0
     with counter() as double:  # MMDisCo's L_dsm differentiates an input gradient (torch's counter refuses)
-        grad, = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+        (grad,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
         grad.pow(2).sum().backward()
     assert double.get_total_flops() > ours.get_total_flops()

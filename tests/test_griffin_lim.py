@@ -36,15 +36,16 @@ def test_linear_magnitude_solves_the_nnls():
     power_mel = gl.basis @ s
     rebuilt = gl.basis @ gl.linear_magnitude(power_mel) ** 2
     assert torch.all(gl.linear_magnitude(power_mel) >= 0)
-    assert float(((rebuilt - power_mel).norm() / power_mel.norm())) < 0.05
+    assert float((rebuilt - power_mel).norm() / power_mel.norm()) < 0.05
 
 
 def test_batched_griffin_lim_matches_librosa_within_tolerance():
     """Same lengths; the log-mel error of the audio each makes differs by < 0.02 (normalised units), and
     the batched one is never worse than librosa's by more than that."""
     mel = AudioLogMel(**MEL)
-    mels = np.stack([mel.normalise(mel.mel_power(w))[:, :120].astype(np.float32)
-                     for w in tone_bursts(np.random.default_rng(0), 4)])
+    mels = np.stack(
+        [mel.normalise(mel.mel_power(w))[:, :120].astype(np.float32) for w in tone_bursts(np.random.default_rng(0), 4)]
+    )
     ours = BatchedGriffinLim(mel, n_iter=32, device="cpu").batch(mels)
     reference = [GriffinLim(mel, n_iter=32)(m) for m in mels]
     assert ours.shape == (4, len(reference[0]))
@@ -57,8 +58,9 @@ def test_batched_griffin_lim_matches_librosa_within_tolerance():
 
 def test_one_clip_equals_its_row_of_a_batch():
     mel = AudioLogMel(**MEL)
-    mels = np.stack([mel.normalise(mel.mel_power(w))[:, :40].astype(np.float32)
-                     for w in tone_bursts(np.random.default_rng(1), 3)])
+    mels = np.stack(
+        [mel.normalise(mel.mel_power(w))[:, :40].astype(np.float32) for w in tone_bursts(np.random.default_rng(1), 3)]
+    )
     gl = BatchedGriffinLim(mel, n_iter=4, device="cpu")
     np.testing.assert_allclose(gl(mels[1]), gl.batch(mels)[1], atol=1e-4)
 

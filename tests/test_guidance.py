@@ -31,7 +31,10 @@ class GaussianDenoiser(Denoiser):
         eye = torch.eye(len(self.cov), dtype=torch.float64)
         gain = abar.sqrt() * self.cov @ torch.linalg.inv(abar * self.cov + (1 - abar) * eye)  # Gaussian posterior mean
         out = (flat @ gain.T).to(x["audio"].dtype)
-        return {"audio": out[:, :self.n].reshape(x["audio"].shape), "video": out[:, self.n:].reshape(x["video"].shape)}
+        return {
+            "audio": out[:, : self.n].reshape(x["audio"].shape),
+            "video": out[:, self.n :].reshape(x["video"].shape),
+        }
 
 
 def gaussian_pair(n: int, k: int, information: float = 99.0) -> torch.Tensor:
@@ -46,7 +49,7 @@ def gaussian_pair(n: int, k: int, information: float = 99.0) -> torch.Tensor:
             cov[i, j] = cov[j, i] = rho
             for j2 in block:
                 if j2 != j:
-                    cov[j, j2] = rho ** 2
+                    cov[j, j2] = rho**2
     return cov
 
 
@@ -55,9 +58,18 @@ def v2a_error(k: int, scale: float, norm: str, n: int = 8, num: int = 64) -> flo
     g = torch.Generator().manual_seed(0)
     x = (torch.linalg.cholesky(cov) @ torch.randn(len(cov), num, generator=g, dtype=torch.float64)).T.float()
     audio, video = x[:, :n].reshape(num, 1, n), x[:, n:].reshape(num, 1, n * k)
-    out = generate(GaussianDenoiser(cov, n), {"audio": (num, 1, n), "video": (num, 1, n * k)}, "cpu", 50,
-                   known={"video": video}, guidance_scale=scale, guidance_norm=norm, seeds=list(range(num)),
-                   scheduler_kwargs={"clip_sample": False}, step_kwargs={"eta": 0.0})
+    out = generate(
+        GaussianDenoiser(cov, n),
+        {"audio": (num, 1, n), "video": (num, 1, n * k)},
+        "cpu",
+        50,
+        known={"video": video},
+        guidance_scale=scale,
+        guidance_norm=norm,
+        seeds=list(range(num)),
+        scheduler_kwargs={"clip_sample": False},
+        step_kwargs={"eta": 0.0},
+    )
     torch.testing.assert_close(out["video"], video)  # the condition is returned as given
     return float((out["audio"] - audio).pow(2).mean())
 
@@ -67,8 +79,8 @@ def test_balanced_guidance_means_the_same_at_any_size_ratio():
     # replacement (lambda 0) 0.210 and 0.030; an exact posterior sampler ~0.02 at both
     equal = v2a_error(1, 5.0, "balanced")
     assert v2a_error(1, 5.0, "sum") == pytest.approx(equal, rel=1e-5)  # equal sizes: Eq. 3 unchanged
-    assert v2a_error(24, 5.0, "sum") > 2.5 * equal                      # the sum over-drives at 24:1 ...
-    assert abs(v2a_error(24, 5.0, "balanced") - equal) < 0.25 * equal   # ... the balanced error does not
+    assert v2a_error(24, 5.0, "sum") > 2.5 * equal  # the sum over-drives at 24:1 ...
+    assert abs(v2a_error(24, 5.0, "balanced") - equal) < 0.25 * equal  # ... the balanced error does not
     assert equal < 0.05
 
 
@@ -84,11 +96,31 @@ def test_guidance_sweep_chooses_on_the_validation_split_only(synthetic_store, tm
 
     from avgen.cli.main import main
 
-    common = ["experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={tmp_path / 'run'}",
-              "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "sampler.steps=2", "threads=1"]
-    assert main(["train", *common, "trainer.max_steps=2", "trainer.enable_progress_bar=false",
-                 "trainer.val_check_interval=1000", "evaluate.num_samples=0", "evaluate.num_video_to_audio=0",
-                 "evaluate.num_audio_to_video=0"]) == 0
+    common = [
+        "experiment=cmmd_synthetic",
+        f"data.store={synthetic_store}",
+        f"output_dir={tmp_path / 'run'}",
+        "model.base_channels=8",
+        "model.head_dim=8",
+        "data.batch_size=4",
+        "sampler.steps=2",
+        "threads=1",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "trainer.max_steps=2",
+                "trainer.enable_progress_bar=false",
+                "trainer.val_check_interval=1000",
+                "evaluate.num_samples=0",
+                "evaluate.num_video_to_audio=0",
+                "evaluate.num_audio_to_video=0",
+            ]
+        )
+        == 0
+    )
     assert main(["guidance-sweep", *common, "lambdas=[0,5]", "num=4"]) == 0
     summary = json.loads((tmp_path / "run" / "guidance_sweep" / "summary.json").read_text())
     assert summary["split"] == "val" and [r["lambda"] for r in summary["rows"]] == [0.0, 5.0]

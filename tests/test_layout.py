@@ -71,8 +71,13 @@ def test_no_import_circles():
 def test_no_file_outside_a_method_folder_imports_a_method():
     """Methods are found through configs and the registry; library code imports none of them."""
     methods = {p.name for p in (SRC / "avgen" / "methods").iterdir() if (p / "__init__.py").is_file()}
-    offenders = [f"{m} -> {n}" for m, imported in import_graph().items() if not m.startswith("avgen.methods.")
-                 for n in imported if n.startswith("avgen.methods.") and n.split(".")[2] in methods]
+    offenders = [
+        f"{m} -> {n}"
+        for m, imported in import_graph().items()
+        if not m.startswith("avgen.methods.")
+        for n in imported
+        if n.startswith("avgen.methods.") and n.split(".")[2] in methods
+    ]
     assert offenders == []
 
 

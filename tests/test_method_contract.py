@@ -67,8 +67,12 @@ def sample(module, dm, seeds: list[int], **kwargs) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------- the contract
 def test_an_incomplete_method_fails_at_its_class_statement():
-    with pytest.raises(TypeError, match=r"Half does not implement the DenoisingMethod contract.*`denoising_loss`"
-                                        r".*`prediction`"):
+    with pytest.raises(
+        TypeError,
+        match=r"Half does not implement the DenoisingMethod contract.*`denoising_loss`"
+        r".*`prediction`",
+    ):
+
         class Half(DenoisingMethod):  # noqa: F841 - defining it is the test
             name = "half"
 
@@ -79,7 +83,9 @@ def test_an_incomplete_method_fails_at_its_class_statement():
             @staticmethod
             def variant(cfg):
                 return ""
+
     with pytest.raises(TypeError, match=r"`name`.*`generate`"):
+
         class Nameless(Method):  # noqa: F841
             def training_step(self, batch, batch_idx): ...
 
@@ -111,16 +117,26 @@ def test_the_synthetic_suite_shares_one_budget():
     suite = load_suite("synthetic")
     for experiment in suite.runs:
         body = OmegaConf.load(Path(__file__).parents[1] / "experiments" / f"{experiment}.yaml")
-        assert {"override /budget": suite.budget} in [dict(d) for d in body.defaults if not isinstance(d, str)], \
+        assert {"override /budget": suite.budget} in [dict(d) for d in body.defaults if not isinstance(d, str)], (
             experiment
+        )
         assert load_config("train", experiment=experiment).method.optimizer.lr == 5.0e-4
 
 
 def test_the_contract_is_read_not_probed():
     """evaluation, sampling, callbacks and commands ask the contract, not the module's attributes."""
-    found = subprocess.run(["grep", "-rnE", r"hasattr\(module|getattr\(module|inspect\.signature\(module",
-                            "src/avgen/evaluation", "src/avgen/cli", "src/avgen/callbacks"],
-                           capture_output=True, text=True).stdout
+    found = subprocess.run(
+        [
+            "grep",
+            "-rnE",
+            r"hasattr\(module|getattr\(module|inspect\.signature\(module",
+            "src/avgen/evaluation",
+            "src/avgen/cli",
+            "src/avgen/callbacks",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert found == "", found
 
 
@@ -178,9 +194,18 @@ class TestRegisteredMethod:
             assert main(train_args(parent, tmp_path, synthetic_store)) == 0
 
         def cmd(name, *extra):
-            return [sys.executable, "-m", "avgen.cli.main", *train_args(experiment, tmp_path, synthetic_store),
-                    f"name={name}", "trainer.max_steps=40", "trainer.val_check_interval=1000",
-                    "callbacks.checkpoint.every_n_train_steps=8", "callbacks.flops.every_n_steps=5", *extra]
+            return [
+                sys.executable,
+                "-m",
+                "avgen.cli.main",
+                *train_args(experiment, tmp_path, synthetic_store),
+                f"name={name}",
+                "trainer.max_steps=40",
+                "trainer.val_check_interval=1000",
+                "callbacks.checkpoint.every_n_train_steps=8",
+                "callbacks.flops.every_n_steps=5",
+                *extra,
+            ]
 
         subprocess.run(cmd("straight"), check=True, env=env, capture_output=True)
         killed = subprocess.Popen(cmd("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,8 +218,10 @@ class TestRegisteredMethod:
         at_kill = torch.load(last, weights_only=True)
         assert 0 < at_kill["global_step"] < 40  # killed mid-run
         subprocess.run(cmd("killed", "resume=true"), check=True, env=env, capture_output=True)
-        runs = {n: torch.load(tmp_path / "outputs" / n / "checkpoints" / "last.ckpt", weights_only=True)
-                for n in ("straight", "killed")}
+        runs = {
+            n: torch.load(tmp_path / "outputs" / n / "checkpoints" / "last.ckpt", weights_only=True)
+            for n in ("straight", "killed")
+        }
         assert runs["straight"]["global_step"] == runs["killed"]["global_step"]
         assert runs["straight"]["state_dict"].keys() == runs["killed"]["state_dict"].keys()
         for k, v in runs["straight"]["state_dict"].items():
@@ -209,13 +236,22 @@ class TestRegisteredMethod:
         both ranks (MMDisCo: its double backward under DDP), no process left behind."""
         for parent in upstream(experiment):
             assert main(train_args(parent, tmp_path, synthetic_store)) == 0
-        cmd = [sys.executable, "-m", "avgen.cli.main", *train_args(experiment, tmp_path, synthetic_store),
-               "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.precision=bf16-mixed"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "avgen.cli.main",
+            *train_args(experiment, tmp_path, synthetic_store),
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            "trainer.precision=bf16-mixed",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         out = tmp_path / "outputs" / experiment
-        leftover = subprocess.run(["pgrep", "-f", f"paths.output_dir={tmp_path}"], capture_output=True,
-                                  text=True).stdout.split()
+        leftover = subprocess.run(
+            ["pgrep", "-f", f"paths.output_dir={tmp_path}"], capture_output=True, text=True
+        ).stdout.split()
         assert not leftover, f"processes left behind: {leftover}"
         replicas = json.loads((out / "replicas.json").read_text())
         assert replicas["world_size"] == 2 and replicas["step"] == 4
@@ -228,8 +264,17 @@ class TestRegisteredMethod:
     def test_compile_true_trains_and_keeps_the_checkpoint_keys(self, synthetic_store, tmp_path, experiment, capsys):
         for parent in upstream(experiment):
             assert main(train_args(parent, tmp_path, synthetic_store)) == 0
-        assert main([*train_args(experiment, tmp_path, synthetic_store), "trainer.max_steps=2", "compile=true",
-                     "compile_backend=aot_eager"]) == 0
+        assert (
+            main(
+                [
+                    *train_args(experiment, tmp_path, synthetic_store),
+                    "trainer.max_steps=2",
+                    "compile=true",
+                    "compile_backend=aot_eager",
+                ]
+            )
+            == 0
+        )
         assert "compile=true: compiled" in capsys.readouterr().out
         out = tmp_path / "outputs" / experiment
         metrics = json.loads((out / "metrics.json").read_text())

@@ -19,7 +19,7 @@ def jumping_square(jumps: list[int], frames: int = 40) -> np.ndarray:
         if k in jumps:
             spot = (spot + 1) % len(spots)
         y, x = spots[spot]
-        video[k, y:y + 20, x:x + 20] = 230
+        video[k, y : y + 20, x : x + 20] = 230
     return video
 
 
@@ -27,7 +27,7 @@ def clicks(times: list[float], seconds: float = 4.0) -> np.ndarray:
     wav = np.random.default_rng(0).normal(0, 1e-3, int(seconds * SR)).astype(np.float32)
     for t in times:
         k = int(t * SR)
-        wav[k:k + 160] += np.random.default_rng(1).uniform(-0.9, 0.9, 160).astype(np.float32)
+        wav[k : k + 160] += np.random.default_rng(1).uniform(-0.9, 0.9, 160).astype(np.float32)
     return wav
 
 
@@ -55,8 +55,9 @@ def test_calibrated_av_align_sits_between_its_floors_and_ceiling():
     schedules = [[5, 13, 22, 31], [8, 17, 27, 35], [3, 11, 20, 29], [6, 15, 24, 33], [9, 18, 26, 36]]
     videos = [jumping_square(j) for j in schedules]
     audios = [clicks([k / FPS for k in j]) for j in schedules]
-    score = calibrated_av_align(videos, audios, FPS, SR, num_derangements=20, shift_seconds=0.4,
-                                reference=(videos, audios))
+    score = calibrated_av_align(
+        videos, audios, FPS, SR, num_derangements=20, shift_seconds=0.4, reference=(videos, audios)
+    )
     assert score.value == pytest.approx(score.ceiling) and score.value > 0.5  # the real pairs themselves
     assert score.floor < 0.35 and score.shifted_floor < 0.2 and score.floor_std >= 0
     lo, hi = score.interval

@@ -15,7 +15,7 @@ def click_track(bpm: float, seconds: float = 8.0, offset: float = 0.0) -> np.nda
     rng = np.random.default_rng(0)
     for t in np.arange(offset, seconds, 60.0 / bpm):
         k = int(t * SR)
-        wav[k:k + 400] += rng.uniform(-0.9, 0.9, min(400, len(wav) - k)).astype(np.float32)
+        wav[k : k + 400] += rng.uniform(-0.9, 0.9, min(400, len(wav) - k)).astype(np.float32)
     return wav
 
 

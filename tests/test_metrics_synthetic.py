@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from avgen.data.store import Store
-from avgen.metrics.synthetic import (SyntheticProbe, derangement, pair_from_file, score_pairs, synthetic_metrics,
-                                     to_frames_01)
+from avgen.metrics.synthetic import (
+    SyntheticProbe,
+    derangement,
+    pair_from_file,
+    score_pairs,
+    synthetic_metrics,
+    to_frames_01,
+)
 
 
 def _test_pairs(store_path):
@@ -16,10 +22,13 @@ def _test_pairs(store_path):
     v, a = reps["video_pixels"], reps["audio_mel"]
     probe = SyntheticProbe.from_metadata(v.meta, a.meta, num_classes=len(store.label_names))
     idx = store.indices("test")
-    videos = [to_frames_01(store.array("video_pixels")[i][v.margin_frames:v.margin_frames + v.clip_frames])
-              for i in idx]
-    mels = [store.array("audio_mel")[i][:, a.margin_frames:a.margin_frames + a.clip_frames].astype(np.float32)
-            for i in idx]
+    videos = [
+        to_frames_01(store.array("video_pixels")[i][v.margin_frames : v.margin_frames + v.clip_frames]) for i in idx
+    ]
+    mels = [
+        store.array("audio_mel")[i][:, a.margin_frames : a.margin_frames + a.clip_frames].astype(np.float32)
+        for i in idx
+    ]
     return store, probe, videos, mels
 
 
@@ -39,7 +48,9 @@ def test_robust_to_noisy_blurry_media(synthetic_store):
     rng = np.random.default_rng(0)
     noisy_v = []
     for v in videos:
-        blurred = (v + np.roll(v, 1, axis=1) + np.roll(v, -1, axis=1) + np.roll(v, 1, axis=2) + np.roll(v, -1, axis=2)) / 5
+        blurred = (
+            v + np.roll(v, 1, axis=1) + np.roll(v, -1, axis=1) + np.roll(v, 1, axis=2) + np.roll(v, -1, axis=2)
+        ) / 5
         noisy_v.append(np.clip(blurred + rng.normal(0, 0.08, v.shape), 0, 1))
     noisy_a = [np.clip(m + rng.normal(0, 0.15, m.shape), -1, 1) for m in mels]
     m = synthetic_metrics(probe, noisy_v, noisy_a, seed=0)

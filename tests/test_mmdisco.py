@@ -108,8 +108,9 @@ def test_no_gradient_reaches_the_base(variant):
     real, fake = torch.randn(32, 2), torch.randn(32, 2)
     disc = train_discriminator(bases, real, fake, variant, cfg, torch.Generator().manual_seed(0))
     assert all(p.grad is None for p in base.parameters())
-    assert isinstance(disc(dict(audio=real[:4, :1], video=real[:4, 1:]), torch.zeros(4, dtype=torch.long)),
-                      torch.Tensor)
+    assert isinstance(
+        disc(dict(audio=real[:4, :1], video=real[:4, 1:]), torch.zeros(4, dtype=torch.long)), torch.Tensor
+    )
 
 
 def test_mixture_nll_known_values():
@@ -126,8 +127,18 @@ def test_mixture_nll_known_values():
 def test_toy_command_writes_the_results(tmp_path):
     from avgen.cli.main import main
 
-    rc = main(["toy", f"out={tmp_path}", "toy.base_steps=30", "toy.disc_steps=5", "toy.num_eval=64",
-               "toy.num_fake=64", "toy.sampler_steps=10", "toy.batch=64"])
+    rc = main(
+        [
+            "toy",
+            f"out={tmp_path}",
+            "toy.base_steps=30",
+            "toy.disc_steps=5",
+            "toy.num_eval=64",
+            "toy.num_fake=64",
+            "toy.sampler_steps=10",
+            "toy.batch=64",
+        ]
+    )
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results) == {"ind", "ood"}
@@ -148,16 +159,24 @@ def test_video_guidance_depends_on_audio_only_for_non_separable_heads(head, sepa
     from avgen.models.discriminators.av_discriminator import AVDiscriminator
 
     torch.manual_seed(0)
-    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2),
-                           blocks_per_level=1, head=head, head_dim=32)
+    disc = AVDiscriminator(
+        video_channels=3,
+        audio_channels=16,
+        base_channels=16,
+        channel_mult=(1, 2),
+        blocks_per_level=1,
+        head=head,
+        head_dim=32,
+    )
     with torch.no_grad():  # open the zero-initialised convolutions
         for p in disc.parameters():
             p.add_(0.05 * torch.randn_like(p))
     x, t = _disc_inputs(), torch.tensor([10, 300])
     assert disc(x, t).shape == (2,)
     _, g1 = logit_gradients(disc, x, t, create_graph=False)
-    _, g2 = logit_gradients(disc, {"video": x["video"], "audio": x["audio"] + torch.randn_like(x["audio"])}, t,
-                            create_graph=False)
+    _, g2 = logit_gradients(
+        disc, {"video": x["video"], "audio": x["audio"] + torch.randn_like(x["audio"])}, t, create_graph=False
+    )
     changed = (g1["video"] - g2["video"]).abs().max().item() > 1e-6
     assert changed != separable
 
@@ -169,8 +188,15 @@ def test_dsm_double_backprop_reaches_every_head(head):
     from avgen.models.discriminators.av_discriminator import AVDiscriminator
 
     torch.manual_seed(0)
-    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2),
-                           blocks_per_level=1, head=head, head_dim=32)
+    disc = AVDiscriminator(
+        video_channels=3,
+        audio_channels=16,
+        base_channels=16,
+        channel_mult=(1, 2),
+        blocks_per_level=1,
+        head=head,
+        head_dim=32,
+    )
     x, t = _disc_inputs(), torch.tensor([10, 300])
     _, grads = logit_gradients(disc, x, t, create_graph=True)
     sum(g.pow(2).sum() for g in grads.values()).backward()
@@ -195,8 +221,15 @@ def test_waveform_discriminator_uses_a_strided_stem():
     """MMDisCo in-domain audio is a 16 kHz waveform (1, 25600): a strided stem brings it to a feature rate."""
     from avgen.models.discriminators.av_discriminator import AVDiscriminator
 
-    disc = AVDiscriminator(video_channels=3, audio_channels=1, base_channels=8, channel_mult=(1,), blocks_per_level=1,
-                           head_dim=16, audio_stem_stride=160)
+    disc = AVDiscriminator(
+        video_channels=3,
+        audio_channels=1,
+        base_channels=8,
+        channel_mult=(1,),
+        blocks_per_level=1,
+        head_dim=16,
+        audio_stem_stride=160,
+    )
     x = {"video": torch.randn(2, 16, 3, 16, 16), "audio": torch.randn(2, 1, 25600)}
     emb = disc.time_embed(torch.zeros(2, 8))
     assert disc.audio(x["audio"], emb).shape == (2, 160, 8)  # 25600 / 160 feature steps
@@ -212,7 +245,7 @@ def test_video_coordinates_let_pooled_features_see_where_the_ball_is():
 
     frame = torch.full((1, 3, 1, 16, 16), -1.0)
     left, right = frame.clone(), frame.clone()
-    left[..., 6:9, 4:7] = 1.0   # the same 3x3 ball, 5 pixels apart, far from the borders
+    left[..., 6:9, 4:7] = 1.0  # the same 3x3 ball, 5 pixels apart, far from the borders
     right[..., 6:9, 9:12] = 1.0
     emb = torch.zeros(1, 8)
     for coords in (False, True):
@@ -256,8 +289,9 @@ def test_alignment_diagnostics(head):
     from avgen.models.discriminators.av_discriminator import AVDiscriminator
 
     torch.manual_seed(0)
-    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2),
-                           blocks_per_level=1, head=head).eval()
+    disc = AVDiscriminator(
+        video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2), blocks_per_level=1, head=head
+    ).eval()
     for p in disc.parameters():
         torch.nn.init.normal_(p, std=0.1)
     real = {"video": torch.randn(4, 6, 3, 8, 8), "audio": torch.randn(4, 16, 12)}
@@ -274,8 +308,13 @@ def test_deranged_fakes_are_real_clips_with_another_clips_audio():
 
     video = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1, 1).expand(4, 8, 3, 2, 2).clone()
     audio = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1).expand(4, 5, 12).clone()
-    batch = {"video": video, "audio": audio, "margin": {"video": 1, "audio": 2},
-             "time_axis": {"video": 1, "audio": 2}, "label": torch.arange(4)}
+    batch = {
+        "video": video,
+        "audio": audio,
+        "margin": {"video": 1, "audio": 2},
+        "time_axis": {"video": 1, "audio": 2},
+        "label": torch.arange(4),
+    }
     (fake,) = list(AlignmentFakes([batch], "deranged"))
     assert fake["video"].shape == (4, 6, 3, 2, 2) and fake["audio"].shape == (4, 5, 8)  # centred
     ids_v, ids_a = fake["video"][:, 0, 0, 0, 0], fake["audio"][:, 0, 0]
@@ -291,9 +330,15 @@ def test_shifted_fakes_are_real_clips_with_their_own_audio_displaced():
     video = torch.arange(b, dtype=torch.float32).reshape(b, 1, 1, 1, 1).expand(b, 20, 3, 2, 2).clone()
     frames = torch.arange(40, dtype=torch.float32)
     audio = (1000 * torch.arange(b, dtype=torch.float32)[:, None, None] + frames).expand(b, 5, 40).clone()
-    batch = {"video": video, "audio": audio, "margin": {"video": 4, "audio": margin_a},
-             "time_axis": {"video": 1, "audio": 2}, "seconds_per_frame": {"video": 0.125, "audio": 0.0625},
-             "id": [f"clip{i}" for i in range(b)], "label": torch.arange(b)}
+    batch = {
+        "video": video,
+        "audio": audio,
+        "margin": {"video": 4, "audio": margin_a},
+        "time_axis": {"video": 1, "audio": 2},
+        "seconds_per_frame": {"video": 0.125, "audio": 0.0625},
+        "id": [f"clip{i}" for i in range(b)],
+        "label": torch.arange(b),
+    }
     fakes = AlignmentFakes([batch], "shifted", (2, 4), seed=0)
     (fake,) = list(fakes)
     assert fake["video"].shape == (b, 12, 3, 2, 2) and fake["audio"].shape == (b, 5, 24)
@@ -323,10 +368,17 @@ def test_variant_names_what_sets_a_run_apart():
 
 
 def test_mmdisco_bench_runs_both_sides_of_each_ratio():
-    from avgen.methods.mmdisco.bench import bench_mmdisco
     from avgen.config import load_config
+    from avgen.methods.mmdisco.bench import bench_mmdisco
 
-    cfg = load_config("bench", ["unet_model=dual_unet_tiny", "discriminator_model=discriminator_tiny",
-                                "mmdisco_repeats=1", "mmdisco_sampling_steps=2"])
+    cfg = load_config(
+        "bench",
+        [
+            "unet_model=dual_unet_tiny",
+            "discriminator_model=discriminator_tiny",
+            "mmdisco_repeats=1",
+            "mmdisco_sampling_steps=2",
+        ],
+    )
     results = bench_mmdisco(cfg)
     assert results["mmdisco_step_over_base_finetune_step"] > 0 and results["guided_sampling_overhead"] > -1

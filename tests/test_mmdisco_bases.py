@@ -14,8 +14,16 @@ from avgen.methods.mmdisco import fake_cache
 from avgen.methods.mmdisco.bases import IndependentBases, build_bases, load_checkpoint_denoiser
 from avgen.models.unets.dual_unet import DualUNet
 
-SMALL = dict(base_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1], head_dim=8,
-             coupling="none", video_channels=3, audio_channels=16)
+SMALL = dict(
+    base_channels=8,
+    channel_mult=[1, 2],
+    num_res_blocks=1,
+    attention_levels=[1],
+    head_dim=8,
+    coupling="none",
+    video_channels=3,
+    audio_channels=16,
+)
 
 
 def _single(modality: str, seed: int) -> NetworkDenoiser:
@@ -29,11 +37,17 @@ def _single(modality: str, seed: int) -> NetworkDenoiser:
 
 def test_checkpoint_base_round_trip_and_frozen(tmp_path):
     den = _single("audio", 0)
-    config = {"model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", "modalities": ["audio"], **SMALL},
-              "method": {"_target_": "avgen.methods.cmmd.module.CMMDModule",
-                         "schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in den.net.state_dict().items()}, "avgen_config": config},
-               tmp_path / "base.ckpt")
+    config = {
+        "model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", "modalities": ["audio"], **SMALL},
+        "method": {
+            "_target_": "avgen.methods.cmmd.module.CMMDModule",
+            "schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"},
+        },
+    }
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in den.net.state_dict().items()}, "avgen_config": config},
+        tmp_path / "base.ckpt",
+    )
     loaded = load_checkpoint_denoiser(tmp_path / "base.ckpt")
     assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
     x, t = {"audio": torch.randn(2, 16, 8)}, torch.tensor([5, 600])
@@ -45,13 +59,27 @@ def test_checkpoint_base_round_trip_and_frozen(tmp_path):
 def test_a_flow_matching_checkpoint_is_refused_as_a_base(tmp_path):
     from avgen.models.transformers.dual_dit import DualStreamDiT
 
-    model = {"_target_": "avgen.models.transformers.dual_dit.DualStreamDiT", "modalities": ["audio"],
-             "audio_channels": 16, "width": 16, "depth": 1, "heads": 2, "coupling": "none"}
+    model = {
+        "_target_": "avgen.models.transformers.dual_dit.DualStreamDiT",
+        "modalities": ["audio"],
+        "audio_channels": 16,
+        "width": 16,
+        "depth": 1,
+        "heads": 2,
+        "coupling": "none",
+    }
     net = DualStreamDiT(**{k: v for k, v in model.items() if k != "_target_"})
-    config = {"model": model, "method": {"_target_": "avgen.methods.flow_matching.module.FlowMatchingModule",
-                                         "schedule": {"_target_": "avgen.diffusion.flow.FlowSchedule"}}}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
-               tmp_path / "flow.ckpt")
+    config = {
+        "model": model,
+        "method": {
+            "_target_": "avgen.methods.flow_matching.module.FlowMatchingModule",
+            "schedule": {"_target_": "avgen.diffusion.flow.FlowSchedule"},
+        },
+    }
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
+        tmp_path / "flow.ckpt",
+    )
     with pytest.raises(ValueError, match="not flow-matching"):
         load_checkpoint_denoiser(tmp_path / "flow.ckpt")
 
@@ -92,8 +120,13 @@ def test_fake_cache_resumes_to_the_same_store(synthetic_store, tmp_path, monkeyp
     for name in reps.values():
         np.testing.assert_array_equal(resumed.array(name), once.array(name))
     assert resumed.array("video_pixels").shape == (5, 12, 3, 16, 16) and len(resumed) == 5
-    batch = next(iter(AVDataModule(str(tmp_path / "resumed"), "video_pixels", "audio_mel", batch_size=2,
-                                   train_split="fake").train_dataloader()))
+    batch = next(
+        iter(
+            AVDataModule(
+                str(tmp_path / "resumed"), "video_pixels", "audio_mel", batch_size=2, train_split="fake"
+            ).train_dataloader()
+        )
+    )
     assert batch["video"].shape == (2, 12, 3, 16, 16) and batch["audio"].shape == (2, 16, 24)
     # its sampling compute is counted, the same however the build was split
     tflops = resumed.metadata["sampling_tflops"]
@@ -113,15 +146,26 @@ def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):
     with torch.no_grad():  # zero-initialised output layers would hide the coupling
         for p in net.parameters():
             p.add_(0.02 * torch.randn_like(p))
-    config = {"model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", **joint},
-              "method": {"_target_": "avgen.methods.cmmd.module.CMMDModule",
-                         "schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"}}}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
-               tmp_path / "cmmd.ckpt")
-    disc = AVDiscriminator(video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,), blocks_per_level=1,
-                           head_dim=8)
-    module = MMDisCoModule(disc, bases=build_bases("unused", "unused", joint=str(tmp_path / "cmmd.ckpt")),
-                           optimizer=partial(torch.optim.Adam), fake_cache={})
+    config = {
+        "model": {"_target_": "avgen.models.unets.dual_unet.DualUNet", **joint},
+        "method": {
+            "_target_": "avgen.methods.cmmd.module.CMMDModule",
+            "schedule": {"_target_": "avgen.diffusion.schedule.NoiseSchedule"},
+        },
+    }
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "avgen_config": config},
+        tmp_path / "cmmd.ckpt",
+    )
+    disc = AVDiscriminator(
+        video_channels=3, audio_channels=16, base_channels=8, channel_mult=(1,), blocks_per_level=1, head_dim=8
+    )
+    module = MMDisCoModule(
+        disc,
+        bases=build_bases("unused", "unused", joint=str(tmp_path / "cmmd.ckpt")),
+        optimizer=partial(torch.optim.Adam),
+        fake_cache={},
+    )
     assert set(module.bases.modalities) == {"audio", "video"} and not module.bases.training
     assert not any(p.requires_grad for p in module.bases.parameters())
     x, t = {"audio": torch.randn(2, 16, 8), "video": torch.randn(2, 4, 3, 8, 8)}, torch.tensor([5, 600])
@@ -130,4 +174,6 @@ def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):
     with pytest.raises(FileNotFoundError, match="make train EXP=cmmd_x"):
         build_bases(joint=str(tmp_path / "cmmd_x" / "checkpoints" / "last.ckpt"))
     with pytest.raises(FileNotFoundError, match="make train EXP=base_audio_x"):
-        build_bases(audio=str(tmp_path / "base_audio_x" / "checkpoints" / "last.ckpt"), video=str(tmp_path / "cmmd.ckpt"))
+        build_bases(
+            audio=str(tmp_path / "base_audio_x" / "checkpoints" / "last.ckpt"), video=str(tmp_path / "cmmd.ckpt")
+        )

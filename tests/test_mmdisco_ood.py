@@ -31,8 +31,16 @@ def latents(batch=2, seed=0):
 
 def text_discriminator(bases):
     torch.manual_seed(0)
-    net = AVDiscriminator(video_channels=4, audio_channels=4 * 8, base_channels=8, channel_mult=(1,), blocks_per_level=1,
-                          head="mlp", head_dim=16, text_dims={"audio": 8, "video": 16})
+    net = AVDiscriminator(
+        video_channels=4,
+        audio_channels=4 * 8,
+        base_channels=8,
+        channel_mult=(1,),
+        blocks_per_level=1,
+        head="mlp",
+        head_dim=16,
+        text_dims={"audio": 8, "video": 16},
+    )
     with torch.no_grad():  # as if trained: the zero-initialised output convs would hide the conditioning
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -43,7 +51,9 @@ def test_each_base_keeps_its_own_scheduler(bases, tiny_pipelines):
     for m, base in (("audio", bases.audio), ("video", bases.video)):
         own = DDIMScheduler.from_pretrained(tiny_pipelines[m] / "scheduler").alphas_cumprod
         assert torch.allclose(base.schedules[m].alphas_cumprod, own.float())
-    assert not torch.allclose(bases.audio.schedules["audio"].alphas_cumprod, bases.video.schedules["video"].alphas_cumprod)
+    assert not torch.allclose(
+        bases.audio.schedules["audio"].alphas_cumprod, bases.video.schedules["video"].alphas_cumprod
+    )
 
 
 def test_guidance_uses_each_modalitys_own_sigma(bases):
@@ -54,8 +64,11 @@ def test_guidance_uses_each_modalitys_own_sigma(bases):
     x0_base, x0_guided = bound(x, t), guided(x, t)
     _, grads = logit_gradients(disc, x, t, create_graph=False)
     for m in x:
-        abar = bases.audio.schedules["audio"].abar(t, x[m].ndim) if m == "audio" else \
-            bases.video.schedules["video"].abar(t, x[m].ndim)
+        abar = (
+            bases.audio.schedules["audio"].abar(t, x[m].ndim)
+            if m == "audio"
+            else bases.video.schedules["video"].abar(t, x[m].ndim)
+        )
         delta = eps_from_x0(x[m], x0_guided[m], abar) - eps_from_x0(x[m], x0_base[m], abar)
         assert torch.allclose(delta, -2.0 * (1 - abar).sqrt() * grads[m], atol=1e-4)  # MMDisCo Eq. 12
 
@@ -68,8 +81,9 @@ def test_base_cfg_combines_conditional_and_empty_prompt(bases):
     e_c, e_u = base.eps(x, t, cond), base.eps(x, t, uncond)
     assert torch.allclose(base.guided_x0(x, t, cond, uncond, 1.0), base.guided_x0(x, t, cond, uncond, 1.0))
     assert torch.allclose(eps_from_x0(x, base.guided_x0(x, t, cond, uncond, 1.0), abar), e_c, atol=1e-4)
-    assert torch.allclose(eps_from_x0(x, base.guided_x0(x, t, cond, uncond, 2.5), abar), e_u + 2.5 * (e_c - e_u),
-                          atol=1e-4)
+    assert torch.allclose(
+        eps_from_x0(x, base.guided_x0(x, t, cond, uncond, 2.5), abar), e_u + 2.5 * (e_c - e_u), atol=1e-4
+    )
     assert not torch.allclose(e_c, e_u)
 
 

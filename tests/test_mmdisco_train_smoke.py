@@ -2,35 +2,66 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 
+import pytest
 import torch
 
 from avgen.cli.main import main
 
 TINY_UNET = ["model.base_channels=8", "model.head_dim=8"]
-SHORT = ["data.batch_size=4", "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
-         "trainer.enable_progress_bar=false", "callbacks.checkpoint.every_n_train_steps=2"]
+SHORT = [
+    "data.batch_size=4",
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=2",
+    "trainer.limit_val_batches=1",
+    "trainer.enable_progress_bar=false",
+    "callbacks.checkpoint.every_n_train_steps=2",
+]
 
 
 @pytest.mark.slow
 def test_mmdisco_chain(synthetic_store, tmp_path, capsys):
     outputs = tmp_path / "outputs"
     common = [f"paths.output_dir={outputs}", f"paths.data_dir={tmp_path / 'data'}"]
-    args = ["train", "experiment=mmdisco_synthetic", *common, f"data.real.store={synthetic_store}",
-            "data.real.batch_size=4", "trainer.max_steps=2", "trainer.val_check_interval=2",
-            "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
-            "callbacks.checkpoint.every_n_train_steps=2", "method.fake_cache.num=8", "method.fake_cache.batch_size=4",
-            "method.fake_cache.steps=2", "model.base_channels=8", "model.head_dim=16", "evaluate.num_samples=4",
-            "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2"]
+    args = [
+        "train",
+        "experiment=mmdisco_synthetic",
+        *common,
+        f"data.real.store={synthetic_store}",
+        "data.real.batch_size=4",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.limit_val_batches=1",
+        "trainer.enable_progress_bar=false",
+        "callbacks.checkpoint.every_n_train_steps=2",
+        "method.fake_cache.num=8",
+        "method.fake_cache.batch_size=4",
+        "method.fake_cache.steps=2",
+        "model.base_channels=8",
+        "model.head_dim=16",
+        "evaluate.num_samples=4",
+        "evaluate.num_videos=1",
+        "evaluate.batch_size=4",
+        "sampler.steps=2",
+    ]
     assert main(args) == 2  # no base checkpoints yet: the error names them and the commands
     err = capsys.readouterr().err
     assert "base_audio_synthetic" in err and "make train EXP=base_video_synthetic" in err
     for m in ("audio", "video"):
-        assert main(["train", f"experiment=base_{m}_synthetic", *common, f"data.store={synthetic_store}",
-                     *TINY_UNET, *SHORT]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    f"experiment=base_{m}_synthetic",
+                    *common,
+                    f"data.store={synthetic_store}",
+                    *TINY_UNET,
+                    *SHORT,
+                ]
+            )
+            == 0
+        )
     # the fake pairs as their own step; training then finds them and samples none
     assert main(["fake-cache", *args[1:]]) == 0
     cache = tmp_path / "data" / "synthetic" / "fake_cache" / "metadata.json"

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from hydra.utils import instantiate
 
 from avgen.config import load_config
 from avgen.models.unets.couplings import RandomShiftCrossAttention
 from avgen.models.unets.dual_unet import DualUNet, parameter_count
 
-TINY = dict(video_channels=3, audio_channels=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
-            attention_levels=(1,), head_dim=16)
+TINY = dict(
+    video_channels=3,
+    audio_channels=16,
+    base_channels=16,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_levels=(1,),
+    head_dim=16,
+)
 
 
 def _inputs(b=2, f=6, t=12, seed=0):
@@ -94,8 +100,16 @@ def test_rs_mma_window_follows_the_shift():
 
 
 def test_paper_config_has_about_106m_parameters():
-    net = DualUNet(video_channels=4, audio_channels=80, base_channels=128, channel_mult=(1, 2, 3, 4),
-                   num_res_blocks=1, attention_levels=(1, 2, 3), head_dim=64, coupling="easy_fusion")
+    net = DualUNet(
+        video_channels=4,
+        audio_channels=80,
+        base_channels=128,
+        channel_mult=(1, 2, 3, 4),
+        num_res_blocks=1,
+        attention_levels=(1, 2, 3),
+        head_dim=64,
+        coupling="easy_fusion",
+    )
     assert abs(parameter_count(net) - 106e6) / 106e6 < 0.10
 
 

@@ -22,8 +22,9 @@ onset_times(wav, 16000); beat_times(wav, 16000)
 
 
 def start(code: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def clean_env(cache: Path, **extra: str) -> dict:

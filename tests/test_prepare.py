@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from media_helpers import audio_only, av_clip
 
 from avgen.data.datamodule import AVDataModule
 from avgen.data.prepare import pipeline
@@ -14,7 +15,6 @@ from avgen.data.prepare.folder import FolderAdapter
 from avgen.data.prepare.pipeline import Windowing, prepare
 from avgen.data.representations import AudioLogMel, AudioWaveform, VideoPixels
 from avgen.data.store import Store, StoreError
-from media_helpers import audio_only, av_clip
 
 REPS = {
     "video_pixels": VideoPixels(fps=10, size=16),
@@ -33,10 +33,20 @@ def test_click_and_flash_land_in_the_right_frames(tmp_path, fps, sample_rate, ch
     click, flash_time = 1.234, 1.5
     # the source frames on screen during [1.5, 1.55]: at 10 fps only the frame sampled at 1.5 s shows them
     flash = tuple(sorted({int(np.floor(t * fps + 1e-9)) for t in np.linspace(1.5, 1.55, 50)}))
-    av_clip(tmp_path / "raw" / "c" / "a.mp4", fps=fps, frames=int(3 * fps), height=size[0], width=size[1],
-            sample_rate=sample_rate, channels=channels, click_at=click, flash_frames=flash)
-    report = prepare(FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW,
-                     workers=1, progress=False)
+    av_clip(
+        tmp_path / "raw" / "c" / "a.mp4",
+        fps=fps,
+        frames=int(3 * fps),
+        height=size[0],
+        width=size[1],
+        sample_rate=sample_rate,
+        channels=channels,
+        click_at=click,
+        flash_frames=flash,
+    )
+    report = prepare(
+        FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1, progress=False
+    )
     assert report["clips_written"] == 1, report["skipped"]
     store = Store(tmp_path / "store")
     t0 = store.manifest[0]["start"] - WINDOW.margin_seconds  # time of stored frame 0
@@ -62,8 +72,9 @@ def test_click_and_flash_land_in_the_right_frames(tmp_path, fps, sample_rate, ch
 
 def test_store_metadata_records_rates_not_shapes(tmp_path):
     av_clip(tmp_path / "raw" / "x" / "a.mp4", frames=75)
-    prepare(FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1,
-            progress=False)
+    prepare(
+        FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1, progress=False
+    )
     meta = Store(tmp_path / "store").metadata
     mel = meta["representations"]["audio_mel"]
     assert mel["seconds_per_frame"] == pytest.approx(0.01)
@@ -101,8 +112,9 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    report = prepare(FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW,
-                     workers=1, progress=False)
+    report = prepare(
+        FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1, progress=False
+    )
     reasons = {os.path.basename(s["path"]): s["reason"] for s in report["skipped"]}
     assert "zero-byte" in reasons["empty.mp4"]
     assert "cannot open" in reasons["truncated.mp4"] or "cannot decode" in reasons["truncated.mp4"]
@@ -134,20 +146,30 @@ def test_killed_job_resumes_without_redoing_finished_sources(tmp_path, monkeypat
 
     monkeypatch.setattr(pipeline, "process_source", crashing)
     with pytest.raises(KeyboardInterrupt):
-        prepare(FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1,
-                progress=False, batch_sources=1)
+        prepare(
+            FolderAdapter(test_fraction=0.0),
+            tmp_path / "raw",
+            tmp_path / "store",
+            REPS,
+            WINDOW,
+            workers=1,
+            progress=False,
+            batch_sources=1,
+        )
     assert not (tmp_path / "store" / "metadata.json").exists()  # an interrupted store is never "complete"
     finished = set(calls)
     monkeypatch.setattr(pipeline, "process_source", lambda s, r, w: calls.append(s.source_id) or real(s, r, w))
-    report = prepare(FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW,
-                     workers=1, progress=False)
-    redone = calls[len(finished):]
+    report = prepare(
+        FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1, progress=False
+    )
+    redone = calls[len(finished) :]
     assert not finished & set(redone) and len(redone) == 2
     assert report["sources_done_before"] == 4 and report["clips_written"] == 6
     # same arrays as one uninterrupted run
     monkeypatch.setattr(pipeline, "process_source", real)
-    prepare(FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "once", REPS, WINDOW, workers=2,
-            progress=False)
+    prepare(
+        FolderAdapter(test_fraction=0.0), tmp_path / "raw", tmp_path / "once", REPS, WINDOW, workers=2, progress=False
+    )
     for name in REPS:
         np.testing.assert_array_equal(Store(tmp_path / "store").array(name), Store(tmp_path / "once").array(name))
     assert Store(tmp_path / "store").manifest == Store(tmp_path / "once").manifest
@@ -157,8 +179,15 @@ def test_other_config_into_same_store_is_refused(tmp_path):
     av_clip(tmp_path / "raw" / "c" / "a.mp4", frames=75)
     prepare(FolderAdapter(), tmp_path / "raw", tmp_path / "store", REPS, WINDOW, workers=1, progress=False)
     with pytest.raises(ValueError, match="another configuration"):
-        prepare(FolderAdapter(), tmp_path / "raw", tmp_path / "store", {"v": VideoPixels(5, 8), **REPS}, WINDOW,
-                workers=1, progress=False)
+        prepare(
+            FolderAdapter(),
+            tmp_path / "raw",
+            tmp_path / "store",
+            {"v": VideoPixels(5, 8), **REPS},
+            WINDOW,
+            workers=1,
+            progress=False,
+        )
 
 
 def test_wrong_raw_root_fails_at_once(tmp_path):
@@ -223,8 +252,14 @@ def test_datamodule_batches_and_margins(synthetic_store):
 
 
 def test_datamodule_shuffle_is_seeded(synthetic_store):
-    ids = [next(iter(AVDataModule(str(synthetic_store), "video_pixels", "audio_mel", batch_size=8,
-                                  seed=s).train_dataloader()))["id"] for s in (1, 1, 2)]
+    ids = [
+        next(
+            iter(
+                AVDataModule(str(synthetic_store), "video_pixels", "audio_mel", batch_size=8, seed=s).train_dataloader()
+            )
+        )["id"]
+        for s in (1, 1, 2)
+    ]
     assert ids[0] == ids[1] != ids[2]
 
 

@@ -11,13 +11,23 @@ SCRIPT = Path(__file__).parents[1] / "scripts" / "readme_numbers.py"
 
 
 def test_readme_block_is_rewritten_from_metrics(tmp_path):
-    metrics = {"experiment": "cmmd_synthetic", "steps": 1600, "train_seconds": 618.0, "cpu_cores": 2,
-               "torch_threads": 1, "num_samples": 128, "temporal_f1": 0.424,
-               "intervals": {"temporal_f1": [0.381, 0.468]}, "calibration": {"temporal_f1": {"floor": 0.305}}}
+    metrics = {
+        "experiment": "cmmd_synthetic",
+        "steps": 1600,
+        "train_seconds": 618.0,
+        "cpu_cores": 2,
+        "torch_threads": 1,
+        "num_samples": 128,
+        "temporal_f1": 0.424,
+        "intervals": {"temporal_f1": [0.381, 0.468]},
+        "calibration": {"temporal_f1": {"floor": 0.305}},
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- measured:begin (by script) -->\nstale 0.60\n<!-- measured:end -->\n"
-                      "<!-- experiments:begin -->\nold table\n<!-- experiments:end -->\nrest\n")
+    readme.write_text(
+        "intro\n<!-- measured:begin (by script) -->\nstale 0.60\n<!-- measured:end -->\n"
+        "<!-- experiments:begin -->\nold table\n<!-- experiments:end -->\nrest\n"
+    )
     subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "metrics.json"), str(readme)], check=True)
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")

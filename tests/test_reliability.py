@@ -3,12 +3,6 @@ checkpoints; the resumable, sharded data order."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import lightning as L
@@ -20,11 +14,19 @@ from avgen.callbacks.reliability import AtomicCheckpointIO, NonFiniteGuard, Trai
 from avgen.cli.main import main
 from avgen.data.sampler import ResumableLoader, ResumableSampler
 
-TINY = ["model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "trainer.enable_progress_bar=false",
-        "trainer.val_check_interval=1000", "evaluate.num_samples=0", "threads=1"]
+TINY = [
+    "model.base_channels=8",
+    "model.head_dim=8",
+    "data.batch_size=4",
+    "trainer.enable_progress_bar=false",
+    "trainer.val_check_interval=1000",
+    "evaluate.num_samples=0",
+    "threads=1",
+]
 
 
 # ------------------------------------------------------------------------------------------ data order
+
 
 def test_sampler_order_depends_on_seed_and_epoch_only():
     a, b = ResumableSampler(10, seed=3), ResumableSampler(10, seed=3)
@@ -58,6 +60,7 @@ def test_loader_resumes_with_the_next_unseen_batch():
 
 # ---------------------------------------------------------------------------------- non-finite steps
 
+
 class NaNAt(L.LightningModule):
     """A linear model whose loss is NaN at the given steps."""
 
@@ -81,8 +84,15 @@ class NaNAt(L.LightningModule):
 
 
 def _trainer(tmp_path, steps, guard, **kw):
-    return L.Trainer(max_steps=steps, callbacks=[guard, *kw.pop("callbacks", [])], logger=False,
-                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, **kw)
+    return L.Trainer(
+        max_steps=steps,
+        callbacks=[guard, *kw.pop("callbacks", [])],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kw,
+    )
 
 
 def test_nonfinite_steps_are_skipped_and_counted(tmp_path):
@@ -100,8 +110,9 @@ def test_consecutive_nonfinite_steps_stop_keeping_the_last_good_checkpoint(tmp_p
 
     ckpt = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=1)
     with pytest.raises(TrainingDiverged, match="3 non-finite steps in a row.*last good checkpoint"):
-        _trainer(tmp_path, 20, NonFiniteGuard(max_consecutive=3), callbacks=[ckpt],
-                 plugins=[AtomicCheckpointIO()]).fit(NaNAt(set(range(4, 20))))
+        _trainer(tmp_path, 20, NonFiniteGuard(max_consecutive=3), callbacks=[ckpt], plugins=[AtomicCheckpointIO()]).fit(
+            NaNAt(set(range(4, 20)))
+        )
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
 
@@ -127,23 +138,33 @@ def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path, monkeypatch)
 
 # ------------------------------------------------------------------------------- command-line faults
 
+
 def test_unwritable_output_dir_fails_before_training(synthetic_store, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    rc = main(["train", "experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={blocker / 'run'}", *TINY])
+    rc = main(
+        ["train", "experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={blocker / 'run'}", *TINY]
+    )
     assert rc == 2 and "output_dir=" in capsys.readouterr().err
 
 
 def test_checkpoint_of_another_architecture_lists_the_mismatched_keys(synthetic_store, tmp_path, capsys):
     args = ["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", *TINY, "trainer.max_steps=1"]
     assert main([*args, f"output_dir={tmp_path / 'a'}"]) == 0
-    rc = main([*args, f"output_dir={tmp_path / 'b'}", "model.base_channels=16",
-               f"method.init_from={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"])
+    rc = main(
+        [
+            *args,
+            f"output_dir={tmp_path / 'b'}",
+            "model.base_channels=16",
+            f"method.init_from={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "does not fit this model" in err and "shape (checkpoint vs model)" in err
 
 
 # ---------------------------------------------------------------------------------- resume after kill
+
 
 def test_multi_tensor_ema_equals_lightnings_ema(tmp_path):
     """callbacks/ema.py: the same averaged weights as Lightning's per-tensor EMA, and the same checkpoint keys."""
@@ -156,8 +177,15 @@ def test_multi_tensor_ema_equals_lightnings_ema(tmp_path):
     for ema in (EMAWeightAveraging(decay=0.9), MultiTensorEMA(decay=0.9)):
         L.seed_everything(0, verbose=False)
         model = BoringModel()
-        trainer = L.Trainer(max_steps=6, callbacks=[ema], logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
+        trainer = L.Trainer(
+            max_steps=6,
+            callbacks=[ema],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+            accelerator="cpu",
+        )
         trainer.fit(model)
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
         trainer.save_checkpoint(tmp_path / "ema.ckpt")
@@ -212,10 +240,22 @@ def test_a_default_training_step_reads_at_most_three_scalars(synthetic_store, tm
             self.mode.__exit__(None, None, None)
             self.counts.append(self.mode.count)
 
-    cfg = load_config("train", [f"output_dir={tmp_path}", f"data.store={synthetic_store}", "trainer.max_steps=4",
-                                "trainer.enable_progress_bar=false", "evaluate.num_samples=0", "model.base_channels=8",
-                                "model.head_dim=8", "model.channel_mult=[1]", "model.attention_levels=[]",
-                                "data.batch_size=4"], experiment="cmmd_synthetic")  # the joint-loss phase
+    cfg = load_config(
+        "train",
+        [
+            f"output_dir={tmp_path}",
+            f"data.store={synthetic_store}",
+            "trainer.max_steps=4",
+            "trainer.enable_progress_bar=false",
+            "evaluate.num_samples=0",
+            "model.base_channels=8",
+            "model.head_dim=8",
+            "model.channel_mult=[1]",
+            "model.attention_levels=[]",
+            "data.batch_size=4",
+        ],
+        experiment="cmmd_synthetic",
+    )  # the joint-loss phase
     dm, module, callbacks = build(cfg)
     probe = Probe()
     make_trainer(cfg, [*callbacks, probe]).fit(module, datamodule=dm)

@@ -10,15 +10,30 @@ import pytest
 
 from avgen.cli.main import main
 
-TINY = ["model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "trainer.max_steps=3",
-        "trainer.val_check_interval=3", "trainer.limit_val_batches=1", "callbacks.checkpoint.every_n_train_steps=3",
-        "callbacks.media.num=0", "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4",
-        "evaluate.num_video_to_audio=0", "sampler.steps=2", "callbacks.progress.every_seconds=0"]
+TINY = [
+    "model.base_channels=8",
+    "model.head_dim=8",
+    "data.batch_size=4",
+    "trainer.max_steps=3",
+    "trainer.val_check_interval=3",
+    "trainer.limit_val_batches=1",
+    "callbacks.checkpoint.every_n_train_steps=3",
+    "callbacks.media.num=0",
+    "evaluate.num_samples=4",
+    "evaluate.num_videos=1",
+    "evaluate.batch_size=4",
+    "evaluate.num_video_to_audio=0",
+    "sampler.steps=2",
+    "callbacks.progress.every_seconds=0",
+]
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +46,9 @@ def finished(synthetic_store, tmp_path_factory):
 
 def test_training_progress_is_plain_step_lines_in_a_log(finished, capsys, synthetic_store, tmp_path):
     out = tmp_path / "progress"
-    assert main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
-                 *TINY]) == 0
+    assert (
+        main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}", *TINY]) == 0
+    )
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert any(line.startswith("step 3/3 (100%) | loss ") and "steps/s" in line for line in lines), captured.err
@@ -42,11 +58,17 @@ def test_training_progress_is_plain_step_lines_in_a_log(finished, capsys, synthe
     assert f"done: {out} (metrics.json: temporal_f1" in captured.out
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("trainer.max_step=5", "unknown config key trainer.max_step; did you mean trainer.max_steps?"),
-    ("+trainer.max_step=5", "trainer.max_step is not a parameter of lightning.Trainer; did you mean trainer.max_steps?"),
-    ("model.base_chanels=4", "did you mean model.base_channels?"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("trainer.max_step=5", "unknown config key trainer.max_step; did you mean trainer.max_steps?"),
+        (
+            "+trainer.max_step=5",
+            "trainer.max_step is not a parameter of lightning.Trainer; did you mean trainer.max_steps?",
+        ),
+        ("model.base_chanels=4", "did you mean model.base_channels?"),
+    ],
+)
 def test_a_failed_start_leaves_the_finished_run_byte_identical(finished, capsys, bad, message):
     out, args = finished
     before = snapshot(out)
@@ -69,15 +91,36 @@ def test_a_finished_run_is_not_replaced_without_being_asked(finished, capsys):
 
 def test_a_failed_start_in_a_new_folder_leaves_no_trace(synthetic_store, tmp_path, capsys):
     out = tmp_path / "never"
-    assert main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
-                 "+trainer.max_step=5"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "experiment=ncmmd_synthetic",
+                f"data.store={synthetic_store}",
+                f"output_dir={out}",
+                "+trainer.max_step=5",
+            ]
+        )
+        == 2
+    )
     assert not out.exists()
 
 
 def test_resume_without_a_checkpoint_is_an_error(synthetic_store, tmp_path, capsys):
     out = tmp_path / "fresh"
-    assert main(["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}",
-                 "resume=true", *TINY]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "experiment=ncmmd_synthetic",
+                f"data.store={synthetic_store}",
+                f"output_dir={out}",
+                "resume=true",
+                *TINY,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"{out / 'checkpoints' / 'last.ckpt'} does not exist: there is nothing to resume" in err
     assert not out.exists()
@@ -101,8 +144,14 @@ def test_eval_reproduces_the_training_metrics_exactly(synthetic_store, tmp_path)
     import json
 
     out = tmp_path / "run"
-    args = ["experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={out}", *TINY,
-            "evaluate.num_video_to_audio=4", "evaluate.batch_size=3"]
+    args = [
+        "experiment=cmmd_synthetic",
+        f"data.store={synthetic_store}",
+        f"output_dir={out}",
+        *TINY,
+        "evaluate.num_video_to_audio=4",
+        "evaluate.batch_size=3",
+    ]
     assert main(["train", *args]) == 0
     assert main(["eval", *args, "evaluate.batch_size=2"]) == 0  # another batch size: the same samples
     trained = json.loads((out / "metrics.json").read_text())
@@ -125,11 +174,22 @@ def test_seeded_noise_does_not_depend_on_the_batch():
 
 
 def test_missing_prerequisites_are_named_to_the_root_in_order(tmp_path, capsys):
-    assert main(["train", "experiment=mmdisco_aistpp_cmmd", f"paths.output_dir={tmp_path / 'out'}",
-                 f"paths.data_dir={tmp_path / 'data'}"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "experiment=mmdisco_aistpp_cmmd",
+                f"paths.output_dir={tmp_path / 'out'}",
+                f"paths.data_dir={tmp_path / 'data'}",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    order = [err.index(s) for s in ("make prepare DATASET=aistpp", "make train EXP=ncmmd_aistpp",
-                                    "make train EXP=cmmd_aistpp")]
+    order = [
+        err.index(s)
+        for s in ("make prepare DATASET=aistpp", "make train EXP=ncmmd_aistpp", "make train EXP=cmmd_aistpp")
+    ]
     assert order == sorted(order) and "mmdisco_aistpp_cmmd cannot start" in err
     assert "make pipeline EXP=mmdisco_aistpp_cmmd" in err  # the upstream runs in one command
     assert not (tmp_path / "out").exists()

@@ -31,8 +31,10 @@ class CountingNet(nn.Module):
     def forward(self, x, t):
         self.forwards += 1
         a, v = x["audio"], x["video"]
-        out = {"audio": self.mix * a + 0.01 * v.mean((1, 2, 3, 4))[:, None, None],
-               "video": self.mix * v + 0.01 * a.mean((1, 2))[:, None, None, None, None]}
+        out = {
+            "audio": self.mix * a + 0.01 * v.mean((1, 2, 3, 4))[:, None, None],
+            "video": self.mix * v + 0.01 * a.mean((1, 2))[:, None, None, None, None],
+        }
         for leaf in (t for t in x.values() if t.requires_grad):  # a gradient reaching an input: one backward
             leaf.register_hook(self._count_backward)
         return out
@@ -53,8 +55,16 @@ def test_the_reported_nfe_is_what_the_network_saw(sampler, guided):
     d = denoiser(sampler)
     with SamplingCost() as cost:
         if guided:  # video-to-audio by reconstruction guidance: a backward through the network per call
-            generate(d, SHAPES, "cpu", steps=4, known={"video": torch.rand(SHAPES["video"])}, guidance_scale=1.0,
-                     sampler=sampler, seeds=[0, 1, 2])
+            generate(
+                d,
+                SHAPES,
+                "cpu",
+                steps=4,
+                known={"video": torch.rand(SHAPES["video"])},
+                guidance_scale=1.0,
+                sampler=sampler,
+                seeds=[0, 1, 2],
+            )
         else:
             sample(d, initial_noise(SHAPES, seeds=[0, 1, 2]), sampler, 4)
     counted = cost.per_sample(3)
@@ -76,8 +86,12 @@ def test_discriminator_guidance_counts_its_gradients_only_when_it_guides():
     for scales, expected in (({"audio": 1.0, "video": 1.0}, 4), ({"audio": 0.0, "video": 0.0}, 0)):
         calls.clear()
         with SamplingCost() as cost:
-            sample(DiscriminatorGuidance(d, disc, scales, gradients=counted_gradients),
-                   initial_noise(SHAPES, seeds=[0, 1, 2]), "ddim", 4)
+            sample(
+                DiscriminatorGuidance(d, disc, scales, gradients=counted_gradients),
+                initial_noise(SHAPES, seeds=[0, 1, 2]),
+                "ddim",
+                4,
+            )
         assert cost.per_sample(3).get("discriminator_gradient", 0) == len(calls) == expected
         assert cost.per_sample(3)["nfe"] == 4
 

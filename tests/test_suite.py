@@ -10,13 +10,23 @@ from avgen.suite import representatives, runs, smoke_overrides
 
 def test_runs_expand_variants_and_seeds():
     expanded = {r.name: r for r in runs("synthetic", seeds=2)}
-    assert {"cmmd_synthetic", "cmmd_synthetic_seed1", "mmdisco_synthetic_shifted", "mmdisco_synthetic_linear_seed1",
-            "flowdit_independent_synthetic_seed1"} <= set(expanded)
+    assert {
+        "cmmd_synthetic",
+        "cmmd_synthetic_seed1",
+        "mmdisco_synthetic_shifted",
+        "mmdisco_synthetic_linear_seed1",
+        "flowdit_independent_synthetic_seed1",
+    } <= set(expanded)
     assert "base_audio_synthetic_seed1" not in expanded  # one training seed of the bases serves every seed
     shifted = expanded["mmdisco_synthetic_shifted_seed1"]
     assert shifted.experiment == "mmdisco_synthetic" and shifted.seed == 1
-    assert shifted.train_args() == ["train", "experiment=mmdisco_synthetic", "name=mmdisco_synthetic_shifted_seed1",
-                                    "seed=1", "data.fakes=shifted"]
+    assert shifted.train_args() == [
+        "train",
+        "experiment=mmdisco_synthetic",
+        "name=mmdisco_synthetic_shifted_seed1",
+        "seed=1",
+        "data.fakes=shifted",
+    ]
     names = [r.name for r in runs("synthetic")]
     assert names.index("base_audio_synthetic") < names.index("mmdisco_synthetic")  # what a run needs comes first
 
@@ -32,8 +42,11 @@ def test_every_method_has_a_representative_after_what_it_starts_from():
     order = representatives("synthetic")
     assert order.index("base_audio_synthetic") < order.index("mmdisco_synthetic")
     assert {"cmmd_synthetic", "flowdit_synthetic", "mmdisco_synthetic", "vocoder_melgan_synthetic"} <= set(order)
-    assert representatives("synthetic", methods_only=True) == ["cmmd_synthetic", "flowdit_synthetic",
-                                                               "mmdisco_synthetic"]
+    assert representatives("synthetic", methods_only=True) == [
+        "cmmd_synthetic",
+        "flowdit_synthetic",
+        "mmdisco_synthetic",
+    ]
 
 
 @pytest.fixture
@@ -62,8 +75,17 @@ def test_pipeline_trains_the_upstream_runs_first(tmp_path, calls):
     done = tmp_path / "base_audio_synthetic" / "checkpoints"
     done.mkdir(parents=True)
     (done / "last.ckpt").write_bytes(b"")
-    assert main(["pipeline", "experiment=mmdisco_synthetic", f"paths.output_dir={tmp_path}",
-                 "base_args=trainer.max_steps=3"]) == 0
+    assert (
+        main(
+            [
+                "pipeline",
+                "experiment=mmdisco_synthetic",
+                f"paths.output_dir={tmp_path}",
+                "base_args=trainer.max_steps=3",
+            ]
+        )
+        == 0
+    )
     assert [a[1] for a in calls] == ["experiment=base_video_synthetic", "experiment=mmdisco_synthetic"]
     assert "trainer.max_steps=3" in calls[0] and "trainer.max_steps=3" not in calls[1]
 

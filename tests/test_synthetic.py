@@ -61,8 +61,8 @@ def test_audio_onsets_are_exactly_at_the_bounces():
     sr = cfg.sample_rate
     for e in truth.event_times:
         k = int(np.ceil(e * sr))
-        before = np.abs(audio[max(k - 200, 0):k]).max()
-        after = np.abs(audio[k:k + 200]).max()
+        before = np.abs(audio[max(k - 200, 0) : k]).max()
+        after = np.abs(audio[k : k + 200]).max()
         assert after > 0.3 and after > 20 * before or before > 0.05  # a tone starts at the bounce
     # without pre-roll, silence (the noise floor) before the first bounce
     truth, _, audio = make_clip(SyntheticConfig(preroll=0.0), "train", 3)
@@ -134,8 +134,9 @@ def test_a_shifted_negative_cannot_be_told_from_one_modality_alone(tmp_path, syn
 
     cfg, reps, windowing = synthetic_preset
     shift_frames = tuple(load_config("train", experiment="cmmd_synthetic").method.negatives.shift_frames)
-    adapter = instantiate(cfg.dataset, num_train=512, num_test=256, num_val=0, workers=2,
-                          **({"preroll": 0.0} if edge_cues else {}))
+    adapter = instantiate(
+        cfg.dataset, num_train=512, num_test=256, num_val=0, workers=2, **({"preroll": 0.0} if edge_cues else {})
+    )
     if edge_cues:  # the old layout: the stored window starts at the file's first sample, its mel zero-padded
         windowing = Windowing(windowing.clip_seconds, windowing.margin_seconds, max_clips_per_source=1)
         reps = {**reps, "audio_mel": _zero_padded_mel(reps["audio_mel"])}

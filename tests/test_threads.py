@@ -15,14 +15,16 @@ from avgen.utils.threads import set_torch_threads
 import numpy, scipy.linalg  # BLAS pools loaded before the cap
 set_torch_threads({n})
 pools = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
-print(json.dumps({{"torch": torch.get_num_threads(), "pools": pools, "omp": __import__("os").environ["OMP_NUM_THREADS"]}}))
+omp = __import__("os").environ["OMP_NUM_THREADS"]
+print(json.dumps({{"torch": torch.get_num_threads(), "pools": pools, "omp": omp}}))
 """
 
 
 def test_a_process_caps_torch_blas_and_openmp(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    out = subprocess.run([sys.executable, "-c", READ_CAPS.format(n=1)], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", READ_CAPS.format(n=1)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     caps = json.loads(out.strip().splitlines()[-1])
     assert caps["torch"] == 1 and caps["omp"] == "1"
     assert caps["pools"] and all(n == 1 for n in caps["pools"]), caps

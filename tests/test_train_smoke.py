@@ -12,19 +12,41 @@ from avgen.cli.main import main
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("coupling,experiment", [("easy_fusion", "cmmd_synthetic"), ("rs_mma", "cmmd_synthetic"),
-                                                 ("none", "ncmmd_synthetic")])
+@pytest.mark.parametrize(
+    "coupling,experiment",
+    [("easy_fusion", "cmmd_synthetic"), ("rs_mma", "cmmd_synthetic"), ("none", "ncmmd_synthetic")],
+)
 def test_smoke_train(synthetic_store, tmp_path, coupling, experiment):
     out = tmp_path / "run"
-    rc = main(["train", f"experiment={experiment}", f"data.store={synthetic_store}", f"output_dir={out}",
-               f"model.coupling={coupling}", "model.base_channels=8", "model.head_dim=8", "data.batch_size=4",
-               "trainer.max_steps=3", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
-               "trainer.enable_progress_bar=false", "callbacks.checkpoint.every_n_train_steps=2",
-               "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2"])
+    rc = main(
+        [
+            "train",
+            f"experiment={experiment}",
+            f"data.store={synthetic_store}",
+            f"output_dir={out}",
+            f"model.coupling={coupling}",
+            "model.base_channels=8",
+            "model.head_dim=8",
+            "data.batch_size=4",
+            "trainer.max_steps=3",
+            "trainer.val_check_interval=2",
+            "trainer.limit_val_batches=1",
+            "trainer.enable_progress_bar=false",
+            "callbacks.checkpoint.every_n_train_steps=2",
+            "evaluate.num_samples=4",
+            "evaluate.num_videos=1",
+            "evaluate.batch_size=4",
+            "sampler.steps=2",
+        ]
+    )
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("temporal_alignment", "semantic_agreement", "temporal_alignment_shuffled",
-                "semantic_agreement_shuffled"):
+    for key in (
+        "temporal_alignment",
+        "semantic_agreement",
+        "temporal_alignment_shuffled",
+        "semantic_agreement_shuffled",
+    ):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["steps"] == 3 and metrics["parameters"] > 0
     assert (out / "samples" / "sample_000.mp4").stat().st_size > 0
@@ -33,8 +55,15 @@ def test_smoke_train(synthetic_store, tmp_path, coupling, experiment):
     assert ckpt["global_step"] == 3  # the last step, though the periodic saves fall on step 2
     assert any(k.startswith("net.") for k in ckpt["state_dict"])
     if coupling == "easy_fusion":  # make sample: conditions from the test split, mp4s with audio, arrays
-        common = [f"experiment={experiment}", f"data.store={synthetic_store}", f"output_dir={out}",
-                  "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "sampler.steps=2"]
+        common = [
+            f"experiment={experiment}",
+            f"data.store={synthetic_store}",
+            f"output_dir={out}",
+            "model.base_channels=8",
+            "model.head_dim=8",
+            "data.batch_size=4",
+            "sampler.steps=2",
+        ]
         assert main(["sample", *common, "mode=v2a", "num=3"]) == 0
         samples = out / "samples_v2a"
         assert sorted(p.name for p in samples.glob("*.mp4")) == [f"sample_{i:03d}.mp4" for i in range(3)]

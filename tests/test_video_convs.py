@@ -49,13 +49,25 @@ def test_auto_layout_is_per_frame_on_cuda_only(monkeypatch):
 def test_bench_times_before_and_after_and_writes_their_profiles(synthetic_store, tmp_path):
     from avgen.bench.before_after import bench_before_after
 
-    cfg = load_config("bench", [f"out={tmp_path / 'results.json'}", f"data.store={synthetic_store}",
-                                "unet_model=dual_unet_tiny", "unet_repeats=2", "layout_steps=2"])
+    cfg = load_config(
+        "bench",
+        [
+            f"out={tmp_path / 'results.json'}",
+            f"data.store={synthetic_store}",
+            "unet_model=dual_unet_tiny",
+            "unet_repeats=2",
+            "layout_steps=2",
+        ],
+    )
     results = bench_before_after(cfg)
     for figure in ("before_after_default", "conv_layout_unet", "conv_layout_default", "adam_fused"):
         assert results[f"{figure}_speedup"] > 0 and results[f"{figure}_speedup_spread"] >= 0
-    for step in ("before_after_default_step_ms_before", "before_after_default_step_ms_after",
-                 "conv_layout_default_step_ms_conv3d", "conv_layout_default_step_ms_frame_convs"):
+    for step in (
+        "before_after_default_step_ms_before",
+        "before_after_default_step_ms_after",
+        "conv_layout_default_step_ms_conv3d",
+        "conv_layout_default_step_ms_frame_convs",
+    ):
         assert results[step] > 0
     assert blocks.FACTORISED_CONVS is None  # the bench leaves the layout as it found it
     tables = {label: (tmp_path / f"profile_default_{label}.txt").read_text() for label in ("before", "after")}

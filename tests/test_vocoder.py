@@ -11,17 +11,17 @@ import torch
 
 from avgen.cli.main import main
 from avgen.data.representations import AudioLogMel
+from avgen.decoding.decode import AudioDecoder
+from avgen.models.vocoder import LogMel, MelGAN
 from avgen.vocoder.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 from avgen.vocoder.module import load_vocoder
-from avgen.models.vocoder import LogMel, MelGAN
-from avgen.decoding.decode import AudioDecoder
 
 MEL = dict(sample_rate=16000, n_mels=16, n_fft=2048, hop_length=1000, fmin=0.0, fmax=None, min_db=-40.0, max_db=25.0)
 
 
 def test_torch_mel_equals_the_store_mel():
     t = np.arange(24000) / 16000
-    wav = (0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-3 * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t)))
+    wav = 0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-3 * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t))
     rep = AudioLogMel(**MEL)
     expected = rep.normalise(rep.mel_power(wav.astype(np.float32)))
     ours = LogMel(**MEL)(torch.from_numpy(wav.astype(np.float32))[None])[0].numpy()
@@ -44,16 +44,33 @@ def test_gan_losses_frozen_values():
     real = [[torch.ones(2, 3, 4), torch.full((2, 1, 4), 1.0)]]
     fake = [[torch.zeros(2, 3, 4), torch.full((2, 1, 4), 0.5)]]
     assert torch.allclose(lsgan_discriminator_loss(real, fake), torch.full((2,), 0.25))  # 0 + 0.5^2
-    assert torch.allclose(lsgan_generator_loss(fake), torch.full((2,), 0.25))             # (0.5 - 1)^2
-    assert torch.allclose(feature_matching_loss(real, fake), torch.full((2,), 1.0))       # |1 - 0|, score excluded
+    assert torch.allclose(lsgan_generator_loss(fake), torch.full((2,), 0.25))  # (0.5 - 1)^2
+    assert torch.allclose(feature_matching_loss(real, fake), torch.full((2,), 1.0))  # |1 - 0|, score excluded
 
 
 def test_vocoder_train_smoke_and_use(tmp_path, synthetic_raw):
     out = tmp_path / "voc"
-    assert main(["train", "experiment=vocoder_melgan_synthetic", f"data.root={synthetic_raw}", f"output_dir={out}",
-                 "data.max_files=8", "data.batch_size=4", "model.channels=4", "model.disc_channels=4",
-                 "model.disc_max_channels=16", "trainer.max_steps=4", "trainer.val_check_interval=2",
-                 "trainer.limit_val_batches=1", "method.score_batches=1", "trainer.enable_progress_bar=false"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "experiment=vocoder_melgan_synthetic",
+                f"data.root={synthetic_raw}",
+                f"output_dir={out}",
+                "data.max_files=8",
+                "data.batch_size=4",
+                "model.channels=4",
+                "model.disc_channels=4",
+                "model.disc_max_channels=16",
+                "trainer.max_steps=4",
+                "trainer.val_check_interval=2",
+                "trainer.limit_val_batches=1",
+                "method.score_batches=1",
+                "trainer.enable_progress_bar=false",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dataset"] == "synthetic" and metrics["method"] == "vocoder"
     assert np.isfinite(metrics["mel_l1"]) and np.isfinite(metrics["mel_l1_griffin_lim"])

@@ -13,25 +13,56 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # must never be written anywhere
     out = tmp_path / "run"
-    common = ["experiment=cmmd_synthetic", "logger=wandb", f"data.store={synthetic_store}", f"output_dir={out}",
-              "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "+logger.settings.mode=offline",
-              "evaluate.num_samples=4", "evaluate.num_videos=1", "evaluate.batch_size=4", "sampler.steps=2",
-              "evaluate.num_video_to_audio=0", "threads=1"]
-    rc = main(["train", *common, "trainer.max_steps=3",
-               "trainer.log_every_n_steps=1", "trainer.val_check_interval=2",
-               "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false"])
+    common = [
+        "experiment=cmmd_synthetic",
+        "logger=wandb",
+        f"data.store={synthetic_store}",
+        f"output_dir={out}",
+        "model.base_channels=8",
+        "model.head_dim=8",
+        "data.batch_size=4",
+        "+logger.settings.mode=offline",
+        "evaluate.num_samples=4",
+        "evaluate.num_videos=1",
+        "evaluate.batch_size=4",
+        "sampler.steps=2",
+        "evaluate.num_video_to_audio=0",
+        "threads=1",
+    ]
+    rc = main(
+        [
+            "train",
+            *common,
+            "trainer.max_steps=3",
+            "trainer.log_every_n_steps=1",
+            "trainer.val_check_interval=2",
+            "trainer.limit_val_batches=1",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
     assert rc == 0
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1, list(out.rglob("*"))[:20]
     # wandb (>= 0.19) keeps an offline run as one protobuf record log, read by `wandb sync`; its strings are
     # stored verbatim, so the keys, the config values and the run's grouping can be checked in it
     record = runs[0].read_bytes()
-    for text in ("train/loss", "val/temporal_alignment", "val/semantic_agreement", "cmmd_synthetic",
-                 "base_channels", "synthetic", "coupling=easy_fusion"):
+    for text in (
+        "train/loss",
+        "val/temporal_alignment",
+        "val/semantic_agreement",
+        "cmmd_synthetic",
+        "base_channels",
+        "synthetic",
+        "coupling=easy_fusion",
+    ):
         assert text.encode() in record, text
     # validation media: written under the run and logged (wandb copies media into the run's files)
     assert sorted(p.name for p in (out / "val_media" / "step_0000002").iterdir()) == [
-        "sample_0.mp4", "sample_1.mp4", "spectrogram_0.png", "spectrogram_1.png"]
+        "sample_0.mp4",
+        "sample_1.mp4",
+        "spectrogram_0.png",
+        "spectrogram_1.png",
+    ]
     media = [p.suffix for p in (out / "wandb").glob("offline-run-*/files/media/**/*") if p.is_file()]
     assert media.count(".mp4") == 2 and media.count(".png") == 2, media
     assert b"val/samples" in record and b"val/spectrograms" in record
@@ -48,5 +79,8 @@ def test_secret_looking_keys_are_redacted():
     from avgen.utils.io import redact
 
     cfg = {"logger": {"api_key": "abc", "project": "p"}, "x": [{"Token": "t", "ok": 1}], "password": None}
-    assert redact(cfg) == {"logger": {"api_key": "<redacted>", "project": "p"}, "x": [{"Token": "<redacted>", "ok": 1}],
-                           "password": None}
+    assert redact(cfg) == {
+        "logger": {"api_key": "<redacted>", "project": "p"},
+        "x": [{"Token": "<redacted>", "ok": 1}],
+        "password": None,
+    }

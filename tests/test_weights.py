@@ -18,8 +18,16 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from avgen.cli import weights as weights_cli
-from avgen.weights import (REGISTRY, HashMismatch, Weight, WeightsIncomplete, WeightsMissing, record_of, resolve,
-                           weights_dir)
+from avgen.weights import (
+    REGISTRY,
+    HashMismatch,
+    Weight,
+    WeightsIncomplete,
+    WeightsMissing,
+    record_of,
+    resolve,
+    weights_dir,
+)
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
@@ -52,8 +60,9 @@ def register(monkeypatch, entry: Weight) -> Weight:
 
 def url_entry(source: Path, **kw) -> Weight:
     kw.setdefault("sha256", {"model.pt": sha(b"weights v1")})
-    return Weight("toy-url", url=(source / "model.pt").as_uri(), filename="model.pt", licence="test",
-                  used_by="tests", **kw)
+    return Weight(
+        "toy-url", url=(source / "model.pt").as_uri(), filename="model.pt", licence="test", used_by="tests", **kw
+    )
 
 
 @pytest.fixture
@@ -149,12 +158,23 @@ def test_a_local_path_passes_through_untouched(env, monkeypatch, tmp_path, downl
 
 
 def test_hub_snapshot_through_the_hub_client(env, monkeypatch, fake_hub):
-    entry = register(monkeypatch, Weight(
-        "toy-pipe", repo_id="org/pipe", revision=REVISION, patterns=("model_index.json", "vae/*"),
-        sha256={"vae/config.json": sha(b'{"block_out_channels": [1]}')}, licence="test", used_by="tests"))
+    entry = register(
+        monkeypatch,
+        Weight(
+            "toy-pipe",
+            repo_id="org/pipe",
+            revision=REVISION,
+            patterns=("model_index.json", "vae/*"),
+            sha256={"vae/config.json": sha(b'{"block_out_channels": [1]}')},
+            licence="test",
+            used_by="tests",
+        ),
+    )
     path = resolve("toy-pipe")
-    assert sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) == \
-        ["model_index.json", "vae/config.json"]  # only what the patterns name
+    assert sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) == [
+        "model_index.json",
+        "vae/config.json",
+    ]  # only what the patterns name
     assert resolve("toy-pipe/vae") == path / "vae" and fake_hub == ["org/pipe"]  # cached: one download
     (path / "other_tool.bin").write_bytes(b"fetched by another tool at the same commit")
     assert resolve("toy-pipe") == path
@@ -178,8 +198,10 @@ def hub_cache_file(root: Path, blob_name: str, content: bytes) -> Path:
 def test_hub_file_is_checked_against_its_blob_name(env, monkeypatch, tmp_path):
     """The hub names an LFS file's blob by its SHA-256 and a small file's by its git blob id: content that does
     not hash to its name is refused, content that does is accepted (no registry hash needed)."""
-    entry = register(monkeypatch, Weight("toy-file", repo_id="org/file", revision=REVISION, filename="model.pt",
-                                         licence="test", used_by="tests"))
+    entry = register(
+        monkeypatch,
+        Weight("toy-file", repo_id="org/file", revision=REVISION, filename="model.pt", licence="test", used_by="tests"),
+    )
     corrupted = hub_cache_file(tmp_path / "hub", sha(b"what the hub served"), b"corrupted on disk")
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(corrupted))
     with pytest.raises(HashMismatch, match="hub's LFS SHA-256") as error:
@@ -204,8 +226,17 @@ def test_the_loaders_take_names(env, monkeypatch, fake_hub):
     for sub in ("unet", "text_encoder", "tokenizer", "scheduler"):
         (env / "org" / "audioldm" / sub).mkdir()
         (env / "org" / "audioldm" / sub / "config.json").write_text("{}")
-    register(monkeypatch, Weight("toy-audioldm", repo_id="org/audioldm", revision=REVISION, patterns=("*/*",),
-                                 licence="test", used_by="tests"))
+    register(
+        monkeypatch,
+        Weight(
+            "toy-audioldm",
+            repo_id="org/audioldm",
+            revision=REVISION,
+            patterns=("*/*",),
+            licence="test",
+            used_by="tests",
+        ),
+    )
     assert check_layout("toy-audioldm", "audioldm", "method.bases.text.audio").name == REVISION
 
 

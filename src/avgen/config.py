@@ -60,7 +60,7 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = (), experime
 
 
 def did_you_mean(parent: str, leaf: str, candidates: list[str]) -> str:
-    """"; did you mean <parent>.<nearest candidate>?" (names compared without their common parent)."""
+    """ "; did you mean <parent>.<nearest candidate>?" (names compared without their common parent)."""
     close = difflib.get_close_matches(leaf, candidates, n=1, cutoff=0.6)
     return f"; did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
 
@@ -69,8 +69,11 @@ def _explain_unknown_keys(root: Path, name: str, overrides: list[str]) -> None:
     """Hydra answers an override of a key that does not exist with advice to append it with `+`, which is
     wrong for a misspelling (the component would reject it later). Name the key and the nearest real one."""
     groups = {p.name for p in (root / "configs").iterdir() if p.is_dir()} | {"experiments"}
-    assignments = [o.split("=", 1)[0] for o in overrides if "=" in o and not o.startswith(("+", "~", "hydra."))
-                   and o.split("=", 1)[0] not in groups]  # a group's choice is not a key
+    assignments = [
+        o.split("=", 1)[0]
+        for o in overrides
+        if "=" in o and not o.startswith(("+", "~", "hydra.")) and o.split("=", 1)[0] not in groups
+    ]  # a group's choice is not a key
     try:
         base = _compose(root, name, [o for o in overrides if o.lstrip("+").startswith("experiments=")])
     except ConfigCompositionException:
@@ -97,8 +100,9 @@ def build_part(node: DictConfig, key: str, **kwargs: Any) -> Any:
             raise e from None
         if bad.group(1) in params:  # raised deeper down, by another constructor
             raise
-        raise ValueError(f"{key}.{bad.group(1)} is not a parameter of {node._target_}"
-                         f"{did_you_mean(key, bad.group(1), params)}") from None
+        raise ValueError(
+            f"{key}.{bad.group(1)} is not a parameter of {node._target_}{did_you_mean(key, bad.group(1), params)}"
+        ) from None
 
 
 def _compose(root: Path, name: str, overrides: list[str]) -> DictConfig:

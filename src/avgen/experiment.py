@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ProgressBar
 from hydra.utils import get_class
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
-from avgen.callbacks.reliability import (AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint,
-                                         TrainingClock)
+from avgen.callbacks.reliability import AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint, TrainingClock
 from avgen.config import build_part, load_config
 from avgen.evaluation.report import method_name, variant
 from avgen.suite import producer
@@ -33,8 +32,9 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
     net = build_part(cfg.model, "model")
     module = build_part(cfg.method, "method", net=net)
     # an experiment drops a default callback by setting it to null (e.g. no EMA for the GAN vocoder)
-    callbacks = [CheckpointAtEnd()] + [build_part(c, f"callbacks.{name}") for name, c in cfg.callbacks.items()
-                                       if c is not None]
+    callbacks = [CheckpointAtEnd()] + [
+        build_part(c, f"callbacks.{name}") for name, c in cfg.callbacks.items() if c is not None
+    ]
     callbacks += [ResolvedConfigInCheckpoint(cfg), TrainingClock()]
     return dm, module, callbacks
 
@@ -45,8 +45,11 @@ def make_logger(cfg: DictConfig, dataset: str | None = None, **overrides: Any):
     kwargs: dict[str, Any] = {}
     if cfg.logger._target_.endswith("WandbLogger") and dataset is not None:
         method = method_name(cfg)
-        kwargs = {"group": cfg.logger.group or dataset, "job_type": cfg.logger.job_type or method,
-                  "tags": [dataset, method, variant(cfg)]}
+        kwargs = {
+            "group": cfg.logger.group or dataset,
+            "job_type": cfg.logger.job_type or method,
+            "tags": [dataset, method, variant(cfg)],
+        }
     return build_part(cfg.logger, "logger", **kwargs, **overrides)
 
 
@@ -60,12 +63,20 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
     if cfg.trainer.get("precision") in ("bf16-mixed", "16-mixed"):  # fused optimizers may clip (utils/precision.py)
         plugins.append(ClippingMixedPrecision(cfg.trainer.precision, autocast_device(cfg.trainer.get("accelerator"))))
         extra["precision"] = None  # the plugin is the precision
-    return build_part(cfg.trainer, "trainer", callbacks=callbacks, logger=make_logger(cfg, dataset),
-                      default_root_dir=str(cfg.output_dir), plugins=plugins, **extra)
+    return build_part(
+        cfg.trainer,
+        "trainer",
+        callbacks=callbacks,
+        logger=make_logger(cfg, dataset),
+        default_root_dir=str(cfg.output_dir),
+        plugins=plugins,
+        **extra,
+    )
 
 
-def load_trained(experiment: str | None, overrides: list[str], ckpt: str | None = None
-                 ) -> tuple[Any, Any, Any, dict, str]:
+def load_trained(
+    experiment: str | None, overrides: list[str], ckpt: str | None = None
+) -> tuple[Any, Any, Any, dict, str]:
     """The experiment's config (with overrides), its data module and its module with a checkpoint's weights
     (`ckpt`, default the run's last.ckpt); also the checkpoint and the experiment name."""
     cfg = load_config("train", overrides, experiment=experiment)
@@ -94,15 +105,18 @@ def start_point(out_dir: Path, resume: bool, overwrite: bool, max_steps: int | N
     steps = _steps(metrics)
     if resume:
         if not last.is_file():
-            raise FileNotFoundError(f"resume=true (RESUME=1), but {last} does not exist: there is nothing to resume "
-                                    f"(drop RESUME to start the run)")
+            raise FileNotFoundError(
+                f"resume=true (RESUME=1), but {last} does not exist: there is nothing to resume "
+                f"(drop RESUME to start the run)"
+            )
         if steps is not None and max_steps is not None and max_steps > 0 and steps >= max_steps:
             return None, f"{out_dir} is finished ({steps} of {max_steps} steps, metrics.json): nothing to resume"
         return str(last), None
     options = "RESUME=1 (resume=true) continues it, overwrite=true starts it over, name=<new> starts another run"
     if steps is not None or metrics.is_file():
-        raise FileExistsError(f"{out_dir} holds a finished run (metrics.json{f', {steps} steps' if steps else ''}); "
-                              f"{options}")
+        raise FileExistsError(
+            f"{out_dir} holds a finished run (metrics.json{f', {steps} steps' if steps else ''}); {options}"
+        )
     if last.is_file():
         raise FileExistsError(f"{out_dir} holds an unfinished run (checkpoints/last.ckpt); {options}")
     return None, None
@@ -137,13 +151,16 @@ def clear_run(out_dir: Path) -> list[str]:
 def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tuple[str, str]]:
     """What this experiment needs that is not there, followed to the root, in the order to make it: the
     data store, then the checkpoints its method starts from (`start_checkpoints`: a fine-tune's parent,
-    frozen bases), each with what *that* experiment needs before it. Each entry: (what is missing, the command that makes it).
+    frozen bases), each with what *that* experiment needs before it. Each entry: (what is missing, the command
+    that makes it).
     `overrides` of `paths.*` carry over to the experiments followed."""
     out: list[tuple[str, str]] = []
     data = cfg.data.get("real", cfg.data) if "real" in cfg.data else cfg.data
     store = data.get("store")
     if store and not (Path(store) / "metadata.json").is_file():
-        out.append((f"the store {store}", data.get("make_hint") or f"make prepare DATASET=<name> RAW=<dir> OUT={store}"))
+        out.append(
+            (f"the store {store}", data.get("make_hint") or f"make prepare DATASET=<name> RAW=<dir> OUT={store}")
+        )
     for ckpt in get_class(cfg.method._target_).start_checkpoints(cfg.method):
         if Path(ckpt).is_file():
             continue

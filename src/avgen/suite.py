@@ -34,8 +34,10 @@ def load_suite(dataset: str) -> DictConfig:
         for name, entry in (suite.get(section) or {}).items():
             unknown = set(entry or {}) - ENTRY_KEYS
             if unknown:
-                raise ValueError(f"{path}: {section}.{name} has unknown keys {sorted(unknown)}; "
-                                 f"expected some of {sorted(ENTRY_KEYS)}")
+                raise ValueError(
+                    f"{path}: {section}.{name} has unknown keys {sorted(unknown)}; "
+                    f"expected some of {sorted(ENTRY_KEYS)}"
+                )
     return suite
 
 
@@ -49,8 +51,14 @@ class Run:
     seed: int
 
     def train_args(self, evaluate: tuple[str, ...] = ()) -> list[str]:
-        return ["train", f"experiment={self.experiment}", f"name={self.name}", f"seed={self.seed}",
-                *self.overrides, *evaluate]
+        return [
+            "train",
+            f"experiment={self.experiment}",
+            f"name={self.name}",
+            f"seed={self.seed}",
+            *self.overrides,
+            *evaluate,
+        ]
 
 
 def runs(dataset: str, seeds: int | None = None) -> list[Run]:
@@ -83,8 +91,9 @@ def entries() -> dict[str, tuple[str, DictConfig]]:
         for section in ("runs", "extras"):
             for experiment, entry in (suite.get(section) or {}).items():
                 if experiment in out:
-                    raise ValueError(f"{experiment} is registered twice (configs/suite/{out[experiment][0]}.yaml "
-                                     f"and {dataset}.yaml)")
+                    raise ValueError(
+                        f"{experiment} is registered twice (configs/suite/{out[experiment][0]}.yaml and {dataset}.yaml)"
+                    )
                 out[experiment] = (dataset, entry or OmegaConf.create({}))
     return out
 

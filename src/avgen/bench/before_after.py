@@ -27,9 +27,8 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-import avgen.models.unets.blocks as blocks
 from avgen.bench.steps import default_experiment_step, in_layout
 from avgen.config import load_config
 from avgen.utils.io import write_text
@@ -39,8 +38,10 @@ from avgen.utils.timing import interleaved, medians
 def speedup(times: dict[str, list[float]], before: str, after: str, name: str) -> dict[str, float]:
     """before / after of the medians, and the spread of the per-round ratios."""
     ratios = [a / b for a, b in zip(times[before], times[after])]
-    return {name: statistics.median(times[before]) / statistics.median(times[after]),
-            f"{name}_spread": max(ratios) - min(ratios)}
+    return {
+        name: statistics.median(times[before]) / statistics.median(times[after]),
+        f"{name}_spread": max(ratios) - min(ratios),
+    }
 
 
 def profile_tables(steps: dict[str, Callable[[], None]], folder: Path, name: str, repeats: int = 3) -> None:
@@ -51,8 +52,10 @@ def profile_tables(steps: dict[str, Callable[[], None]], folder: Path, name: str
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(repeats):
                 step()
-        write_text(folder / f"profile_{name}_{label}.txt",  # every operator: read the top rows, search the rest
-                   prof.key_averages().table(sort_by="cpu_time_total", row_limit=-1))
+        write_text(
+            folder / f"profile_{name}_{label}.txt",  # every operator: read the top rows, search the rest
+            prof.key_averages().table(sort_by="cpu_time_total", row_limit=-1),
+        )
 
 
 def adam_updates(net: torch.nn.Module) -> dict[str, Callable[[], None]]:
@@ -60,8 +63,8 @@ def adam_updates(net: torch.nn.Module) -> dict[str, Callable[[], None]]:
     params = [p for p in net.parameters() if p.requires_grad]
     for p in params:
         p.grad = torch.randn_like(p)
-    return {kind: (lambda o=torch.optim.Adam(params, lr=1e-6, **{kind: True}): o.step())
-            for kind in ("foreach", "fused")}
+    optimizers = {kind: torch.optim.Adam(params, lr=1e-6, **{kind: True}) for kind in ("foreach", "fused")}
+    return {kind: optimizer.step for kind, optimizer in optimizers.items()}
 
 
 def bench_before_after(cfg: DictConfig) -> dict[str, float]:
@@ -70,27 +73,43 @@ def bench_before_after(cfg: DictConfig) -> dict[str, float]:
     net = instantiate(unet_cfg, coupling="easy_fusion", video_channels=4, audio_channels=80).eval()
     t = torch.tensor([500])
     with torch.inference_mode():
-        times = interleaved({"conv3d": in_layout(lambda: net(x, t), False),
-                             "frame_convs": in_layout(lambda: net(x, t), True)}, cfg.unet_repeats, warmup=1)
-    results = {**medians(times, "conv_layout_unet_ms_per_fe_"),
-               **speedup(times, "conv3d", "frame_convs", "conv_layout_unet_speedup")}
+        times = interleaved(
+            {"conv3d": in_layout(lambda: net(x, t), False), "frame_convs": in_layout(lambda: net(x, t), True)},
+            cfg.unet_repeats,
+            warmup=1,
+        )
+    results = {
+        **medians(times, "conv_layout_unet_ms_per_fe_"),
+        **speedup(times, "conv3d", "frame_convs", "conv_layout_unet_speedup"),
+    }
     times = interleaved(adam_updates(net), cfg.unet_repeats, warmup=1)
     results.update({**medians(times, "adam_ms_"), **speedup(times, "foreach", "fused", "adam_fused_speedup")})
-    del net
+    net = None  # free the paper-size U-Net before the default step is measured
 
     with tempfile.TemporaryDirectory() as tmp:
         common = [f"output_dir={tmp}", f"data.store={cfg.data.store}"]
-        before = in_layout(default_experiment_step(cfg.overhead_experiment, [*common, "method.optimizer.fused=false"]),
-                           False)
+        before = in_layout(
+            default_experiment_step(cfg.overhead_experiment, [*common, "method.optimizer.fused=false"]), False
+        )
         after = default_experiment_step(cfg.overhead_experiment, common)  # this device's defaults
-        steps = {"before": before, "after": after, "conv3d": in_layout(after, False),
-                 "frame_convs": in_layout(after, True)}
+        steps = {
+            "before": before,
+            "after": after,
+            "conv3d": in_layout(after, False),
+            "frame_convs": in_layout(after, True),
+        }
         times = interleaved(steps, cfg.layout_steps, warmup=2)
-        pairs = {"before_after_default_step_ms_": ("before", "after"),
-                 "conv_layout_default_step_ms_": ("conv3d", "frame_convs")}
+        pairs = {
+            "before_after_default_step_ms_": ("before", "after"),
+            "conv_layout_default_step_ms_": ("conv3d", "frame_convs"),
+        }
         for prefix, pair in pairs.items():
             results.update(medians({k: times[k] for k in pair}, prefix))
-        results.update({**speedup(times, "before", "after", "before_after_default_speedup"),
-                        **speedup(times, "conv3d", "frame_convs", "conv_layout_default_speedup")})
+        results.update(
+            {
+                **speedup(times, "before", "after", "before_after_default_speedup"),
+                **speedup(times, "conv3d", "frame_convs", "conv_layout_default_speedup"),
+            }
+        )
         profile_tables({"before": before, "after": after}, Path(cfg.out).parent, "default")
     return results

@@ -18,7 +18,6 @@ Prints a table at the end. `allow_cpu=true` rehearses it on a CPU (tiny sizes; t
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -56,13 +55,16 @@ def unet_profile(cfg: DictConfig, device: str, out: Path) -> dict[str, str]:
     return files
 
 
-def isolated_unet_step(overrides: list[str], device: str, batch: int, factorised: bool, compiled: bool,
-                       repeats: int) -> dict[str, float]:
+def isolated_unet_step(
+    overrides: list[str], device: str, batch: int, factorised: bool, compiled: bool, repeats: int
+) -> dict[str, float]:
     """`unet_step` in a child process: a native crash (seen in torch.compile on the CPU) costs this figure
     only, not the sections after it."""
-    code = ("import json, sys; from avgen.bench.steps import unet_step; from avgen.config import load_config; "
-            f"cfg = load_config('gpu_check', {overrides!r}); "
-            f"print(json.dumps(unet_step(cfg, {device!r}, {batch}, {factorised}, {compiled}, {repeats})))")
+    code = (
+        "import json, sys; from avgen.bench.steps import unet_step; from avgen.config import load_config; "
+        f"cfg = load_config('gpu_check', {overrides!r}); "
+        f"print(json.dumps(unet_step(cfg, {device!r}, {batch}, {factorised}, {compiled}, {repeats})))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         from avgen.utils.numba_cache import describe_failure
@@ -74,7 +76,9 @@ def isolated_unet_step(overrides: list[str], device: str, batch: int, factorised
 def run_command(args: list[str], log: Path) -> tuple[int, float]:
     start = time.perf_counter()
     with open(log, "w") as f:
-        rc = subprocess.run([sys.executable, "-m", "avgen.cli.main", *args], stdout=f, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            [sys.executable, "-m", "avgen.cli.main", *args], stdout=f, stderr=subprocess.STDOUT
+        ).returncode
     return rc, time.perf_counter() - start
 
 
@@ -84,24 +88,52 @@ def default_experiment(cfg: DictConfig, device: str, out: Path) -> dict[str, Any
     samples = d.eval_samples if device == "cuda" else 4
     run_dir = out / "runs" / d.experiment
     common = [f"experiment={d.experiment}", f"output_dir={run_dir}", *(["trainer=gpu"] if device == "cuda" else [])]
-    rc, seconds = run_command(["train", *common, "overwrite=true", f"trainer.max_steps={steps}", "evaluate.num_samples=0",
-                               "callbacks.media.num=0", f"trainer.val_check_interval={steps}",
-                               "trainer.limit_val_batches=1"], out / f"train_{d.experiment}.log")
+    rc, seconds = run_command(
+        [
+            "train",
+            *common,
+            "overwrite=true",
+            f"trainer.max_steps={steps}",
+            "evaluate.num_samples=0",
+            "callbacks.media.num=0",
+            f"trainer.val_check_interval={steps}",
+            "trainer.limit_val_batches=1",
+        ],
+        out / f"train_{d.experiment}.log",
+    )
     result: dict[str, Any] = {"train_rc": rc, "train_wall_s": seconds}
     if rc == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        result.update({"steps": metrics["steps"], "train_seconds": metrics["train_seconds"],
-                       "steps_per_s": metrics["steps"] / metrics["train_seconds"]})
+        result.update(
+            {
+                "steps": metrics["steps"],
+                "train_seconds": metrics["train_seconds"],
+                "steps_per_s": metrics["steps"] / metrics["train_seconds"],
+            }
+        )
         # the goal's figure: `samples` joint pairs, sampled, decoded and scored (no v2a / a2v tasks)
-        rc, seconds = run_command(["eval", *common, f"evaluate.num_samples={samples}", "evaluate.num_videos=0",
-                                   "evaluate.num_video_to_audio=0", "evaluate.num_audio_to_video=0"],
-                                  out / f"eval_{d.experiment}.log")
+        rc, seconds = run_command(
+            [
+                "eval",
+                *common,
+                f"evaluate.num_samples={samples}",
+                "evaluate.num_videos=0",
+                "evaluate.num_video_to_audio=0",
+                "evaluate.num_audio_to_video=0",
+            ],
+            out / f"eval_{d.experiment}.log",
+        )
         result.update({"eval_rc": rc, "eval_wall_s": seconds})
         if rc == 0:
             ev = json.loads((run_dir / "eval" / "metrics.json").read_text())
-            result.update({"eval_samples": ev["num_samples"], "eval_seconds": ev["eval_seconds"],
-                           "eval_pairs_per_s": ev["num_samples"] / ev["eval_seconds"],
-                           "sampling_seconds": ev["sampling_seconds"]})
+            result.update(
+                {
+                    "eval_samples": ev["num_samples"],
+                    "eval_seconds": ev["eval_seconds"],
+                    "eval_pairs_per_s": ev["num_samples"] / ev["eval_seconds"],
+                    "sampling_seconds": ev["sampling_seconds"],
+                }
+            )
     return result
 
 
@@ -142,9 +174,17 @@ def smoke(cfg: DictConfig, device: str, out: Path, experiments, compiled: bool =
     result = {}
     for experiment in experiments:
         name = f"{experiment}_compiled" if compiled else experiment
-        args = ["train", f"experiment={experiment}", *smoke_overrides(experiment), f"name={name}",
-                f"paths.output_dir={out / 'smoke'}", "overwrite=true", f"trainer.max_steps={cfg.smoke_steps}",
-                f"trainer.val_check_interval={cfg.smoke_steps}", *(["trainer=gpu"] if device == "cuda" else [])]
+        args = [
+            "train",
+            f"experiment={experiment}",
+            *smoke_overrides(experiment),
+            f"name={name}",
+            f"paths.output_dir={out / 'smoke'}",
+            "overwrite=true",
+            f"trainer.max_steps={cfg.smoke_steps}",
+            f"trainer.val_check_interval={cfg.smoke_steps}",
+            *(["trainer=gpu"] if device == "cuda" else []),
+        ]
         if compiled:  # a CPU rehearsal checks the capture only (inductor's CPU code generation is slow)
             args += ["compile=true", *([] if device == "cuda" else ["compile_backend=aot_eager"])]
         log = out / f"smoke_{name}.log"
@@ -166,8 +206,12 @@ def gpu_tests(out: Path) -> dict[str, Any]:
     if not paths:
         return {"rc": 0, "note": "no tests/ in this install"}
     with open(out / "gpu_tests.log", "w") as f:
-        rc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *paths],
-                            stdout=f, stderr=subprocess.STDOUT, cwd=repo_root()).returncode
+        rc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *paths],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=repo_root(),
+        ).returncode
     return {"rc": rc, "log": "gpu_tests.log"}
 
 
@@ -176,8 +220,10 @@ def run(overrides: list[str]) -> int:
     overrides = list(overrides)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and not cfg.allow_cpu:
-        print("gpu-check: no GPU visible (torch.cuda.is_available() is False); allow_cpu=true rehearses it on the CPU",
-              file=sys.stderr)
+        print(
+            "gpu-check: no GPU visible (torch.cuda.is_available() is False); allow_cpu=true rehearses it on the CPU",
+            file=sys.stderr,
+        )
         return 2
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -185,8 +231,12 @@ def run(overrides: list[str]) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu (rehearsal)",
-                               "torch": torch.__version__, "cuda": torch.version.cuda, "skipped": []}
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (rehearsal)",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "skipped": [],
+    }
 
     def section(name: str, fn) -> None:
         if time.perf_counter() - start > cfg.budget_seconds:
@@ -210,24 +260,40 @@ def run(overrides: list[str]) -> int:
     section("default_experiment", lambda: default_experiment(cfg, device, out))
     for b in batches:
         if b in compiled:
-            section(f"unet_b{b}_frame_convs_compiled",
-                    lambda b=b: isolated_unet_step(overrides, device, b, True, True, repeats))
-    for b in (cfg.unet.cudagraph_batch_sizes if device == "cuda" else []):  # small batches: launch-bound
-        section(f"unet_b{b}_frame_convs_cudagraphs",
-                lambda b=b: isolated_unet_step([*overrides, "unet.compile_mode=reduce-overhead"], device, b, True,
-                                               True, repeats))
+            section(
+                f"unet_b{b}_frame_convs_compiled",
+                lambda b=b: isolated_unet_step(overrides, device, b, True, True, repeats),
+            )
+    for b in cfg.unet.cudagraph_batch_sizes if device == "cuda" else []:  # small batches: launch-bound
+        section(
+            f"unet_b{b}_frame_convs_cudagraphs",
+            lambda b=b: isolated_unet_step(
+                [*overrides, "unet.compile_mode=reduce-overhead"], device, b, True, True, repeats
+            ),
+        )
     section("default_steps", lambda: default_steps(cfg, device))
     section("smoke", lambda: smoke(cfg, device, out, representatives(cfg.smoke_suite)))
     if device == "cuda":  # the tests that need a GPU (skipped on CPU machines)
         section("gpu_tests", lambda: gpu_tests(out))
-    section("smoke_compiled", lambda: smoke(cfg, device, out, representatives(cfg.smoke_suite, methods_only=True),
-                                            compiled=True))
+    section(
+        "smoke_compiled",
+        lambda: smoke(cfg, device, out, representatives(cfg.smoke_suite, methods_only=True), compiled=True),
+    )
     results["total_seconds"] = time.perf_counter() - start
     write_json(out / "results.json", results)
     print(format_results(results))
     print(f"written to {out / 'results.json'}")
-    failed = [k for k, v in results.items() if isinstance(v, dict) and ("error" in v or v.get("train_rc") or v.get("rc")
-              or any(isinstance(r, dict) and (r.get("rc") or "error" in r) for r in v.values()))]
+    failed = [
+        k
+        for k, v in results.items()
+        if isinstance(v, dict)
+        and (
+            "error" in v
+            or v.get("train_rc")
+            or v.get("rc")
+            or any(isinstance(r, dict) and (r.get("rc") or "error" in r) for r in v.values())
+        )
+    ]
     return 1 if failed else 0
 
 
@@ -235,24 +301,33 @@ def format_results(results: dict[str, Any]) -> str:
     lines = [f"device: {results['device']} (torch {results['torch']}, CUDA {results['cuda']})"]
     for key, value in results.items():
         if key.startswith("unet_b") and "error" not in value:
-            lines.append(f"{key:<34} {value['step_ms']:8.1f} ms  {value['samples_per_s']:8.1f} samples/s  "
-                         f"MFU {100 * value['mfu']:5.1f}%")
+            lines.append(
+                f"{key:<34} {value['step_ms']:8.1f} ms  {value['samples_per_s']:8.1f} samples/s  "
+                f"MFU {100 * value['mfu']:5.1f}%"
+            )
         elif isinstance(value, dict) and "error" in value:
             lines.append(f"{key:<34} FAILED {value['error'][:200]}")
     d = results.get("default_experiment", {})
     if "steps_per_s" in d:
         lines.append(f"{'default experiment':<34} {d['steps_per_s']:8.2f} steps/s")
     for label, r in results.get("default_steps", {}).items():
-        value = f"{r['steps_per_s']:8.2f} steps/s (warm-up {r['warmup_s']:.0f} s)" if "steps_per_s" in r else \
-            f"FAILED {r.get('error', '')[:150]}"
+        value = (
+            f"{r['steps_per_s']:8.2f} steps/s (warm-up {r['warmup_s']:.0f} s)"
+            if "steps_per_s" in r
+            else f"FAILED {r.get('error', '')[:150]}"
+        )
         lines.append(f"{'default step, no Trainer, ' + label:<34} {value}")
     if "eval_pairs_per_s" in d:
-        lines.append(f"{'evaluation':<34} {d['eval_samples']} pairs in {d['eval_seconds']:.1f} s "
-                     f"({d['eval_pairs_per_s']:.1f} pairs/s, decoding included)")
+        lines.append(
+            f"{'evaluation':<34} {d['eval_samples']} pairs in {d['eval_seconds']:.1f} s "
+            f"({d['eval_pairs_per_s']:.1f} pairs/s, decoding included)"
+        )
     for name, r in {**results.get("smoke", {}), **results.get("smoke_compiled", {})}.items():
         if isinstance(r, dict):
-            lines.append(f"{'smoke ' + name:<34} {'ok' if r['rc'] == 0 else 'FAILED rc=' + str(r['rc'])} "
-                         f"({r['wall_s']:.0f} s, AccumulateGrad stream warnings: {r.get('stream_warnings', '?')})")
+            lines.append(
+                f"{'smoke ' + name:<34} {'ok' if r['rc'] == 0 else 'FAILED rc=' + str(r['rc'])} "
+                f"({r['wall_s']:.0f} s, AccumulateGrad stream warnings: {r.get('stream_warnings', '?')})"
+            )
     if results.get("skipped"):
         lines.append(f"skipped (budget): {', '.join(results['skipped'])}")
     return "\n".join(lines)

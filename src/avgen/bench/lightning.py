@@ -8,18 +8,16 @@ per-step seeding, the non-finite guard, the LR monitor). Goal: at most 1.10.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import tempfile
 import time
-import warnings
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, open_dict
 
-from avgen.config import load_config
 from avgen.bench.steps import bare_parts, bare_training_step, unet_step
+from avgen.config import load_config
 from avgen.experiment import build, make_trainer
 
 
@@ -34,9 +32,16 @@ class _StepTimer(L.Callback):
 def bench_lightning(cfg: DictConfig) -> dict[str, float]:
     steps, warmup = cfg.overhead_steps, 5
     with tempfile.TemporaryDirectory() as tmp:
-        train_cfg = load_config("train", [f"output_dir={tmp}", f"data.store={cfg.data.store}",
-                                          f"trainer.max_steps={steps + warmup + 1}",
-                                          "trainer.enable_progress_bar=true"], experiment=cfg.overhead_experiment)
+        train_cfg = load_config(
+            "train",
+            [
+                f"output_dir={tmp}",
+                f"data.store={cfg.data.store}",
+                f"trainer.max_steps={steps + warmup + 1}",
+                "trainer.enable_progress_bar=true",
+            ],
+            experiment=cfg.overhead_experiment,
+        )
         with open_dict(train_cfg):
             del train_cfg.callbacks["ema"]
             del train_cfg.callbacks["checkpoint"]
@@ -48,7 +53,7 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
         timer = _StepTimer()
         trainer = make_trainer(train_cfg, [*callbacks, timer])
         trainer.fit(module, datamodule=dm)
-        lightning_step = statistics.median(b - a for a, b in zip(timer.starts[warmup:], timer.starts[warmup + 1:]))
+        lightning_step = statistics.median(b - a for a, b in zip(timer.starts[warmup:], timer.starts[warmup + 1 :]))
 
         # the same work in a bare loop
         L.seed_everything(0, verbose=False)
@@ -61,8 +66,11 @@ def bench_lightning(cfg: DictConfig) -> dict[str, float]:
             if i >= warmup:
                 times.append(time.perf_counter() - start)
         bare_step = statistics.median(times)
-    return {"lightning_step_ms": 1000 * lightning_step, "bare_step_ms": 1000 * bare_step,
-            "lightning_overhead": lightning_step / bare_step}
+    return {
+        "lightning_step_ms": 1000 * lightning_step,
+        "bare_step_ms": 1000 * bare_step,
+        "lightning_overhead": lightning_step / bare_step,
+    }
 
 
 def bench_gpu(cfg: DictConfig) -> dict[str, float]:
@@ -74,8 +82,12 @@ def bench_gpu(cfg: DictConfig) -> dict[str, float]:
         return {}
     check = load_config("gpu_check", [f"peak_tflops={cfg.gpu_peak_tflops}"])
     step = unet_step(check, "cuda", cfg.gpu_batch_size, factorised=True, compiled=False, repeats=cfg.gpu_repeats)
-    return {"gpu_name": torch.cuda.get_device_name(), "gpu_cmmd_step_ms": step["step_ms"],
-            "gpu_cmmd_samples_per_s": step["samples_per_s"], "gpu_cmmd_mfu": step["mfu"]}
+    return {
+        "gpu_name": torch.cuda.get_device_name(),
+        "gpu_cmmd_step_ms": step["step_ms"],
+        "gpu_cmmd_samples_per_s": step["samples_per_s"],
+        "gpu_cmmd_mfu": step["mfu"],
+    }
 
 
 def bench_lightning_and_gpu(cfg: DictConfig) -> dict[str, float]:

@@ -4,7 +4,6 @@ names them all."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -13,8 +12,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from avgen.config import load_config
-from avgen.utils.io import write_json
-from avgen.utils.threads import free_cores, set_torch_threads
 from avgen.utils.timing import interleaved, medians
 
 
@@ -57,19 +54,24 @@ def bench_unet(cfg: DictConfig) -> dict[str, float]:
     unet_cfg = load_config("train", [f"model={cfg.unet_model}", "name=bench"]).model
     for coupling in ("none", "easy_fusion", "rs_mma"):
         nets[f"unet_ms_per_fe_{coupling}"] = (
-            instantiate(unet_cfg, coupling=coupling, video_channels=4, audio_channels=80).eval(), torch.tensor([500]))
+            instantiate(unet_cfg, coupling=coupling, video_channels=4, audio_channels=80).eval(),
+            torch.tensor([500]),
+        )
     dit_cfg = load_config("train", [f"model={cfg.dit_model}", "name=bench"]).model
     for coupling in ("none", "joint", "cross"):
         nets[f"dit_ms_per_fe_{coupling}"] = (instantiate(dit_cfg, coupling=coupling).eval(), torch.tensor([500.0]))
 
     def call(net, t):
         return lambda: net(x, t)
+
     with torch.inference_mode():
         times = interleaved({name: call(*nt) for name, nt in nets.items()}, cfg.unet_repeats, warmup=2)
     results = medians(times, "")
     for family, base in (("unet", "none"), ("dit", "none")):
-        for coupling in (("easy_fusion", "rs_mma") if family == "unet" else ("joint", "cross")):
-            ratios = [a / b for a, b in zip(times[f"{family}_ms_per_fe_{coupling}"], times[f"{family}_ms_per_fe_{base}"])]
+        for coupling in ("easy_fusion", "rs_mma") if family == "unet" else ("joint", "cross"):
+            ratios = [
+                a / b for a, b in zip(times[f"{family}_ms_per_fe_{coupling}"], times[f"{family}_ms_per_fe_{base}"])
+            ]
             name = f"{coupling}_overhead" if family == "unet" else f"dit_{coupling}_overhead"
             results[name] = results[f"{family}_ms_per_fe_{coupling}"] / results[f"{family}_ms_per_fe_{base}"] - 1
             results[f"{name}_spread"] = max(ratios) - min(ratios)  # of the per-round ratios
@@ -91,16 +93,22 @@ def bench_vocoder(cfg: DictConfig) -> dict[str, float]:
     store = Store(instantiate(cfg.data).store_path)
     rep = store.representations["audio_mel"]
     idx = store.indices("test")[: cfg.vocoder_mels]
-    mels = np.stack([store.array("audio_mel")[i][:, rep.margin_frames:rep.margin_frames + rep.clip_frames]
-                     for i in idx]).astype(np.float32)
+    mels = np.stack(
+        [store.array("audio_mel")[i][:, rep.margin_frames : rep.margin_frames + rep.clip_frames] for i in idx]
+    ).astype(np.float32)
     librosa_gl, batched_gl = GriffinLim.from_metadata(rep.meta), BatchedGriffinLim.from_metadata(rep.meta, device="cpu")
     synth = BandSynth.from_metadata(rep.meta)
-    times = interleaved({"librosa": lambda: [librosa_gl(m) for m in mels], "batched": lambda: batched_gl.batch(mels),
-                         "band_synth": lambda: synth.batch(mels)}, cfg.vocoder_rounds)
+    times = interleaved(
+        {
+            "librosa": lambda: [librosa_gl(m) for m in mels],
+            "batched": lambda: batched_gl.batch(mels),
+            "band_synth": lambda: synth.batch(mels),
+        },
+        cfg.vocoder_rounds,
+    )
     out = {}
     for name, ts in times.items():
         out[f"vocoder_{name}_s_per_{len(mels)}"] = statistics.median(ts)
         out[f"vocoder_{name}_spread_s"] = max(ts) - min(ts)
     out["vocoder_batched_speedup"] = statistics.median(times["librosa"]) / statistics.median(times["batched"])
     return out
-

@@ -31,8 +31,10 @@ def training_step_fn(cfg: DictConfig, device: str, batch: int, factorised: bool,
     module = build_part(train_cfg.method, "method", net=net).to(device)
     model = torch.compile(net, mode=cfg.unet.compile_mode) if compiled else net
     frames, mel_frames = (18, 112) if device == "cuda" else (4, 16)  # CMMD shapes; tiny for a CPU rehearsal
-    x0 = {"video": torch.randn(batch, frames, 4, 16, 16, device=device),
-          "audio": torch.randn(batch, 80, mel_frames, device=device)}
+    x0 = {
+        "video": torch.randn(batch, frames, 4, 16, 16, device=device),
+        "audio": torch.randn(batch, 80, mel_frames, device=device),
+    }
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, fused=cfg.unet.fused_adam)  # as training (configs/method)
 
     def step(m) -> None:
@@ -64,8 +66,9 @@ def warm_up(step, device: str, calls: int) -> float:
     return time.perf_counter() - start
 
 
-def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool,
-              repeats: int) -> dict[str, float]:
+def unet_step(
+    cfg: DictConfig, device: str, batch: int, factorised: bool, compiled: bool, repeats: int
+) -> dict[str, float]:
     """Median train-step time of the paper-size U-Net, samples/s and MFU (FLOPs of one eager step)."""
     step, flops = training_step_fn(cfg, device, batch, factorised, compiled)
     warmup = warm_up(step, device, 3)
@@ -76,17 +79,23 @@ def unet_step(cfg: DictConfig, device: str, batch: int, factorised: bool, compil
         sync(device)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    out = {"step_ms": 1000 * seconds, "step_ms_spread": 1000 * (max(times) - min(times)),
-           "samples_per_s": batch / seconds, "tflops_per_step": flops / 1e12,
-           "mfu": flops / seconds / (cfg.peak_tflops * 1e12), "warmup_s": warmup}
+    out = {
+        "step_ms": 1000 * seconds,
+        "step_ms_spread": 1000 * (max(times) - min(times)),
+        "samples_per_s": batch / seconds,
+        "tflops_per_step": flops / 1e12,
+        "mfu": flops / seconds / (cfg.peak_tflops * 1e12),
+        "warmup_s": warmup,
+    }
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.reset_peak_memory_stats()
     return out
 
 
-def bare_training_step(module, optimizer, batch, step: int, clip: float | None,
-                       autocast: torch.autocast | None = None) -> None:
+def bare_training_step(
+    module, optimizer, batch, step: int, clip: float | None, autocast: torch.autocast | None = None
+) -> None:
     """The method's training step (under `autocast`, as Lightning's mixed precision runs it), backward,
     gradient clipping and the optimizer step, without a Trainer."""
     with warnings.catch_warnings(), autocast or contextlib.nullcontext():
@@ -117,11 +126,13 @@ def in_layout(fn: Callable[[], object], factorised: bool | None) -> Callable[[],
     def call() -> object:
         with blocks.conv_layout(factorised):
             return fn()
+
     return call
 
 
-def default_experiment_step(experiment: str, overrides: list[str], device: str = "cpu",
-                            compile_options: dict | None = None) -> Callable[[], None]:
+def default_experiment_step(
+    experiment: str, overrides: list[str], device: str = "cpu", compile_options: dict | None = None
+) -> Callable[[], None]:
     """One bare training step of `experiment` on a fixed batch of its own data, as a function: on `device`
     (CUDA: bf16 autocast, as the GPU trainer preset), its networks torch.compile'd with `compile_options`."""
     from lightning.fabric.utilities.apply_func import move_data_to_device

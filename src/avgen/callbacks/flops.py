@@ -4,7 +4,8 @@ Every `every_n_steps`-th optimizer step (forward, backward of each of its micro-
 accumulation; `utils/flops.py` says what is counted) runs under a FLOP counter; each counted step stands for
 the `every_n_steps` steps from it, so the total follows a method whose step cost changes during training
 (CMMD's contrastive term switched on mid-run). Counts are per process times the world size (DDP: every rank
-does the same work on its own samples), so a step's FLOPs are those of every micro-batch on every rank. The totals are checkpointed, so a
+does the same work on its own samples), so a step's FLOPs are those of every micro-batch on every rank. The
+totals are checkpointed, so a
 resumed run reports the compute of the whole run. With `compile=true` the counter would see the compiled
 graph's kernels, not the model's operations: counting is off and the figures are absent.
 """
@@ -26,7 +27,9 @@ class TrainingFlops(L.Callback):
         self.total, self.counted_steps, self.counted_samples, self.counted_flops = 0.0, 0, 0, 0.0
         self._mode, self._step, self._last_counted = None, None, None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         # every micro-batch of a counted optimizer step (global_step advances after the last one)
         if self.enabled and trainer.global_step % self.every == 0 and self._mode is None:
             from lightning.pytorch.utilities.data import extract_batch_size
@@ -35,8 +38,9 @@ class TrainingFlops(L.Callback):
             self._mode = counter()
             self._mode.__enter__()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self._mode is None:
             return
         self._mode.__exit__(None, None, None)
@@ -67,8 +71,13 @@ class TrainingFlops(L.Callback):
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "counted_steps": self.counted_steps, "counted_samples": self.counted_samples,
-                "counted_flops": self.counted_flops, "last_counted": self._last_counted}
+        return {
+            "total": self.total,
+            "counted_steps": self.counted_steps,
+            "counted_samples": self.counted_samples,
+            "counted_flops": self.counted_flops,
+            "last_counted": self._last_counted,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.total = state_dict["total"]

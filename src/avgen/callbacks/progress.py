@@ -57,8 +57,9 @@ class StepProgress(ProgressBar):
         loss = trainer.callback_metrics.get("train/loss")
         return f"loss {float(loss):.4f}" if loss is not None else ""
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not (self._enabled and trainer.is_global_zero):
             return
         step, total = trainer.global_step, self._total(trainer)
@@ -73,8 +74,11 @@ class StepProgress(ProgressBar):
             return
         self._last = now
         rate = (step - self._first_step) / max(now - self._start, 1e-9)
-        parts = [f"step {step}/{total or '?'}" + (f" ({100 * step / total:.0f}%)" if total else ""), self._loss(trainer),
-                 f"{rate:.2f} steps/s"]
+        parts = [
+            f"step {step}/{total or '?'}" + (f" ({100 * step / total:.0f}%)" if total else ""),
+            self._loss(trainer),
+            f"{rate:.2f} steps/s",
+        ]
         if total and rate > 0:
             parts.append(f"ETA {duration((total - step) / rate)}")
         print(" | ".join(p for p in parts if p), file=sys.stderr, flush=True)
@@ -84,5 +88,8 @@ class StepProgress(ProgressBar):
             self._bar.close()
             self._bar = None
         elif self._enabled and trainer.is_global_zero:
-            print(f"training: {trainer.global_step} steps in {duration(time.perf_counter() - self._start)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"training: {trainer.global_step} steps in {duration(time.perf_counter() - self._start)}",
+                file=sys.stderr,
+                flush=True,
+            )

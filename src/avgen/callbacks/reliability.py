@@ -38,9 +38,13 @@ class StepSeeding(L.Callback):
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         # distinct streams per (step, rank); 64-bit mixing keeps neighbouring steps unrelated
-        value = (self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9 + trainer.global_rank) % 2**63
+        value = (
+            self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9 + trainer.global_rank
+        ) % 2**63
         torch.manual_seed(value)
         np.random.seed(value % 2**32)
         random.seed(value)
@@ -66,8 +70,14 @@ class NonFiniteGuard(L.Callback):
                     p.grad = None
             self.skipped += 1
             self.consecutive += 1
-        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False, sync_dist=False,
-                      rank_zero_only=True)
+        pl_module.log(
+            "train/nonfinite_steps",
+            float(self.skipped),
+            on_step=True,
+            on_epoch=False,
+            sync_dist=False,
+            rank_zero_only=True,
+        )
         if self.consecutive >= self.max_consecutive:
             last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
             raise TrainingDiverged(
@@ -142,7 +152,9 @@ class ReplicaConsistencyCheck(L.Callback):
         checksum = torch.stack([p.detach().double().sum() for p in pl_module.parameters()]).sum()
         checksums = trainer.strategy.all_gather(checksum.to(pl_module.device)).flatten().tolist()
         if trainer.is_global_zero:
-            write_json(Path(trainer.default_root_dir) / "replicas.json",
-                       {"world_size": trainer.world_size, "checksums": checksums, "step": trainer.global_step})
+            write_json(
+                Path(trainer.default_root_dir) / "replicas.json",
+                {"world_size": trainer.world_size, "checksums": checksums, "step": trainer.global_step},
+            )
         if len(set(checksums)) != 1:
             raise RuntimeError(f"the {trainer.world_size} replicas' weights differ after training: {checksums}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def pop(overrides: list[str], key: str) -> tuple[str | None, list[str]]:
     """The value of a command-level `key=value` (not a config key; empty = None) and the other overrides."""
     value = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)

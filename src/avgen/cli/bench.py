@@ -38,7 +38,9 @@ def run(overrides: list[str]) -> int:
     results.update({"bench_cpu_cores": free_cores(), "bench_torch_threads": threads})
     unknown = set(cfg.only or ()) - set(cfg.benches)
     if unknown:
-        raise ValueError(f"bench only={sorted(unknown)}: not in configs/bench.yaml `benches` ({', '.join(cfg.benches)})")
+        raise ValueError(
+            f"bench only={sorted(unknown)}: not in configs/bench.yaml `benches` ({', '.join(cfg.benches)})"
+        )
     for name, target in cfg.benches.items():
         if cfg.only and name not in cfg.only:
             continue

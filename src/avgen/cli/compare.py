@@ -23,8 +23,10 @@ def run(overrides: list[str]) -> int:
         rows = [r for r in rows if r["dataset"] == cfg.dataset_name]
         datasets = [cfg.dataset_name]
     if not rows:
-        raise FileNotFoundError(f"no run with metrics.json for dataset {cfg.dataset_name or 'any'} under {outputs}/*/; "
-                                "train some first (make train EXP=...)")
+        raise FileNotFoundError(
+            f"no run with metrics.json for dataset {cfg.dataset_name or 'any'} under {outputs}/*/; "
+            "train some first (make train EXP=...)"
+        )
     out = outputs / "compare"
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:

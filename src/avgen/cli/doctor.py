@@ -27,6 +27,12 @@ def run(overrides: list[str]) -> int:
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
             print(f"removed {folder}: the next avgen process compiles it again")
-    print("doctor: " + (f"{len(failed)} check(s) failed" if failed else "every check passed"
-                        + (" (warnings above)" if any(c.status == "warn" for c in checks) else "")))
+    print(
+        "doctor: "
+        + (
+            f"{len(failed)} check(s) failed"
+            if failed
+            else "every check passed" + (" (warnings above)" if any(c.status == "warn" for c in checks) else "")
+        )
+    )
     return 1 if failed else 0

@@ -34,8 +34,15 @@ def run(overrides: list[str]) -> int:
     out_dir = Path(cfg.output_dir) / (into or "eval")
     t = time.perf_counter()
     metrics = score(cfg, module, dm, out_dir)
-    metrics.update({"experiment": experiment, "checkpoint": path, "steps": state.get("global_step"),
-                    "eval_seconds": time.perf_counter() - t, "torch_threads": threads})
+    metrics.update(
+        {
+            "experiment": experiment,
+            "checkpoint": path,
+            "steps": state.get("global_step"),
+            "eval_seconds": time.perf_counter() - t,
+            "torch_threads": threads,
+        }
+    )
     write_json(out_dir / "metrics.json", metrics)
     if cfg.logger._target_.endswith("WandbLogger"):  # a run of its own beside the training run, same keys
         logger = make_logger(cfg, dataset_name(dm), name=f"{cfg.name}-eval", save_dir=str(out_dir))

@@ -10,17 +10,38 @@ COMMANDS = {
     "prepare": ("avgen.cli.prepare", "raw media -> clip store (configs/prepare.yaml)"),
     "toy": ("avgen.methods.mmdisco.toy_command", "MMDisCo's 2-D toy experiment -> outputs/toy/ (configs/toy.yaml)"),
     "bench": ("avgen.cli.bench", "speed figures -> outputs/bench/results.json (configs/bench.yaml)"),
-    "sample": ("avgen.cli.sample", "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]"),
+    "sample": (
+        "avgen.cli.sample",
+        "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]",
+    ),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
     "guidance-sweep": ("avgen.cli.guidance_sweep", "choose a run's v2a/a2v guidance lambda on the validation split"),
-    "fake-cache": ("avgen.cli.fake_cache", "MMDisCo's fake pairs sampled from its bases (resumable): experiment=<name>"),
+    "fake-cache": (
+        "avgen.cli.fake_cache",
+        "MMDisCo's fake pairs sampled from its bases (resumable): experiment=<name>",
+    ),
     "smoke-ood": ("avgen.cli.smoke_ood", "tiny random AudioLDM + AnimateDiff pipelines through MMDisCo out of domain"),
-    "gpu-check": ("avgen.bench.gpu_check", "measure a GPU machine: U-Net MFU, default experiment, evaluation, every method"),
+    "gpu-check": (
+        "avgen.bench.gpu_check",
+        "measure a GPU machine: U-Net MFU, default experiment, evaluation, every method",
+    ),
     "doctor": ("avgen.cli.doctor", "can this install run the README's commands? a table; exit 0 when nothing fails"),
-    "weights": ("avgen.cli.weights", "fetch + verify pretrained weights [which=<name>,...], then a table of what is present"),
-    "compare": ("avgen.cli.compare", "runs side by side -> outputs/compare/<dataset>.md + plots (configs/compare.yaml)"),
-    "suite": ("avgen.cli.suite", "train what a suite registry lists and is missing, then compare: [dataset=synthetic] [seeds=N]"),
-    "pipeline": ("avgen.cli.pipeline", "an experiment with the runs it starts from (bases, parents): experiment=<name>"),
+    "weights": (
+        "avgen.cli.weights",
+        "fetch + verify pretrained weights [which=<name>,...], then a table of what is present",
+    ),
+    "compare": (
+        "avgen.cli.compare",
+        "runs side by side -> outputs/compare/<dataset>.md + plots (configs/compare.yaml)",
+    ),
+    "suite": (
+        "avgen.cli.suite",
+        "train what a suite registry lists and is missing, then compare: [dataset=synthetic] [seeds=N]",
+    ),
+    "pipeline": (
+        "avgen.cli.pipeline",
+        "an experiment with the runs it starts from (bases, parents): experiment=<name>",
+    ),
     "gpu-smoke": ("avgen.cli.gpu_smoke", "a short DDP + bf16 run of every registered method on the visible GPUs"),
 }
 

@@ -37,21 +37,30 @@ def run(overrides: list[str]) -> int:
     num = int(num) if num else cfg.evaluate.num_videos
     kwargs = sampler_kwargs(cfg)
     if mode == "joint":
-        pairs = generate_pairs(module, dm, num=num, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
-                               length_factor=cfg.evaluate.length_factor, **kwargs)
+        pairs = generate_pairs(
+            module,
+            dm,
+            num=num,
+            batch_size=cfg.evaluate.batch_size,
+            seed=cfg.evaluate.seed,
+            length_factor=cfg.evaluate.length_factor,
+            **kwargs,
+        )
     else:
         if not module.conditional:
             raise ValueError(f"{name} generates jointly only ({type(module).__name__}); use mode=joint")
-        pairs = conditional_pairs(module, dm, "video" if mode == "v2a" else "audio", num, cfg.evaluate.seed,
-                                  **guidance_kwargs(cfg), **kwargs)
+        pairs = conditional_pairs(
+            module, dm, "video" if mode == "v2a" else "audio", num, cfg.evaluate.seed, **guidance_kwargs(cfg), **kwargs
+        )
     out = Path(cfg.output_dir) / f"samples_{mode}"
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", **pairs)
     video_dec, audio_dec = decoders(dm, cfg)
-    write_videos(out, decode_pairs(pairs, video_dec, audio_dec), len(pairs["video"]), video_dec.fps,
-                 audio_dec.sample_rate)
+    write_videos(
+        out, decode_pairs(pairs, video_dec, audio_dec), len(pairs["video"]), video_dec.fps, audio_dec.sample_rate
+    )
     if mode != "joint":
-        ids = dm.dataset("val").ids[:len(pairs["video"])]
+        ids = dm.dataset("val").ids[: len(pairs["video"])]
         write_json(out / "conditions.json", {"mode": mode, "split": dm.splits["val"], "clips": ids})
     print(f"{len(pairs['video'])} {mode} samples -> {out}")
     return 0

@@ -31,27 +31,65 @@ def run(overrides: list[str]) -> int:
     print(f"smoke-ood: tiny AudioLDM and AnimateDiff pipelines -> {pipelines}")
     audioldm = tiny_audioldm(pipelines / "audioldm", n_mels=TINY_N_MELS)
     animatediff = tiny_animatediff(pipelines / "animatediff")
-    rc = prepare_cli.run([
-        "dataset=synthetic", "preset=mmdisco_ood", f"raw={root / 'raw'}", f"out={root / 'store'}",
-        f"vae_path={animatediff / 'vae'}", f"audioldm_path={audioldm}", "progress=false",
-        "dataset.num_train=12", "dataset.num_test=4", "dataset.num_val=0", "dataset.duration=2.25",
-        "preset.representations.video_sdvae.size=16", f"preset.representations.audio_audioldm.n_mels={TINY_N_MELS}",
-    ])
+    rc = prepare_cli.run(
+        [
+            "dataset=synthetic",
+            "preset=mmdisco_ood",
+            f"raw={root / 'raw'}",
+            f"out={root / 'store'}",
+            f"vae_path={animatediff / 'vae'}",
+            f"audioldm_path={audioldm}",
+            "progress=false",
+            "dataset.num_train=12",
+            "dataset.num_test=4",
+            "dataset.num_val=0",
+            "dataset.duration=2.25",
+            "preset.representations.video_sdvae.size=16",
+            f"preset.representations.audio_audioldm.n_mels={TINY_N_MELS}",
+        ]
+    )
     if rc:
         return rc
-    rc = train_cli.run([
-        "experiment=mmdisco_vggsound_audioldm_animatediff", "trainer=cpu", "logger=csv", f"output_dir={root / 'run'}",
-        f"data.real.store={root / 'store'}", f"data.fake_store={root / 'fake_cache'}", "data.real.batch_size=4",
-        "data.real.num_workers=0", "data.real.persistent_workers=false", "data.real.pin_memory=false",
-        f"method.bases.text.audio={audioldm}", f"method.bases.text.video={animatediff}",
-        "method.fake_cache.num=8", "method.fake_cache.batch_size=4", "method.fake_cache.steps=3",
-        "model.base_channels=8", "model.channel_mult=[1]", "model.blocks_per_level=1", "model.head_dim=16",
-        "model.time_embed_dim=16", "model.video_stem_stride=1", f"model.audio_channels={4 * TINY_N_MELS // 2}",
-        "model.text_dims={audio: 8, video: 16}", "trainer.max_steps=3", "trainer.max_epochs=-1",
-        "trainer.val_check_interval=3", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
-        "sampler.steps=3", "evaluate.num_samples=1", "evaluate.num_videos=1", "evaluate.batch_size=1",
-        "evaluate.metrics=[av_align]", "callbacks.media.num=1", "overwrite=true", *overrides,
-    ])
+    rc = train_cli.run(
+        [
+            "experiment=mmdisco_vggsound_audioldm_animatediff",
+            "trainer=cpu",
+            "logger=csv",
+            f"output_dir={root / 'run'}",
+            f"data.real.store={root / 'store'}",
+            f"data.fake_store={root / 'fake_cache'}",
+            "data.real.batch_size=4",
+            "data.real.num_workers=0",
+            "data.real.persistent_workers=false",
+            "data.real.pin_memory=false",
+            f"method.bases.text.audio={audioldm}",
+            f"method.bases.text.video={animatediff}",
+            "method.fake_cache.num=8",
+            "method.fake_cache.batch_size=4",
+            "method.fake_cache.steps=3",
+            "model.base_channels=8",
+            "model.channel_mult=[1]",
+            "model.blocks_per_level=1",
+            "model.head_dim=16",
+            "model.time_embed_dim=16",
+            "model.video_stem_stride=1",
+            f"model.audio_channels={4 * TINY_N_MELS // 2}",
+            "model.text_dims={audio: 8, video: 16}",
+            "trainer.max_steps=3",
+            "trainer.max_epochs=-1",
+            "trainer.val_check_interval=3",
+            "trainer.limit_val_batches=1",
+            "trainer.enable_progress_bar=false",
+            "sampler.steps=3",
+            "evaluate.num_samples=1",
+            "evaluate.num_videos=1",
+            "evaluate.batch_size=1",
+            "evaluate.metrics=[av_align]",
+            "callbacks.media.num=1",
+            "overwrite=true",
+            *overrides,
+        ]
+    )
     if rc:
         return rc
     mp4s = sorted((root / "run" / "samples").glob("*.mp4"))

@@ -16,15 +16,16 @@ def run(overrides: list[str]) -> int:
     seeds, overrides = pop(overrides, "seeds")
     dataset = dataset or "synthetic"
     suite = load_suite(dataset)
-    outputs = Path(load_config("train", [o for o in overrides if o.startswith("paths.")]
-                               + ["name=suite"]).paths.output_dir)
-    todo = [r for r in runs(dataset, int(seeds) if seeds else None)
-            if not (outputs / r.name / "metrics.json").is_file()]
+    outputs = Path(
+        load_config("train", [o for o in overrides if o.startswith("paths.")] + ["name=suite"]).paths.output_dir
+    )
+    todo = [
+        r for r in runs(dataset, int(seeds) if seeds else None) if not (outputs / r.name / "metrics.json").is_file()
+    ]
     print(f"suite {dataset}: {len(todo)} run(s) to train: {', '.join(r.name for r in todo) or 'none'}")
     for r in todo:
         rc = train(r.train_args(tuple(suite.evaluate)) + list(overrides))
         if rc != 0:
             print(f"suite {dataset}: {r.name} failed (exit {rc}); the runs before it are kept")
             return rc
-    return train(["compare", f"dataset_name={dataset}",
-                  *[o for o in overrides if o.startswith("paths.")]])
+    return train(["compare", f"dataset_name={dataset}", *[o for o in overrides if o.startswith("paths.")]])

@@ -20,8 +20,16 @@ from avgen.cli.args import split_experiment
 from avgen.config import load_config
 from avgen.evaluation.report import closing_line, dataset_name, log_run_metrics
 from avgen.evaluation.scoring import score
-from avgen.experiment import (build, clear_run, cpu_processes, describe_missing, make_trainer,
-                              missing_prerequisites, start_point, upstream_compute)
+from avgen.experiment import (
+    build,
+    clear_run,
+    cpu_processes,
+    describe_missing,
+    make_trainer,
+    missing_prerequisites,
+    start_point,
+    upstream_compute,
+)
 from avgen.utils.io import check_writable, redact, write_json, write_text
 from avgen.utils.threads import free_cores, set_torch_threads
 
@@ -73,9 +81,17 @@ def run(overrides: list[str]) -> int:
         return 0
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
     metrics = score(cfg, module, dm, out_dir)
-    metrics.update({"experiment": experiment or cfg.name, "seed": cfg.seed, "steps": trainer.global_step,
-                    "train_seconds": train_seconds, "torch_threads": threads, "cpu_cores": free_cores(),
-                    **(flops.summary(trainer.global_step) if flops is not None else {})})
+    metrics.update(
+        {
+            "experiment": experiment or cfg.name,
+            "seed": cfg.seed,
+            "steps": trainer.global_step,
+            "train_seconds": train_seconds,
+            "torch_threads": threads,
+            "cpu_cores": free_cores(),
+            **(flops.summary(trainer.global_step) if flops is not None else {}),
+        }
+    )
     metrics.update(upstream_compute(cfg, metrics.get("train_tflops")))
     write_json(out_dir / "metrics.json", metrics)
     if trainer.logger is not None:

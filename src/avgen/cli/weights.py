@@ -41,8 +41,10 @@ def run(overrides: list[str]) -> int:
     args = dict(o.split("=", 1) for o in overrides if "=" in o)
     unknown = sorted(set(args) - {"which", "fetch"}) + [o for o in overrides if "=" not in o]
     if unknown:
-        print(f"avgen weights takes which=<name>[,<name>...] and fetch=true|false, not {' '.join(unknown)}",
-              file=sys.stderr)
+        print(
+            f"avgen weights takes which=<name>[,<name>...] and fetch=true|false, not {' '.join(unknown)}",
+            file=sys.stderr,
+        )
         return 2
     names = [n for n in args.get("which", "").split(",") if n] or list(REGISTRY)
     bad = [n for n in names if n not in REGISTRY]

@@ -3,7 +3,8 @@ metadata records for each representation (batches carry it as `time_axis`, batch
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,12 +20,14 @@ def time_shift(x: Tensor, axis: int, margin: int, shift: Tensor) -> Tensor:
     time axis `axis`. Pass `shift` on the CPU: checking it there costs the accelerator no sync."""
     length = x.shape[axis] - 2 * margin
     if int(shift.abs().max()) > margin:
-        raise ValueError(f"a time shift of {int(shift.abs().max())} frames needs that much context; "
-                         f"the batch has {margin} (raise data.margin_seconds)")
+        raise ValueError(
+            f"a time shift of {int(shift.abs().max())} frames needs that much context; "
+            f"the batch has {margin} (raise data.margin_seconds)"
+        )
     shift = shift.to(x.device)
     index = margin + shift[:, None] + torch.arange(length, device=x.device)[None]  # (B, L) source frames
     index = index.reshape(*index.shape[:1], *([1] * (axis - 1)), length, *([1] * (x.ndim - axis - 1)))
-    return torch.take_along_dim(x, index.expand(*x.shape[:axis], length, *x.shape[axis + 1:]), dim=axis)
+    return torch.take_along_dim(x, index.expand(*x.shape[:axis], length, *x.shape[axis + 1 :]), dim=axis)
 
 
 def video_frames_to(frames: Tensor, seconds_per_frame: dict[str, float], modality: str) -> Tensor:
@@ -37,8 +40,12 @@ def clips(batch: dict[str, Any], modalities: Iterable[str] = ("video", "audio"))
     return {m: narrow_time(batch[m], batch["time_axis"][m], batch["margin"][m]) for m in modalities}
 
 
-def first_clips(loader: Iterable[dict[str, Any]], num: int, modalities: Iterable[str] = ("video", "audio"),
-                device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, int]]:
+def first_clips(
+    loader: Iterable[dict[str, Any]],
+    num: int,
+    modalities: Iterable[str] = ("video", "audio"),
+    device: torch.device | str = "cpu",
+) -> tuple[dict[str, Tensor], dict[str, int]]:
     """The first `num` clips (context removed) of a loader, concatenated per modality, and their time axes."""
     out: dict[str, list[Tensor]] = {m: [] for m in modalities}
     axes: dict[str, int] = {}

@@ -38,7 +38,7 @@ class ClipDataset(Dataset):
         self.indices = store.indices(split)
         self.names = {"video": video, "audio": audio}
         self.windows: dict[str, tuple[int, int, int]] = {}  # key -> (time axis, first frame, length)
-        self.margin: dict[str, int] = {}                     # key -> context frames on each side
+        self.margin: dict[str, int] = {}  # key -> context frames on each side
         self.seconds_per_frame: dict[str, float] = {}
         for key, name in self.names.items():
             info = store.rep(name)
@@ -102,10 +102,23 @@ class AVDataModule(L.LightningDataModule):
     """Train/val/test loaders over a store, each sharding itself over DDP ranks (`avgen.data.sampler`); the
     train loader also resumes mid-epoch."""
 
-    def __init__(self, store: str, video: str, audio: str, batch_size: int = 16, num_workers: int = 0,
-                 margin_seconds: float = 0.0, train_split: str = "train", val_split: str = "test",
-                 test_split: str = "test", make_hint: str | None = None, seed: int = 0,
-                 drop_last: bool = True, persistent_workers: bool = False, pin_memory: bool = False):
+    def __init__(
+        self,
+        store: str,
+        video: str,
+        audio: str,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        margin_seconds: float = 0.0,
+        train_split: str = "train",
+        val_split: str = "test",
+        test_split: str = "test",
+        make_hint: str | None = None,
+        seed: int = 0,
+        drop_last: bool = True,
+        persistent_workers: bool = False,
+        pin_memory: bool = False,
+    ):
         super().__init__()
         self.store_path = os.fspath(store)
         self.video, self.audio = video, audio
@@ -128,12 +141,13 @@ class AVDataModule(L.LightningDataModule):
 
     def dataset(self, stage: str) -> ClipDataset:
         if stage not in self._datasets:
-            self._datasets[stage] = ClipDataset(self.store, self.splits[stage], self.video, self.audio,
-                                                self.margin_seconds)
+            self._datasets[stage] = ClipDataset(
+                self.store, self.splits[stage], self.video, self.audio, self.margin_seconds
+            )
         return self._datasets[stage]
 
     def setup(self, stage: str | None = None) -> None:
-        self.store  # fail early, naming the missing store and the command that makes it
+        _ = self.store  # fail early, naming the missing store and the command that makes it
 
     def _replicas(self) -> tuple[int, int]:
         return (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
@@ -143,10 +157,14 @@ class AVDataModule(L.LightningDataModule):
         dataset = self.dataset(stage)
         replicas, rank = self._replicas()
         return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=ResumableSampler(len(dataset), shuffle=False,
-                                                                          num_replicas=replicas, rank=rank),
-            num_workers=self.num_workers, collate_fn=_identity_collate, worker_init_fn=one_thread_worker,
-            persistent_workers=self.persistent_workers, pin_memory=self.pin_memory,
+            dataset,
+            batch_size=self.batch_size,
+            sampler=ResumableSampler(len(dataset), shuffle=False, num_replicas=replicas, rank=rank),
+            num_workers=self.num_workers,
+            collate_fn=_identity_collate,
+            worker_init_fn=one_thread_worker,
+            persistent_workers=self.persistent_workers,
+            pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -156,15 +174,23 @@ class AVDataModule(L.LightningDataModule):
         replicas, rank = self._replicas()
         dataset = self.dataset("train")
         if len(dataset) < self.batch_size * replicas and self.drop_last:
-            raise ValueError(f"store {self.store_path}: the train split has {len(dataset)} clips, fewer than one "
-                             f"batch of {self.batch_size} per process ({replicas} processes)")
+            raise ValueError(
+                f"store {self.store_path}: the train split has {len(dataset)} clips, fewer than one "
+                f"batch of {self.batch_size} per process ({replicas} processes)"
+            )
         sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
         consumed = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None
         return ResumableLoader(
-            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-            collate_fn=_identity_collate, drop_last=self.drop_last, persistent_workers=self.persistent_workers,
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=_identity_collate,
+            drop_last=self.drop_last,
+            persistent_workers=self.persistent_workers,
             worker_init_fn=one_thread_worker,
-            pin_memory=self.pin_memory, consumed=consumed,
+            pin_memory=self.pin_memory,
+            consumed=consumed,
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -197,6 +223,7 @@ def draw_prompts(dm, n: int, generator: torch.Generator | None = None, seeds: li
     if not any(captions):
         raise ValueError(f"the test split of {dm.store.path} has no captions to prompt text-conditioned models with")
     if seeds is not None:
-        return [captions[int(torch.randint(len(captions), (1,), generator=torch.Generator().manual_seed(s)))]
-                for s in seeds]
+        return [
+            captions[int(torch.randint(len(captions), (1,), generator=torch.Generator().manual_seed(s)))] for s in seeds
+        ]
     return [captions[i] for i in torch.randint(len(captions), (n,), generator=generator).tolist()]

@@ -26,8 +26,8 @@ class MediaError(Exception):
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
-    video_duration: float      # seconds of picture
-    audio_duration: float      # seconds of sound, from time zero (the first video frame)
+    video_duration: float  # seconds of picture
+    audio_duration: float  # seconds of sound, from time zero (the first video frame)
     fps: float
     num_frames: int
     width: int
@@ -83,8 +83,9 @@ class MediaFile:
                 # it; the aspect ratio changes by under one pixel and frames are centre-cropped/resized later.
                 new_w = int(math.ceil(width / 32) * 32)
                 new_h = max(2, int(round(height * new_w / width)))
-                self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1,
-                                                  width=new_w, height=new_h)
+                self._reader = decord.VideoReader(
+                    self.path, ctx=decord.cpu(0), num_threads=1, width=new_w, height=new_h
+                )
             stamps = self._reader.get_frame_timestamp(np.arange(n)) if n else np.zeros((0, 2))
         except Exception as e:  # decord raises its own DECORDError / RuntimeError types
             raise MediaError(f"cannot decode video: {_short(e)}") from None
@@ -97,8 +98,9 @@ class MediaFile:
         native = self._decode_audio_native()
         self._native = native
         audio_duration = self._audio_offset + native.shape[-1] / sample_rate
-        self.info = MediaInfo(self.path, video_duration, audio_duration, fps, n, width, height, sample_rate,
-                              channels or native.shape[0])
+        self.info = MediaInfo(
+            self.path, video_duration, audio_duration, fps, n, width, height, sample_rate, channels or native.shape[0]
+        )
 
     # ----------------------------------------------------------------------------------------- video
     def frames_at(self, times: np.ndarray) -> np.ndarray:
@@ -157,7 +159,7 @@ class MediaFile:
         out = np.zeros(n, dtype=np.float32)
         lo, hi = max(first, 0), min(first + n, track.shape[0])
         if hi > lo:
-            out[lo - first:hi - first] = track[lo:hi]
+            out[lo - first : hi - first] = track[lo:hi]
         return out
 
 
@@ -166,8 +168,9 @@ def _short(e: BaseException) -> str:
     return text[:160] if text else type(e).__name__
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None, sample_rate: int,
-              crf: int = 12) -> None:
+def write_mp4(
+    path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None, sample_rate: int, crf: int = 12
+) -> None:
     """Write (F, H, W, 3) uint8 frames and (C, samples) or (samples,) float audio as H.264 + AAC, atomically."""
     with atomic_path(path, suffix=".mp4") as tmp:
         with av.open(str(tmp), "w", format="mp4") as container:
@@ -189,7 +192,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None
             if audio is not None:
                 block = 1024
                 for start in range(0, audio.shape[1], block):
-                    chunk = np.ascontiguousarray(audio[:, start:start + block]).reshape(1, -1, order="F")
+                    chunk = np.ascontiguousarray(audio[:, start : start + block]).reshape(1, -1, order="F")
                     # packed 'flt' wants (1, samples * channels) interleaved
                     af = av.AudioFrame.from_ndarray(chunk, format="flt", layout=layout)
                     af.sample_rate = sample_rate

@@ -21,8 +21,9 @@ from avgen.data.store import Store
 class RealFakeDataModule(L.LightningDataModule):
     """Real pairs (any store) and the fake-pair cache, drawn side by side in every training batch."""
 
-    def __init__(self, real: AVDataModule, fake_store: str, fakes: str = "bases",
-                 shift_frames: tuple[int, int] = (2, 4)):
+    def __init__(
+        self, real: AVDataModule, fake_store: str, fakes: str = "bases", shift_frames: tuple[int, int] = (2, 4)
+    ):
         super().__init__()
         if fakes not in FAKES:
             raise ValueError(f"data.fakes must be one of {', '.join(FAKES)}, got {fakes!r}")
@@ -55,14 +56,26 @@ class RealFakeDataModule(L.LightningDataModule):
             margin = self.real.margin_seconds
             if self.fakes == "shifted":
                 margin = max(margin, self.shift_frames[1] * self.real.store.rep(self.real.video).seconds_per_frame)
-            fake = AVDataModule(self.real.store_path, self.real.video, self.real.audio,
-                                batch_size=self.real.batch_size, seed=self.real.seed + 1, margin_seconds=margin)
+            fake = AVDataModule(
+                self.real.store_path,
+                self.real.video,
+                self.real.audio,
+                batch_size=self.real.batch_size,
+                seed=self.real.seed + 1,
+                margin_seconds=margin,
+            )
             fake.setup("fit")
             fake.trainer = self.trainer
             fakes = AlignmentFakes(fake.train_dataloader(), self.fakes, self.shift_frames, self.real.seed)
         else:
-            fake = AVDataModule(self.fake_store, self.real.video, self.real.audio, batch_size=self.real.batch_size,
-                                train_split="fake", seed=self.real.seed + 1)
+            fake = AVDataModule(
+                self.fake_store,
+                self.real.video,
+                self.real.audio,
+                batch_size=self.real.batch_size,
+                train_split="fake",
+                seed=self.real.seed + 1,
+            )
             fake.trainer = self.trainer  # shard over the same ranks and resume with the same progress
             fakes = fake.train_dataloader()
         return CombinedLoader({"real": self.real.train_dataloader(), "fake": fakes}, mode="max_size_cycle")
@@ -90,8 +103,9 @@ class AlignmentFakes:
             if self.kind == "deranged":
                 audio = x["audio"].roll(1, dims=0)  # (i+1) mod B: no fixed point
             else:
-                audio = time_shift(batch["audio"], batch["time_axis"]["audio"], batch["margin"]["audio"],
-                                   self.shifts(batch))
+                audio = time_shift(
+                    batch["audio"], batch["time_axis"]["audio"], batch["margin"]["audio"], self.shifts(batch)
+                )
             yield {**batch, "video": x["video"], "audio": audio}
 
     def shifts(self, batch) -> torch.Tensor:

@@ -5,7 +5,8 @@ encoder (AutoencoderKL) runs batched in the main process (on a GPU when present)
 `compute(media, t0, seconds)` returns a per-clip array in a worker, `finalize(batch)` maps a stack of
 them to the stored form.
 
-Time conventions (docs/methods.md#conventions): `t0` is the start of the stored window (clip start minus the margin) on the
+Time conventions (docs/methods.md#conventions): `t0` is the start of the stored window (clip start minus the
+margin) on the
 video's time axis. Video frame k shows the source frame on screen at `t0 + k / fps`. Mel frame k is centred
 at `t0 + k * hop / sample_rate` (librosa `center=True`). Waveform sample k is at `t0 + k / sample_rate`.
 A mel's STFT reads half a window beyond each end of the stored window (`context_seconds`): it is computed on
@@ -32,9 +33,9 @@ from avgen.data.media import MediaFile
 class Representation:
     """Base class. Subclasses set `modality`, `seconds_per_frame`, `time_axis` and the array layout."""
 
-    modality: str            # "video" or "audio"
-    time_axis: int           # axis of the per-clip array that is time
-    layout: str              # e.g. "F C H W" or "C T"
+    modality: str  # "video" or "audio"
+    time_axis: int  # axis of the per-clip array that is time
+    layout: str  # e.g. "F C H W" or "C T"
     dtype: str = "float16"
 
     @property
@@ -91,8 +92,10 @@ def load_vae(path: str | Path, device: str, what: str):
 
     path = resolve(path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{what}={path}: expected a diffusers AutoencoderKL directory with config.json "
-                                "(as written by save_pretrained) or a weights name (avgen weights)")
+        raise FileNotFoundError(
+            f"{what}={path}: expected a diffusers AutoencoderKL directory with config.json "
+            "(as written by save_pretrained) or a weights name (avgen weights)"
+        )
     return AutoencoderKL.from_pretrained(path).to(device).eval()
 
 
@@ -102,7 +105,7 @@ def resize_square(frames: np.ndarray, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    x = x[..., top:top + side, left:left + side]
+    x = x[..., top : top + side, left : left + side]
     if side != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=side > size, align_corners=False)
     return (x / 127.5 - 1.0).clamp(-1.0, 1.0)
@@ -129,8 +132,7 @@ class VideoPixels(Representation):
         return resize_square(media.frames_at(times), self.size).numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "fps": self.fps, "size": self.size, "encoder": "pixels",
-                "range": [-1.0, 1.0]}
+        return {**super().describe(), "fps": self.fps, "size": self.size, "encoder": "pixels", "range": [-1.0, 1.0]}
 
 
 class VideoVAELatents(VideoPixels):
@@ -143,13 +145,23 @@ class VideoVAELatents(VideoPixels):
 
     layout = "F C h w"
 
-    def __init__(self, fps: float, size: int, vae_path: str, scaling_factor: float | None = None,
-                 batch_size: int = 64, sample_posterior: bool = False, device: str = "auto",
-                 dtype: str = "float16"):
+    def __init__(
+        self,
+        fps: float,
+        size: int,
+        vae_path: str,
+        scaling_factor: float | None = None,
+        batch_size: int = 64,
+        sample_posterior: bool = False,
+        device: str = "auto",
+        dtype: str = "float16",
+    ):
         super().__init__(fps, size, dtype)
         if not vae_path:
-            raise ValueError("vae_path is required for SD-VAE video latents: pass vae_path=<a diffusers "
-                             "AutoencoderKL directory, as written by save_pretrained, or sd-vae-ft-mse>")
+            raise ValueError(
+                "vae_path is required for SD-VAE video latents: pass vae_path=<a diffusers "
+                "AutoencoderKL directory, as written by save_pretrained, or sd-vae-ft-mse>"
+            )
         self.vae_path = str(vae_path)
         self.scaling_factor = scaling_factor
         self.batch_size = batch_size
@@ -179,9 +191,14 @@ class VideoVAELatents(VideoPixels):
 
     def describe(self) -> dict[str, Any]:
         self._load()
-        return {**super().describe(), "encoder": "AutoencoderKL", "vae_path": self.vae_path,
-                "scaling_factor": self.scaling_factor, "sample_posterior": self.sample_posterior,
-                "range": None}
+        return {
+            **super().describe(),
+            "encoder": "AutoencoderKL",
+            "vae_path": self.vae_path,
+            "scaling_factor": self.scaling_factor,
+            "sample_posterior": self.sample_posterior,
+            "range": None,
+        }
 
 
 class AudioLogMel(Representation):
@@ -195,9 +212,18 @@ class AudioLogMel(Representation):
     time_axis = 1
     layout = "C T"
 
-    def __init__(self, sample_rate: int = 16000, n_mels: int = 80, n_fft: int = 512, hop_length: int = 256,
-                 fmin: float = 0.0, fmax: float | None = None, min_db: float = -80.0, max_db: float = 20.0,
-                 dtype: str = "float16"):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 80,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        min_db: float = -80.0,
+        max_db: float = 20.0,
+        dtype: str = "float16",
+    ):
         if hop_length <= 0 or n_fft <= 0 or n_mels <= 0:
             raise ValueError("AudioLogMel needs positive n_mels, n_fft and hop_length")
         if not min_db < max_db:
@@ -205,6 +231,13 @@ class AudioLogMel(Representation):
         self.sample_rate, self.n_mels, self.n_fft, self.hop_length = sample_rate, n_mels, n_fft, hop_length
         self.fmin, self.fmax = fmin, (fmax if fmax is not None else sample_rate / 2)
         self.min_db, self.max_db, self.dtype = min_db, max_db, dtype
+
+    MEL_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "min_db", "max_db")
+
+    @classmethod
+    def from_metadata(cls, meta: dict) -> AudioLogMel:
+        """The mel a store's representation metadata describes (what decoding inverts)."""
+        return cls(**{k: meta[k] for k in cls.MEL_KEYS})
 
     @property
     def seconds_per_frame(self) -> float:
@@ -216,8 +249,15 @@ class AudioLogMel(Representation):
 
     def mel_power(self, wav: np.ndarray, center: bool = True) -> np.ndarray:
         return librosa.feature.melspectrogram(
-            y=wav, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
-            fmin=self.fmin, fmax=self.fmax, power=2.0, center=center,
+            y=wav,
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            power=2.0,
+            center=center,
         )
 
     def normalise(self, power: np.ndarray) -> np.ndarray:
@@ -235,10 +275,20 @@ class AudioLogMel(Representation):
         return self.normalise(power).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "sample_rate": self.sample_rate, "n_mels": self.n_mels,
-                "n_fft": self.n_fft, "hop_length": self.hop_length, "fmin": self.fmin, "fmax": self.fmax,
-                "min_db": self.min_db, "max_db": self.max_db, "range": [-1.0, 1.0], "center": True,
-                "stft_context": "signal"}
+        return {
+            **super().describe(),
+            "sample_rate": self.sample_rate,
+            "n_mels": self.n_mels,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "fmin": self.fmin,
+            "fmax": self.fmax,
+            "min_db": self.min_db,
+            "max_db": self.max_db,
+            "range": [-1.0, 1.0],
+            "center": True,
+            "stft_context": "signal",
+        }
 
 
 class AudioWaveform(Representation):
@@ -276,20 +326,34 @@ class AudioLDMLatents(Representation):
     time_axis = 1
     layout = "C T M"
 
-    def __init__(self, vae_path: str | None, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 1024,
-                 hop_length: int = 160, fmin: float = 0.0, fmax: float = 8000.0, batch_size: int = 32,
-                 device: str = "auto", dtype: str = "float16"):
+    def __init__(
+        self,
+        vae_path: str | None,
+        sample_rate: int = 16000,
+        n_mels: int = 64,
+        n_fft: int = 1024,
+        hop_length: int = 160,
+        fmin: float = 0.0,
+        fmax: float = 8000.0,
+        batch_size: int = 32,
+        device: str = "auto",
+        dtype: str = "float16",
+    ):
         if not vae_path:
-            raise ValueError("vae_path is required for AudioLDM latents: pass audioldm_path=<a local AudioLDM "
-                             "pipeline directory (with vae/), or audioldm-m-full>")
+            raise ValueError(
+                "vae_path is required for AudioLDM latents: pass audioldm_path=<a local AudioLDM "
+                "pipeline directory (with vae/), or audioldm-m-full>"
+            )
         from avgen.weights import resolve
 
         # the resolved folder is what the store records: decoding finds the vocoder beside its vae/
         path = resolve(vae_path)
         path = path / "vae" if (path / "vae" / "config.json").is_file() else path
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{vae_path}: expected an AudioLDM pipeline directory with vae/config.json, "
-                                    "or an AutoencoderKL directory with config.json")
+            raise FileNotFoundError(
+                f"{vae_path}: expected an AudioLDM pipeline directory with vae/config.json, "
+                "or an AutoencoderKL directory with config.json"
+            )
         import json
 
         config = json.loads((path / "config.json").read_text())
@@ -311,9 +375,17 @@ class AudioLDMLatents(Representation):
 
     def log_mel(self, wav: np.ndarray, center: bool = True) -> np.ndarray:
         """AudioLDM's log-magnitude mel: (n_mels, frames)."""
-        mel = librosa.feature.melspectrogram(y=wav, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
-                                             n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, power=1.0,
-                                             center=center)
+        mel = librosa.feature.melspectrogram(
+            y=wav,
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            power=1.0,
+            center=center,
+        )
         return np.log(np.maximum(mel, 1e-5))
 
     def compute(self, media: MediaFile, t0: float, seconds: float) -> np.ndarray:
@@ -327,13 +399,25 @@ class AudioLDMLatents(Representation):
         if self._vae is None:
             self._vae = load_vae(self.vae_path, self.device, "audioldm_path (vae/)")
         mel = torch.from_numpy(batch.astype(np.float32))[:, None]  # (N, T, M) -> (N, 1, T, M)
-        out = [self._vae.encode(chunk.to(self.device)).latent_dist.mean.float().cpu() * self.scaling_factor
-               for chunk in mel.split(self.batch_size)]
+        out = [
+            self._vae.encode(chunk.to(self.device)).latent_dist.mean.float().cpu() * self.scaling_factor
+            for chunk in mel.split(self.batch_size)
+        ]
         return torch.cat(out).numpy().astype(self.dtype)  # (N, C, T/r, M/r)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "encoder": "AudioLDM AutoencoderKL", "vae_path": self.vae_path,
-                "sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_fft": self.n_fft,
-                "hop_length": self.hop_length, "fmin": self.fmin, "fmax": self.fmax,
-                "downsample": self.downsample, "scaling_factor": self.scaling_factor, "range": None,
-                "stft_context": "signal"}
+        return {
+            **super().describe(),
+            "encoder": "AudioLDM AutoencoderKL",
+            "vae_path": self.vae_path,
+            "sample_rate": self.sample_rate,
+            "n_mels": self.n_mels,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "fmin": self.fmin,
+            "fmax": self.fmax,
+            "downsample": self.downsample,
+            "scaling_factor": self.scaling_factor,
+            "range": None,
+            "stft_context": "signal",
+        }

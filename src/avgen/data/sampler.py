@@ -21,7 +21,7 @@ class ResumableSampler(Sampler[int]):
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.length, self.seed, self.shuffle = length, seed, shuffle
         self.num_replicas, self.rank = num_replicas, rank
-        self.epoch, self.skip = 0, 0   # skip: samples of this epoch already consumed before a restart
+        self.epoch, self.skip = 0, 0  # skip: samples of this epoch already consumed before a restart
 
     def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
         if epoch != self.epoch:
@@ -33,14 +33,16 @@ class ResumableSampler(Sampler[int]):
     def order(self) -> list[int]:
         """This rank's indices for the current epoch, before any skip."""
         if self.shuffle:
-            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+            order = torch.randperm(
+                self.length, generator=torch.Generator().manual_seed(self.seed + self.epoch)
+            ).tolist()
         else:
             order = list(range(self.length))
         order += order[: len(self) * self.num_replicas - self.length]  # pad so every rank gets len(self)
-        return order[self.rank::self.num_replicas]
+        return order[self.rank :: self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
-        order = self.order()[self.skip:]
+        order = self.order()[self.skip :]
         self.skip = 0  # a skip applies to the resumed pass only
         return iter(order)
 
@@ -70,8 +72,10 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state.get("batch_size") != self.batch_size:
-            raise ValueError(f"the checkpoint's data order used batch_size {state.get('batch_size')}, this run "
-                             f"{self.batch_size}: resume with the same batch size")
+            raise ValueError(
+                f"the checkpoint's data order used batch_size {state.get('batch_size')}, this run "
+                f"{self.batch_size}: resume with the same batch size"
+            )
         batches = state["batches"]
         if batches > len(self) > 0:  # a shorter loader cycled (CombinedLoader max_size_cycle): same order each pass
             batches %= len(self)

@@ -110,8 +110,13 @@ class Store:
         return int(self.metadata["num_clips"])
 
 
-def write_store(out: str | os.PathLike, rows: list[dict[str, Any]], arrays: dict[str, tuple[Any, tuple[int, ...]]],
-                blocks: Any, metadata: dict[str, Any]) -> Store:
+def write_store(
+    out: str | os.PathLike,
+    rows: list[dict[str, Any]],
+    arrays: dict[str, tuple[Any, tuple[int, ...]]],
+    blocks: Any,
+    metadata: dict[str, Any],
+) -> Store:
     """The one writer of stores (prepared data and MMDisCo's fake-pair cache alike).
 
     rows: the manifest, one dict per clip, in array order; arrays: {representation: (dtype, per-clip shape)};
@@ -132,14 +137,21 @@ def write_store(out: str | os.PathLike, rows: list[dict[str, Any]], arrays: dict
             data = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(rows), *shape))
             i = 0
             for block in blocks(name):
-                data[i:i + len(block)] = block
+                data[i : i + len(block)] = block
                 i += len(block)
             if i != len(rows):
                 raise ValueError(f"{out}: {name} has {i} clips for {len(rows)} manifest rows")
             data.flush()
             del data
     write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
-    write_json(meta_path, {"format": STORE_FORMAT, "avgen_version": avgen.__version__, "num_clips": len(rows),
-                           "splits": {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})},
-                           **metadata})
+    write_json(
+        meta_path,
+        {
+            "format": STORE_FORMAT,
+            "avgen_version": avgen.__version__,
+            "num_clips": len(rows),
+            "splits": {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})},
+            **metadata,
+        },
+    )
     return Store(out)

@@ -55,23 +55,23 @@ def class_pitches(num_classes: int, low_hz: float = 300.0, high_hz: float = 3000
 
 @dataclass
 class SyntheticConfig:
-    num_train: int = 2048            # clips in the train split
-    num_test: int = 256              # clips in the test split
-    num_val: int = 0                 # clips in the validation split (settings are chosen there, never on test)
-    seed: int = 0                    # base seed; clip i of split s uses (seed, s, i)
-    num_classes: int = 4             # K colour/pitch classes (at most len(CLASS_COLOURS))
-    duration: float = 3.0            # seconds per clip (the 1.5 s window, 0.5 s margins, edges, slack)
-    fps: int = 24                    # video frame rate of the mp4
-    size: int = 64                   # square frame side in pixels (even: H.264 4:2:0)
-    sample_rate: int = 16000         # audio rate of the mp4
-    ball_radius: float = 0.12        # as a fraction of the frame side
+    num_train: int = 2048  # clips in the train split
+    num_test: int = 256  # clips in the test split
+    num_val: int = 0  # clips in the validation split (settings are chosen there, never on test)
+    seed: int = 0  # base seed; clip i of split s uses (seed, s, i)
+    num_classes: int = 4  # K colour/pitch classes (at most len(CLASS_COLOURS))
+    duration: float = 3.0  # seconds per clip (the 1.5 s window, 0.5 s margins, edges, slack)
+    fps: int = 24  # video frame rate of the mp4
+    size: int = 64  # square frame side in pixels (even: H.264 4:2:0)
+    sample_rate: int = 16000  # audio rate of the mp4
+    ball_radius: float = 0.12  # as a fraction of the frame side
     bounce_interval: tuple[float, float] = (0.35, 1.0)  # seconds between bounces, drawn per bounce
-    tone_amplitude: float = 0.6      # peak tone amplitude (long, loud tones learn on CPU)
-    tone_decay: float = 0.25         # exponential decay time constant of a tone, seconds
-    noise_floor: float = 0.002       # std of the clean background noise
-    background: float = 0.08         # grey level of the background
-    crf: int = 12                    # H.264 quality (low = near lossless)
-    preroll: float = 2.0             # seconds simulated before the first sample (several bounces: no quiet start)
+    tone_amplitude: float = 0.6  # peak tone amplitude (long, loud tones learn on CPU)
+    tone_decay: float = 0.25  # exponential decay time constant of a tone, seconds
+    noise_floor: float = 0.002  # std of the clean background noise
+    background: float = 0.08  # grey level of the background
+    crf: int = 12  # H.264 quality (low = near lossless)
+    preroll: float = 2.0  # seconds simulated before the first sample (several bounces: no quiet start)
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_classes <= len(CLASS_COLOURS):
@@ -94,8 +94,8 @@ class ClipTruth:
     label: int
     colour: str
     pitch_hz: float
-    event_times: list[float]              # seconds from the first video frame (bounces inside the file)
-    y: float                              # vertical centre, fraction of the frame side
+    event_times: list[float]  # seconds from the first video frame (bounces inside the file)
+    y: float  # vertical centre, fraction of the frame side
     positions: list[float] = field(repr=False)  # x centre per video frame, fraction of frame side
 
 
@@ -158,8 +158,14 @@ def make_clip(cfg: SyntheticConfig, split: str, index: int) -> tuple[ClipTruth, 
     frames = render_video(cfg, xs, y, CLASS_COLOURS[label])
     audio = render_audio(cfg, events, pitch, rng)
     truth = ClipTruth(
-        clip_id=f"{split}_{index:06d}", split=split, label=label, colour=CLASS_NAMES[label], pitch_hz=pitch,
-        event_times=[float(e) for e in events if e >= 0], y=y, positions=[float(x) for x in xs],
+        clip_id=f"{split}_{index:06d}",
+        split=split,
+        label=label,
+        colour=CLASS_NAMES[label],
+        pitch_hz=pitch,
+        event_times=[float(e) for e in events if e >= 0],
+        y=y,
+        positions=[float(x) for x in xs],
     )
     return truth, frames, audio
 
@@ -194,8 +200,12 @@ def generate(cfg: SyntheticConfig, out_dir: str | os.PathLike, workers: int = 0,
     # every clip has its own seed, so more clips per split extend a dataset without changing the others
     write_json(info_path, _config_dict(cfg))
     counts = (cfg.num_train, cfg.num_test, cfg.num_val)
-    jobs = [(cfg, split, i, str(out)) for split, n in zip(SPLITS, counts) for i in range(n)
-            if not (out / split / f"{split}_{i:06d}.json").exists()]  # the sidecar is written last
+    jobs = [
+        (cfg, split, i, str(out))
+        for split, n in zip(SPLITS, counts)
+        for i in range(n)
+        if not (out / split / f"{split}_{i:06d}.json").exists()
+    ]  # the sidecar is written last
     workers = workers if workers > 0 else (os.cpu_count() or 1)
     show = (lambda items: report_progress(items, "synthetic clips", len(jobs))) if progress and jobs else (lambda x: x)
     if workers == 1 or len(jobs) <= 1:

@@ -25,8 +25,15 @@ from avgen.utils.threads import one_thread_worker
 class WaveformSegments(Dataset):
     """(samples,) float32 segments of `segment_seconds` at `sample_rate`; shorter files are zero-padded."""
 
-    def __init__(self, files: list[str], sample_rate: int, segment_seconds: float, random_crop: bool, seed: int = 0,
-                 cache: bool = True):
+    def __init__(
+        self,
+        files: list[str],
+        sample_rate: int,
+        segment_seconds: float,
+        random_crop: bool,
+        seed: int = 0,
+        cache: bool = True,
+    ):
         self.sample_rate, self.random_crop, self.seed, self.cache = sample_rate, random_crop, seed, cache
         self.length = int(round(segment_seconds * sample_rate))
         self.files, self.skipped, self._waves = [], [], {}
@@ -55,7 +62,7 @@ class WaveformSegments(Dataset):
         start = 0
         if self.random_crop and len(wav) > self.length:
             start = int(np.random.default_rng((self.seed, self.epoch, i)).integers(0, len(wav) - self.length + 1))
-        return torch.from_numpy(np.ascontiguousarray(wav[start:start + self.length]))
+        return torch.from_numpy(np.ascontiguousarray(wav[start : start + self.length]))
 
 
 def stack_audio(segments: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -65,9 +72,20 @@ def stack_audio(segments: list[torch.Tensor]) -> dict[str, torch.Tensor]:
 class WaveformDataModule(L.LightningDataModule):
     """Batches {"audio": (B, samples)} of segments from files matching `train` / `val` globs under `root`."""
 
-    def __init__(self, root: str, train: str, val: str, sample_rate: int, dataset_name: str,
-                 segment_seconds: float = 4.0, batch_size: int = 16, num_workers: int = 0,
-                 max_files: int | None = None, seed: int = 0, cache: bool = True):
+    def __init__(
+        self,
+        root: str,
+        train: str,
+        val: str,
+        sample_rate: int,
+        dataset_name: str,
+        segment_seconds: float = 4.0,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        max_files: int | None = None,
+        seed: int = 0,
+        cache: bool = True,
+    ):
         super().__init__()
         self.root, self.patterns, self.dataset_name = Path(root), {"train": train, "val": val}, dataset_name
         self.sample_rate, self.segment_seconds, self.batch_size = sample_rate, segment_seconds, batch_size
@@ -77,17 +95,27 @@ class WaveformDataModule(L.LightningDataModule):
     def files(self, split: str) -> list[str]:
         files = sorted(glob.glob(str(self.root / self.patterns[split]), recursive=True))
         if not files:
-            raise FileNotFoundError(f"data.root={self.root}: no files match data.{split}={self.patterns[split]!r} "
-                                    "(for the synthetic set run `make data` first)")
+            raise FileNotFoundError(
+                f"data.root={self.root}: no files match data.{split}={self.patterns[split]!r} "
+                "(for the synthetic set run `make data` first)"
+            )
         return files[: self.max_files] if self.max_files else files
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             if split not in self.datasets:
-                ds = WaveformSegments(self.files(split), self.sample_rate, self.segment_seconds,
-                                      random_crop=split == "train", seed=self.seed, cache=self.cache)
+                ds = WaveformSegments(
+                    self.files(split),
+                    self.sample_rate,
+                    self.segment_seconds,
+                    random_crop=split == "train",
+                    seed=self.seed,
+                    cache=self.cache,
+                )
                 if ds.skipped:
-                    warnings.warn(f"{len(ds.skipped)} {split} files skipped:\n  " + "\n  ".join(ds.skipped[:20]))
+                    warnings.warn(
+                        f"{len(ds.skipped)} {split} files skipped:\n  " + "\n  ".join(ds.skipped[:20]), stacklevel=2
+                    )
                 if not len(ds):
                     raise ValueError(f"data.root={self.root}: none of the {split} files could be decoded")
                 self.datasets[split] = ds
@@ -101,13 +129,25 @@ class WaveformDataModule(L.LightningDataModule):
         replicas, rank = self._replicas()
         sampler = ResumableSampler(len(ds), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
         consumed = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None
-        return ResumableLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                               drop_last=True, consumed=consumed, collate_fn=stack_audio,
-                               worker_init_fn=one_thread_worker)
+        return ResumableLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=True,
+            consumed=consumed,
+            collate_fn=stack_audio,
+            worker_init_fn=one_thread_worker,
+        )
 
     def val_dataloader(self) -> DataLoader:
         ds = self.datasets["val"]
         replicas, rank = self._replicas()
-        return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers,
-                          sampler=ResumableSampler(len(ds), shuffle=False, num_replicas=replicas, rank=rank),
-                          collate_fn=stack_audio, worker_init_fn=one_thread_worker)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            sampler=ResumableSampler(len(ds), shuffle=False, num_replicas=replicas, rank=rank),
+            collate_fn=stack_audio,
+            worker_init_fn=one_thread_worker,
+        )

@@ -11,8 +11,8 @@ samples of any run decode the same way as that run's training data was encoded:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,8 +40,10 @@ class VideoDecoder:
         if self.meta["class"] == "VideoPixels":
             return np.clip((np.asarray(x, np.float32) + 1) / 2, 0, 1)
         vae, z = self._load_vae(), torch.from_numpy(np.asarray(x, np.float32))
-        frames = [vae.decode(c.to(self.device) / self.meta["scaling_factor"]).sample.float().cpu()
-                  for c in z.split(self.batch_size)]
+        frames = [
+            vae.decode(c.to(self.device) / self.meta["scaling_factor"]).sample.float().cpu()
+            for c in z.split(self.batch_size)
+        ]
         return ((torch.cat(frames).clamp(-1, 1) + 1) / 2).numpy()
 
 
@@ -54,8 +56,10 @@ class AudioLDMDecoder:
 
         vocoder_path = Path(meta["vae_path"]).parent / "vocoder"
         if not (vocoder_path / "config.json").is_file():
-            raise FileNotFoundError(f"decoding AudioLDM latents needs the pipeline's vocoder/ at {vocoder_path} "
-                                    "(beside the vae/ the store recorded): it is gone")
+            raise FileNotFoundError(
+                f"decoding AudioLDM latents needs the pipeline's vocoder/ at {vocoder_path} "
+                "(beside the vae/ the store recorded): it is gone"
+            )
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.vae = load_vae(meta["vae_path"], self.device, "the store's AudioLDM vae_path")
         self.vocoder = SpeechT5HifiGan.from_pretrained(vocoder_path).to(self.device).eval()
@@ -64,8 +68,8 @@ class AudioLDMDecoder:
     @torch.no_grad()
     def __call__(self, z: np.ndarray) -> np.ndarray:
         z = torch.from_numpy(np.asarray(z, np.float32))[None].to(self.device) / self.scaling_factor
-        mel = self.vae.decode(z).sample[:, 0]                  # (1, 1, T, M) -> (1, T, M)
-        return self.vocoder(mel)[0].float().cpu().numpy()       # (1, samples) -> (samples,)
+        mel = self.vae.decode(z).sample[:, 0]  # (1, 1, T, M) -> (1, T, M)
+        return self.vocoder(mel)[0].float().cpu().numpy()  # (1, samples) -> (samples,)
 
 
 # Coarse mels (the synthetic store's 16 bins, hop ~ n_fft) leave Griffin-Lim no overlap to recover phase from.
@@ -94,8 +98,9 @@ def mel_vocoder(meta: dict, kind: str = "auto", n_iter: int = 32, device: str | 
 
 
 class AudioDecoder:
-    def __init__(self, meta: dict, vocoder: Callable[[np.ndarray], np.ndarray] | None = None,
-                 device: str | None = None):
+    def __init__(
+        self, meta: dict, vocoder: Callable[[np.ndarray], np.ndarray] | None = None, device: str | None = None
+    ):
         self.meta, self.sample_rate = meta, int(meta["sample_rate"])
         if meta["class"] == "AudioLogMel":
             self.vocoder = vocoder or mel_vocoder(meta, "auto", device=device)
@@ -111,12 +116,14 @@ class AudioDecoder:
         if batched is None or self.meta["class"] == "AudioWaveform":
             return [self(x) for x in xs]
         xs = np.asarray(xs, np.float32)
-        return [w.reshape(-1) for start in range(0, len(xs), batch_size)
-                for w in np.asarray(batched(xs[start:start + batch_size]), np.float32)]
+        return [
+            w.reshape(-1)
+            for start in range(0, len(xs), batch_size)
+            for w in np.asarray(batched(xs[start : start + batch_size]), np.float32)
+        ]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """One clip ((n_mels, T), (1, S) or AudioLDM latents) -> (S,) float32."""
         if self.meta["class"] == "AudioWaveform":
             return np.asarray(x, np.float32).reshape(-1)
         return np.asarray(self.vocoder(np.asarray(x, np.float32)), np.float32).reshape(-1)
-

@@ -7,8 +7,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from avgen.data.representations import AudioLogMel
 from avgen.data.media import write_mp4
+from avgen.data.representations import AudioLogMel
 
 
 class GriffinLim:
@@ -18,9 +18,11 @@ class GriffinLim:
         self.mel, self.n_iter = mel, n_iter
 
     @classmethod
-    def from_metadata(cls, meta: dict, n_iter: int = 32) -> "GriffinLim":
-        return cls(AudioLogMel(meta["sample_rate"], meta["n_mels"], meta["n_fft"], meta["hop_length"], meta["fmin"],
-                               meta["fmax"], meta["min_db"], meta["max_db"]), n_iter)
+    def from_metadata(cls, meta: dict, n_iter: int = 32) -> GriffinLim:
+        return cls(
+            AudioLogMel.from_metadata(meta),
+            n_iter,
+        )
 
     @property
     def sample_rate(self) -> int:
@@ -30,8 +32,16 @@ class GriffinLim:
         # float64 always: the numba functions behind mel_to_audio are compiled once for it (utils/numba_cache.py)
         power = self.mel.denormalise(np.clip(np.asarray(mel, dtype=np.float64), -1.0, 1.0))
         wav = librosa.feature.inverse.mel_to_audio(
-            power, sr=self.mel.sample_rate, n_fft=self.mel.n_fft, hop_length=self.mel.hop_length,
-            fmin=self.mel.fmin, fmax=self.mel.fmax, power=2.0, n_iter=self.n_iter, center=True)
+            power,
+            sr=self.mel.sample_rate,
+            n_fft=self.mel.n_fft,
+            hop_length=self.mel.hop_length,
+            fmin=self.mel.fmin,
+            fmax=self.mel.fmax,
+            power=2.0,
+            n_iter=self.n_iter,
+            center=True,
+        )
         peak = float(np.abs(wav).max())
         return (wav / peak * 0.9 if peak > 0.9 else wav).astype(np.float32)
 
@@ -44,8 +54,9 @@ def frames_to_uint8(frames: np.ndarray, upscale: int = 1) -> np.ndarray:
     return out
 
 
-def write_sample(path: Path, frames: np.ndarray, wav: np.ndarray, fps: float, sample_rate: int,
-                 min_side: int = 128) -> Path:
+def write_sample(
+    path: Path, frames: np.ndarray, wav: np.ndarray, fps: float, sample_rate: int, min_side: int = 128
+) -> Path:
     """One decoded pair ((F, 3, H, W) in [0, 1], mono waveform) as an mp4 with sound; small frames are
     upscaled (nearest) to at least `min_side` so that players show them."""
     upscale = max(1, -(-min_side // min(frames.shape[2:])))

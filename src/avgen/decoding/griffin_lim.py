@@ -20,20 +20,31 @@ from avgen.data.representations import AudioLogMel
 
 
 class BatchedGriffinLim:
-    def __init__(self, mel: AudioLogMel, n_iter: int = 32, momentum: float = 0.99, nnls_iter: int = 50,
-                 device: str | torch.device | None = None, seed: int = 0):
+    def __init__(
+        self,
+        mel: AudioLogMel,
+        n_iter: int = 32,
+        momentum: float = 0.99,
+        nnls_iter: int = 50,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+    ):
         self.mel, self.n_iter, self.momentum, self.nnls_iter, self.seed = mel, n_iter, momentum, nnls_iter, seed
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        basis = librosa.filters.mel(sr=mel.sample_rate, n_fft=mel.n_fft, n_mels=mel.n_mels, fmin=mel.fmin,
-                                    fmax=mel.fmax)
-        self.basis = torch.from_numpy(basis).to(self.device, torch.float32)         # (n_mels, n_freq)
-        self.pinv = torch.linalg.pinv(self.basis)                                    # (n_freq, n_mels)
+        basis = librosa.filters.mel(
+            sr=mel.sample_rate, n_fft=mel.n_fft, n_mels=mel.n_mels, fmin=mel.fmin, fmax=mel.fmax
+        )
+        self.basis = torch.from_numpy(basis).to(self.device, torch.float32)  # (n_mels, n_freq)
+        self.pinv = torch.linalg.pinv(self.basis)  # (n_freq, n_mels)
         self.window = torch.hann_window(mel.n_fft, periodic=True, device=self.device)
 
     @classmethod
-    def from_metadata(cls, meta: dict, n_iter: int = 32, device: str | None = None) -> "BatchedGriffinLim":
-        return cls(AudioLogMel(meta["sample_rate"], meta["n_mels"], meta["n_fft"], meta["hop_length"], meta["fmin"],
-                               meta["fmax"], meta["min_db"], meta["max_db"]), n_iter, device=device)
+    def from_metadata(cls, meta: dict, n_iter: int = 32, device: str | None = None) -> BatchedGriffinLim:
+        return cls(
+            AudioLogMel.from_metadata(meta),
+            n_iter,
+            device=device,
+        )
 
     @property
     def sample_rate(self) -> int:
@@ -42,7 +53,7 @@ class BatchedGriffinLim:
     def linear_magnitude(self, power_mel: torch.Tensor) -> torch.Tensor:
         """NNLS of basis @ S = power_mel per frame: (B, n_mels, T) -> magnitude sqrt(S) (B, n_freq, T)."""
         s = (self.pinv @ power_mel).clamp_min(1e-10)
-        target = self.basis.T @ power_mel                                            # (B, F, T)
+        target = self.basis.T @ power_mel  # (B, F, T)
         for _ in range(self.nnls_iter):  # Lee-Seung multiplicative updates: stay >= 0, lower the error
             # basis^T (basis s): through the n_mels-wide product, never the (F, F) Gram matrix (16x fewer FLOPs)
             s = s * target / (self.basis.T @ (self.basis @ s)).clamp_min(1e-12)
@@ -50,8 +61,7 @@ class BatchedGriffinLim:
 
     def _stft(self, wav: torch.Tensor) -> torch.Tensor:
         x = torch.nn.functional.pad(wav, (self.mel.n_fft // 2, self.mel.n_fft // 2))  # centred, zero padding
-        return torch.stft(x, self.mel.n_fft, self.mel.hop_length, window=self.window, center=False,
-                          return_complex=True)
+        return torch.stft(x, self.mel.n_fft, self.mel.hop_length, window=self.window, center=False, return_complex=True)
 
     def _istft(self, spec: torch.Tensor) -> torch.Tensor:
         return torch.istft(spec, self.mel.n_fft, self.mel.hop_length, window=self.window, center=True)
@@ -60,7 +70,7 @@ class BatchedGriffinLim:
     def batch(self, mels: np.ndarray | torch.Tensor) -> np.ndarray:
         """(B, n_mels, T) normalised log-mels -> (B, samples) float32 waveforms, peak-limited to 0.9."""
         value = torch.as_tensor(np.asarray(mels, dtype=np.float32)).to(self.device).clamp(-1, 1)
-        db = (value + 1) / 2 * (self.mel.max_db - self.mel.min_db) + self.mel.min_db   # AudioLogMel.denormalise
+        db = (value + 1) / 2 * (self.mel.max_db - self.mel.min_db) + self.mel.min_db  # AudioLogMel.denormalise
         magnitude = self.linear_magnitude(10.0 ** (db / 10.0))
         # one initial phase for every clip: a clip decodes the same whatever batch it is in
         g = torch.Generator().manual_seed(self.seed)

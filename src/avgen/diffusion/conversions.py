@@ -65,7 +65,7 @@ def velocity_from_x0(x_t: Tensor, x0: Tensor, sigma: Tensor) -> Tensor:
 # What a network predicts -> its x0 prediction, from x_t and the schedule's (alpha_t, sigma_t) at t. One table,
 # so a new parameterisation is one entry (a diffusion schedule's alpha is sqrt(abar); a flow's is 1 - sigma).
 PREDICTIONS = {
-    "v": lambda x_t, out, alpha, sigma: alpha * x_t - sigma * out,      # x0_from_v
+    "v": lambda x_t, out, alpha, sigma: alpha * x_t - sigma * out,  # x0_from_v
     "eps": lambda x_t, out, alpha, sigma: (x_t - sigma * out) / alpha,  # x0_from_eps
     "velocity": lambda x_t, out, alpha, sigma: x0_from_velocity(x_t, out, sigma),
     "x0": lambda x_t, out, alpha, sigma: out,

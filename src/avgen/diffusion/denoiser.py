@@ -6,7 +6,8 @@ A denoiser maps a joint noisy state and a shared timestep to x0 predictions:
 
 t is discrete (long) for diffusion schedules and diffusers' float flow timestep for flow matching. It also
 exposes the per-modality `schedules` (their coefficients x_t = alpha_t x0 + sigma_t eps), so samplers and
-guidance convert between eps, v, velocity and x0 without knowing how the network was trained. Adapters wrap networks trained another way (v-prediction here;
+guidance convert between eps, v, velocity and x0 without knowing how the network was trained. Adapters wrap
+networks trained another way (v-prediction here;
 eps-prediction bases for MMDisCo) into this interface. Guidance wraps a denoiser; samplers never change.
 """
 

@@ -1,4 +1,5 @@
-"""The flow-matching schedule: rectified flow's straight path and diffusers' flow solvers (docs/methods.md#flow-matching).
+"""The flow-matching schedule: rectified flow's straight path and diffusers' flow solvers
+(docs/methods.md#flow-matching).
 
     x_sigma = (1 - sigma) x0 + sigma eps,   sigma in [0, 1],   t = N * sigma   (N = num_train_timesteps)
 
@@ -26,12 +27,18 @@ TIMESTEP_DISTRIBUTIONS = ("uniform", "logit_normal")
 class FlowSchedule(nn.Module):
     """sigma(t) = t / N, training draws of t and flow solvers; the flow counterpart of `NoiseSchedule`."""
 
-    def __init__(self, num_train_timesteps: int = 1000, timestep_distribution: str = "logit_normal",
-                 logit_mean: float = 0.0, logit_std: float = 1.0):
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        timestep_distribution: str = "logit_normal",
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+    ):
         super().__init__()
         if timestep_distribution not in TIMESTEP_DISTRIBUTIONS:
-            raise ValueError(f"timestep_distribution must be one of {TIMESTEP_DISTRIBUTIONS}, "
-                             f"got {timestep_distribution!r}")
+            raise ValueError(
+                f"timestep_distribution must be one of {TIMESTEP_DISTRIBUTIONS}, got {timestep_distribution!r}"
+            )
         self.num_train_timesteps = int(num_train_timesteps)
         self.timestep_distribution, self.logit_mean, self.logit_std = timestep_distribution, logit_mean, logit_std
 

@@ -21,11 +21,20 @@ SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm_solver": DPMSolve
 class NoiseSchedule(nn.Module):
     """abar_t of a diffusers DDPM schedule, as a buffer (moves with the module to the right device)."""
 
-    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                 beta_start: float = 0.0001, beta_end: float = 0.02):
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "squaredcos_cap_v2",
+        beta_start: float = 0.0001,
+        beta_end: float = 0.02,
+    ):
         super().__init__()
-        self.config: dict[str, Any] = dict(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
-                                           beta_start=beta_start, beta_end=beta_end)
+        self.config: dict[str, Any] = dict(
+            num_train_timesteps=num_train_timesteps,
+            beta_schedule=beta_schedule,
+            beta_start=beta_start,
+            beta_end=beta_end,
+        )
         scheduler = DDPMScheduler(**self.config)
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
 
@@ -48,12 +57,16 @@ class NoiseSchedule(nn.Module):
 
     def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
         """t ~ U{0..N-1}, one per example."""
-        return torch.randint(0, self.num_train_timesteps, (batch,), generator=generator).to(device)  # CPU draw: same on any device
+        return torch.randint(0, self.num_train_timesteps, (batch,), generator=generator).to(
+            device
+        )  # CPU draw: same on any device
 
     def sampler(self, name: str, steps: int, **kwargs: Any):
         """A diffusers sampling scheduler on this schedule, fed x0 predictions (prediction_type='sample')."""
         if name not in SAMPLERS:
-            hint = " (flow samplers need a flow-matching model: method flow_matching)" if name.startswith("flow") else ""
+            hint = (
+                " (flow samplers need a flow-matching model: method flow_matching)" if name.startswith("flow") else ""
+            )
             raise ValueError(f"unknown sampler {name!r} for a diffusion schedule; choose from {sorted(SAMPLERS)}{hint}")
         scheduler = SAMPLERS[name](**self.config, prediction_type="sample", **kwargs)
         scheduler.set_timesteps(steps)

@@ -19,8 +19,15 @@ from typing import Any
 import numpy as np
 
 from avgen.metrics.stats import calibration_entry, paired_difference, sums
-from avgen.metrics.synthetic import (STATISTICS, Protocol, SyntheticProbe, calibrated_scores, pair_columns,
-                                     read_clips, to_frames_01)
+from avgen.metrics.synthetic import (
+    STATISTICS,
+    Protocol,
+    SyntheticProbe,
+    calibrated_scores,
+    pair_columns,
+    read_clips,
+    to_frames_01,
+)
 
 NESTED = ("intervals", "calibration", "protocol", "paired")
 
@@ -46,23 +53,41 @@ def ceilings(probe: SyntheticProbe, real: dict[str, np.ndarray], protocol: Proto
     return {k: float(f(sums(cols))) for k, f in STATISTICS.items()}
 
 
-def synthetic_report(probe: SyntheticProbe, pairs: dict[str, np.ndarray], protocol: Protocol, seed: int,
-                     ceiling: dict[str, float] | None, reference: str, prefix: str = ""
-                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def synthetic_report(
+    probe: SyntheticProbe,
+    pairs: dict[str, np.ndarray],
+    protocol: Protocol,
+    seed: int,
+    ceiling: dict[str, float] | None,
+    reference: str,
+    prefix: str = "",
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(metrics.json entries, per-pair columns) of generated pairs, names prefixed (e.g. `v2a_`)."""
     videos, mels = _clips(pairs)
     scores = calibrated_scores(probe, videos, mels, protocol, seed)
     out: dict[str, Any] = {f"{prefix}{k}": v for k, v in scores.values.items()}
     out["intervals"] = {f"{prefix}{k}": list(v) for k, v in scores.intervals.items()}
     out["calibration"] = {
-        f"{prefix}{k}": calibration_entry(value, *scores.floors.get(k, (None, None)), scores.shifted_floors[k],
-                                          ceiling[k] if ceiling is not None else None)
-        for k, value in scores.values.items()}
+        f"{prefix}{k}": calibration_entry(
+            value,
+            *scores.floors.get(k, (None, None)),
+            scores.shifted_floors[k],
+            ceiling[k] if ceiling is not None else None,
+        )
+        for k, value in scores.values.items()
+    }
     for k in ("temporal_alignment", "semantic_agreement"):  # the original single-shuffle chance level, as before
         if k in scores.shuffled:
             out[f"{prefix}{k}_shuffled"] = scores.shuffled[k]
-    out["protocol"] = {f"{prefix}synthetic": {**asdict(protocol), "num_samples": len(videos), "seed": seed,
-                                              "refined_events": True, "reference": reference}}
+    out["protocol"] = {
+        f"{prefix}synthetic": {
+            **asdict(protocol),
+            "num_samples": len(videos),
+            "seed": seed,
+            "refined_events": True,
+            "reference": reference,
+        }
+    }
     return out, scores.columns
 
 

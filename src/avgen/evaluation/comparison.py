@@ -24,8 +24,13 @@ from avgen.metrics.stats import paired_difference
 from avgen.metrics.synthetic import STATISTICS
 
 NESTED = ("intervals", "calibration", "protocol", "paired")
-DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", "upstream", *RUN_INFO} - {"num_samples", "sampling_seconds",
-                                                                        "sampler_steps", "eval_seconds", "ms_per_fe"}
+DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", "upstream", *RUN_INFO} - {
+    "num_samples",
+    "sampling_seconds",
+    "sampler_steps",
+    "eval_seconds",
+    "ms_per_fe",
+}
 # What every score of a row depends on, beside a metric's own protocol entry. The sampler and its steps are
 # not among them: they are part of what is compared (a method's own solver), shown per row.
 GENERAL_PROTOCOL = ("num_samples", "metrics_reference")
@@ -54,30 +59,47 @@ def load_runs(outputs: Path, scores_from: str = "eval", only_rescored: bool = Fa
         else:
             metrics, source, scored_dir = trained, "metrics.json", path.parent
         run = path.parent.name
-        row = {"run": run, "dir": path.parent, "source": source, "per_sample": scored_dir / "per_sample.json",
-               "dataset": metrics.get("dataset", "unknown"), **metrics,
-               "method": f"{metrics.get('method', '')} ({metrics.get('variant', '')})"}
+        row = {
+            "run": run,
+            "dir": path.parent,
+            "source": source,
+            "per_sample": scored_dir / "per_sample.json",
+            "dataset": metrics.get("dataset", "unknown"),
+            **metrics,
+            "method": f"{metrics.get('method', '')} ({metrics.get('variant', '')})",
+        }
         rows.append(row)
         no_joint = _no_joint(metrics)
-        seen = [{k: r.get(k) for k in no_joint if k not in NESTED} for r in rows
-                if r["method"].startswith("independent bases")]
+        seen = [
+            {k: r.get(k) for k in no_joint if k not in NESTED}
+            for r in rows
+            if r["method"].startswith("independent bases")
+        ]
         if no_joint and {k: v for k, v in no_joint.items() if k not in NESTED} not in seen:
             # runs over the same bases and seed share one row
-            rows.append({"run": f"{run} (no joint: independent bases)", "dir": None, "source": source,
-                         "per_sample": None, "dataset": row["dataset"], **no_joint,
-                         **{k: metrics[k] for k in (*GENERAL_PROTOCOL, *SAMPLING) if k in metrics},
-                         "method": "independent bases, guidance off"})
+            rows.append(
+                {
+                    "run": f"{run} (no joint: independent bases)",
+                    "dir": None,
+                    "source": source,
+                    "per_sample": None,
+                    "dataset": row["dataset"],
+                    **no_joint,
+                    **{k: metrics[k] for k in (*GENERAL_PROTOCOL, *SAMPLING) if k in metrics},
+                    "method": "independent bases, guidance off",
+                }
+            )
     return rows
 
 
 def _no_joint(metrics: dict[str, Any]) -> dict[str, Any]:
     """The no-joint scores of an MMDisCo run, under the names the guided ones have."""
     p = "no_joint_"
-    out: dict[str, Any] = {k[len(p):]: v for k, v in metrics.items() if k.startswith(p)}
+    out: dict[str, Any] = {k[len(p) :]: v for k, v in metrics.items() if k.startswith(p)}
     if not out:
         return out
     for section in ("intervals", "calibration", "protocol"):
-        inner = {k[len(p):]: v for k, v in metrics.get(section, {}).items() if k.startswith(p)}
+        inner = {k[len(p) :]: v for k, v in metrics.get(section, {}).items() if k.startswith(p)}
         if inner:
             out[section] = inner
     return out
@@ -85,8 +107,9 @@ def _no_joint(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
     present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    extra = sorted(k for k in present - set(METRICS) - RUN_INFO if not k.endswith("_shuffled")
-                   and not k.startswith("no_joint_"))
+    extra = sorted(
+        k for k in present - set(METRICS) - RUN_INFO if not k.endswith("_shuffled") and not k.startswith("no_joint_")
+    )
     return [k for k in METRICS if k in present] + extra
 
 
@@ -95,7 +118,7 @@ def protocol_of(row: dict[str, Any], metric: str) -> dict[str, Any]:
     own settings (the synthetic tolerance, lags and derangements; a media metric's extractor and its SHA-256,
     rates, sizes, scale, vocoder)."""
     prefix = next((p for p in ("v2a_", "a2v_") if metric.startswith(p)), "")
-    family = f"{prefix}synthetic" if metric[len(prefix):] in STATISTICS else metric
+    family = f"{prefix}synthetic" if metric[len(prefix) :] in STATISTICS else metric
     own = row.get("protocol", {}).get(family, {})
     return {**{k: row.get(k) for k in GENERAL_PROTOCOL}, **own}
 
@@ -108,8 +131,9 @@ def protocol_conflicts(rows: list[dict[str, Any]], columns: list[str]) -> dict[s
         protocols = [protocol_of(r, metric) for r in scored]
         keys = sorted({k for p in protocols for k in p if len({json.dumps(q.get(k)) for q in protocols}) > 1})
         if keys:
-            conflicts[metric] = [f"{r['run']}: " + ", ".join(f"{k}={p.get(k)}" for k in keys)
-                                 for r, p in zip(scored, protocols)]
+            conflicts[metric] = [
+                f"{r['run']}: " + ", ".join(f"{k}={p.get(k)}" for k in keys) for r, p in zip(scored, protocols)
+            ]
     return conflicts
 
 
@@ -133,8 +157,9 @@ def paired_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             prefix = family[: -len("synthetic")]
             ca, cb = loaded[a][family], loaded[b][family]
-            same = (len(next(iter(ca.values()))) == len(next(iter(cb.values())))
-                    and protocol_of(by_run[a], f"{prefix}temporal_f1") == protocol_of(by_run[b], f"{prefix}temporal_f1"))
+            same = len(next(iter(ca.values()))) == len(next(iter(cb.values()))) and protocol_of(
+                by_run[a], f"{prefix}temporal_f1"
+            ) == protocol_of(by_run[b], f"{prefix}temporal_f1")
             if not same:
                 continue
             for metric, statistic in STATISTICS.items():
@@ -184,13 +209,21 @@ def _protocol_lines(rows: list[dict[str, Any]], columns: list[str], conflicts: d
         text = ", ".join(f"{k} {v}" for k, v in sorted(json.loads(settings).items())) or "not recorded"
         lines.append(f"**Protocol** of {', '.join(metrics)}: {text}.")
     for metric, how in conflicts.items():
-        lines.append(f"**Warning**: `{metric}` was scored under different protocols ({'; '.join(how)}): "
-                     "its values are not comparable and are not drawn on one axis.")
+        lines.append(
+            f"**Warning**: `{metric}` was scored under different protocols ({'; '.join(how)}): "
+            "its values are not comparable and are not drawn on one axis."
+        )
     return lines
 
 
-def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots: list[str],
-             conflicts: dict[str, list[str]] | None = None, paired: list[dict[str, Any]] | None = None) -> str:
+def markdown(
+    dataset: str,
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    plots: list[str],
+    conflicts: dict[str, list[str]] | None = None,
+    paired: list[dict[str, Any]] | None = None,
+) -> str:
     conflicts = conflicts or {}
     rows = [{**r, **sampling_figures(r)} for r in equal_compute(rows)]
     info = ["sampling", "nfe", "sampling_gflops_per_sample", "samples_per_s", "peak_memory_gb", *INFO]
@@ -198,32 +231,61 @@ def markdown(dataset: str, rows: list[dict[str, Any]], columns: list[str], plots
         info += ["compute_ratio", "steps_at_equal_flops"]
     info = [k for k in info if any(r.get(k) is not None for r in rows)]  # no column that is blank throughout
     header = ["run", "method", *columns, *info, "scores from"]
-    lines = [f"# {dataset}: {len(rows)} runs side by side", "", *_protocol_lines(rows, columns, conflicts), "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# {dataset}: {len(rows)} runs side by side",
+        "",
+        *_protocol_lines(rows, columns, conflicts),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for r in rows:
-        lines.append("| " + " | ".join([r["run"], r["method"], *(_cell(r, k) for k in columns),
-                                         *(_fmt(r.get(k), k) for k in info), r.get("source", "")]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["run"],
+                    r["method"],
+                    *(_cell(r, k) for k in columns),
+                    *(_fmt(r.get(k), k) for k in info),
+                    r.get("source", ""),
+                ]
+            )
+            + " |"
+        )
     if any(r.get("intervals") for r in rows):
         lines += ["", "[lo, hi]: 95% bootstrap interval over the scored samples."]
     if any(f"{k}_shuffled" in r for r in rows for k in columns):
-        lines += ["", "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
-                  "original chance level; the calibration table has the mean over many derangements."]
-    lines += ["", "nfe: network function evaluations per generated sample, counted by the sampler, plus guidance's "
-              "extra passes (bwd: a backward through the network; disc: a discriminator forward and input "
-              "gradient; cfg: an unconditional pass); sampling_gflops_per_sample: their FLOPs, counted on the "
-              "first batch. `evaluate.nfe=<n>` samples every run at about n evaluations.", ""]
-    lines += ["sampling: the run's solver and steps (part of the method, not of the protocol). samples_per_s: "
-              "joint samples generated per second at the evaluation batch size; ms_per_fe: sampling time per "
-              "denoiser call (guided calls included); peak_memory_gb: the evaluation's peak accelerator memory "
-              "(on a CPU the process's peak resident memory)."]
+        lines += [
+            "",
+            "(x): the same metric on the run's own pairs shuffled once (audio of another sample): the "
+            "original chance level; the calibration table has the mean over many derangements.",
+        ]
+    lines += [
+        "",
+        "nfe: network function evaluations per generated sample, counted by the sampler, plus guidance's "
+        "extra passes (bwd: a backward through the network; disc: a discriminator forward and input "
+        "gradient; cfg: an unconditional pass); sampling_gflops_per_sample: their FLOPs, counted on the "
+        "first batch. `evaluate.nfe=<n>` samples every run at about n evaluations.",
+        "",
+    ]
+    lines += [
+        "sampling: the run's solver and steps (part of the method, not of the protocol). samples_per_s: "
+        "joint samples generated per second at the evaluation batch size; ms_per_fe: sampling time per "
+        "denoiser call (guided calls included); peak_memory_gb: the evaluation's peak accelerator memory "
+        "(on a CPU the process's peak resident memory)."
+    ]
     if "compute_ratio" in info:
-        lines += ["", "gflops_per_step / train_tflops: training compute counted by torch's FLOP counter (matmuls, "
-                  "convolutions, attention; forward and backward; an optimizer step counts every micro-batch on "
-                  "every rank). upstream_tflops: the compute that produced the run's starting point (the run it "
-                  "fine-tunes, its bases, its fake pairs); total_tflops = train + upstream. compute_ratio: "
-                  "total_tflops over the least of the runs shown; steps_at_equal_flops: the own steps that would "
-                  "bring this run's total to that least. Runs compare at equal compute when their ratios are near "
-                  "x1.00; blank: a part was not counted (named in the run's metrics.json `upstream`)."]
+        lines += [
+            "",
+            "gflops_per_step / train_tflops: training compute counted by torch's FLOP counter (matmuls, "
+            "convolutions, attention; forward and backward; an optimizer step counts every micro-batch on "
+            "every rank). upstream_tflops: the compute that produced the run's starting point (the run it "
+            "fine-tunes, its bases, its fake pairs); total_tflops = train + upstream. compute_ratio: "
+            "total_tflops over the least of the runs shown; steps_at_equal_flops: the own steps that would "
+            "bring this run's total to that least. Runs compare at equal compute when their ratios are near "
+            "x1.00; blank: a part was not counted (named in the run's metrics.json `upstream`).",
+        ]
     seeds = _seeds_table(rows, columns)
     if any(len({r["seed"] for r in g}) >= MIN_SEEDS for g in seed_groups(rows).values()):
         head = lines.index("| " + " | ".join(header) + " |")  # the headline goes before the per-run table
@@ -244,8 +306,7 @@ def sampling_figures(r: dict[str, Any]) -> dict[str, Any]:
     if r.get("sampler"):
         out["sampling"] = f"{r['sampler']} x{r.get('sampler_steps', '?')}"
     if isinstance(r.get("nfe_per_sample"), (int, float)):
-        extra = [f"{r[k + '_per_sample']:g} {label}" for k, label in EXTRA_PASSES.items()
-                 if r.get(k + "_per_sample")]
+        extra = [f"{r[k + '_per_sample']:g} {label}" for k, label in EXTRA_PASSES.items() if r.get(k + "_per_sample")]
         out["nfe"] = " + ".join([f"{r['nfe_per_sample']:g}", *extra])
     if isinstance(r.get("sampling_seconds"), (int, float)) and r.get("num_samples") and r["sampling_seconds"] > 0:
         out["samples_per_s"] = r["num_samples"] / r["sampling_seconds"]
@@ -264,14 +325,28 @@ def equal_compute(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows whose total compute is known get `compute_ratio` (their total FLOPs, own + upstream, over the
     least of those rows') and `steps_at_equal_flops` (the own steps that would bring their total to that
     least: 0 when the upstream alone exceeds it); a row with an uncounted part stays blank."""
-    counted = [r for r in rows if (total_tflops(r) or 0) > 0
-               and isinstance(r.get("gflops_per_step"), (int, float)) and r["gflops_per_step"] > 0]
+    counted = [
+        r
+        for r in rows
+        if (total_tflops(r) or 0) > 0
+        and isinstance(r.get("gflops_per_step"), (int, float))
+        and r["gflops_per_step"] > 0
+    ]
     if not counted:
         return rows
     least = min(total_tflops(r) for r in counted)
-    return [{**r, "compute_ratio": total_tflops(r) / least, "steps_at_equal_flops": round(
-        1e3 * max(0.0, least - (r.get("upstream_tflops") or 0.0)) / r["gflops_per_step"])} if r in counted else r
-        for r in rows]
+    return [
+        {
+            **r,
+            "compute_ratio": total_tflops(r) / least,
+            "steps_at_equal_flops": round(
+                1e3 * max(0.0, least - (r.get("upstream_tflops") or 0.0)) / r["gflops_per_step"]
+            ),
+        }
+        if r in counted
+        else r
+        for r in rows
+    ]
 
 
 def _section(title: str, note: str, header: list[str]) -> list[str]:
@@ -294,10 +369,13 @@ def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     groups = seed_groups(rows)
     if not groups:
         return []
-    lines = _section("Across training seeds", f"mean over the runs of one configuration with different training "
-                     f"seeds: [lo, hi] is the 95% t interval over seeds (from {MIN_SEEDS} seeds; the spread a single "
-                     "run's interval does not show), ± sd with 2. Claims rest on these rows.",
-                     ["configuration", "seeds", *columns])
+    lines = _section(
+        "Across training seeds",
+        f"mean over the runs of one configuration with different training "
+        f"seeds: [lo, hi] is the 95% t interval over seeds (from {MIN_SEEDS} seeds; the spread a single "
+        "run's interval does not show), ± sd with 2. Claims rest on these rows.",
+        ["configuration", "seeds", *columns],
+    )
     for method, group in sorted(groups.items()):
         cells = []
         for k in columns:
@@ -306,9 +384,12 @@ def _seeds_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
                 mean, low, high = seed_interval(values)
                 cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
             else:
-                cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) >= 2 else "")
-        lines.append(f"| {method} | {', '.join(str(s) for s in sorted(r['seed'] for r in group))} | "
-                     + " | ".join(cells) + " |")
+                cells.append(
+                    f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) >= 2 else ""
+                )
+        lines.append(
+            f"| {method} | {', '.join(str(s) for s in sorted(r['seed'] for r in group))} | " + " | ".join(cells) + " |"
+        )
     return lines + _seed_differences(groups, columns)
 
 
@@ -319,39 +400,58 @@ def _seed_differences(groups: dict[str, list[dict[str, Any]]], columns: list[str
             values = [{r["seed"]: r[k] for r in groups[c] if isinstance(r.get(k), (int, float))} for c in (a, b)]
             diff = paired_seed_difference(*values)
             if diff is not None:
-                rows.append(f"| {a} - {b} | {k} | {diff['seeds']} | {diff['mean']:+.3f} [{diff['low']:+.3f}, "
-                            f"{diff['high']:+.3f}] | {'resolved' if diff['resolved'] else 'unresolved'} |")
+                rows.append(
+                    f"| {a} - {b} | {k} | {diff['seeds']} | {diff['mean']:+.3f} [{diff['low']:+.3f}, "
+                    f"{diff['high']:+.3f}] | {'resolved' if diff['resolved'] else 'unresolved'} |"
+                )
     if not rows:
         return []
-    return _section("Differences across training seeds", "a - b per training seed both were trained with, 95% t "
-                    "interval over those seeds; resolved: it excludes 0.",
-                    ["a - b", "metric", "seeds", "difference", ""]) + rows
+    return (
+        _section(
+            "Differences across training seeds",
+            "a - b per training seed both were trained with, 95% t interval over those seeds; resolved: it excludes 0.",
+            ["a - b", "metric", "seeds", "difference", ""],
+        )
+        + rows
+    )
 
 
 def _calibration_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     entries = [(r["run"], k, r["calibration"][k]) for r in rows for k in columns if k in r.get("calibration", {})]
     if not entries:
         return []
-    lines = _section("Calibration", "floor: mean (± sd) over derangements of the run's own pairs; shifted: audio "
-                     "moved by the protocol's shift; ceiling: real test pairs; normalised = (value - floor) / "
-                     "(ceiling - floor).", ["run", "metric", "floor", "shifted floor", "ceiling", "normalised"])
+    lines = _section(
+        "Calibration",
+        "floor: mean (± sd) over derangements of the run's own pairs; shifted: audio "
+        "moved by the protocol's shift; ceiling: real test pairs; normalised = (value - floor) / "
+        "(ceiling - floor).",
+        ["run", "metric", "floor", "shifted floor", "ceiling", "normalised"],
+    )
     for run, k, c in entries:
         floor = f"{c['floor']:.3f} ± {c['floor_std']:.3f}" if "floor" in c else ""
-        lines.append(f"| {run} | {k} | {floor} | {_fmt(c.get('shifted_floor'), k)} | {_fmt(c.get('ceiling'), k)} | "
-                     f"{_fmt(c.get('normalised'), k)} |")
+        lines.append(
+            f"| {run} | {k} | {floor} | {_fmt(c.get('shifted_floor'), k)} | {_fmt(c.get('ceiling'), k)} | "
+            f"{_fmt(c.get('normalised'), k)} |"
+        )
     return lines
 
 
 def _paired_table(paired: list[dict[str, Any]]) -> list[str]:
     if not paired:
         return []
-    lines = _section("Paired differences", "a - b on the same sample indices (same noise and conditions), 95% "
-                     "bootstrap interval; resolved: the interval excludes 0. An unresolved difference is no evidence "
-                     "that the runs differ.", ["metric", "a", "b", "a - b", "interval", "resolved"])
+    lines = _section(
+        "Paired differences",
+        "a - b on the same sample indices (same noise and conditions), 95% "
+        "bootstrap interval; resolved: the interval excludes 0. An unresolved difference is no evidence "
+        "that the runs differ.",
+        ["metric", "a", "b", "a - b", "interval", "resolved"],
+    )
     for d in paired:
         lo, hi = d["interval"]
-        lines.append(f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
-                     f"{'yes' if d['resolved'] else 'no'} |")
+        lines.append(
+            f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
+            f"{'yes' if d['resolved'] else 'no'} |"
+        )
     return lines
 
 
@@ -381,10 +481,18 @@ def others_table(rows: list[dict[str, Any]]) -> str:
         return ""
     columns = metric_columns(rows)
     info = ("parameters", "train_seconds", "steps")
-    lines = ["## Other trained models", "", "Their own figures (see each model's docs); they generate no modality.",
-             "", f"| run | method | {' | '.join([*columns, *info])} |", f"|{'---|' * (len(columns) + len(info) + 2)}"]
-    lines += [f"| {r['run']} | {r['method']} | " + " | ".join(_fmt(r.get(c), c) for c in [*columns, *info]) + " |"
-              for r in rows]
+    lines = [
+        "## Other trained models",
+        "",
+        "Their own figures (see each model's docs); they generate no modality.",
+        "",
+        f"| run | method | {' | '.join([*columns, *info])} |",
+        f"|{'---|' * (len(columns) + len(info) + 2)}",
+    ]
+    lines += [
+        f"| {r['run']} | {r['method']} | " + " | ".join(_fmt(r.get(c), c) for c in [*columns, *info]) + " |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -413,7 +521,9 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
                     points = [(i, v if v is not None else rows[i].get(f"{key}_shuffled")) for i, v in points]
                 points = [(i, v) for i, v in points if isinstance(v, (int, float))]
                 if points:
-                    ax.scatter([v for _, v in points], [i for i, _ in points], marker=mark, s=200, color=style, zorder=3)
+                    ax.scatter(
+                        [v for _, v in points], [i for i, _ in points], marker=mark, s=200, color=style, zorder=3
+                    )
             ax.set_title(key, fontsize=9)
             ax.set_yticks(ys, [r["run"] for r in rows] if ax is axes[0][0] else [""] * len(rows))
             ax.tick_params(labelsize=7)
@@ -437,8 +547,9 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
     return names
 
 
-def report(dataset: str, rows: list[dict[str, Any]], out: Path, label: str | None = None
-           ) -> tuple[str, list[str], list[str]]:
+def report(
+    dataset: str, rows: list[dict[str, Any]], out: Path, label: str | None = None
+) -> tuple[str, list[str], list[str]]:
     """(markdown, metric columns, plots) of one dataset's runs; metrics scored under different protocols are
     left out of the plots. `label` names the report and its plot files (default: the dataset)."""
     subset = [r for r in rows if r["dataset"] == dataset and generative(r)]
@@ -446,5 +557,7 @@ def report(dataset: str, rows: list[dict[str, Any]], out: Path, label: str | Non
     columns = metric_columns(subset)
     conflicts = protocol_conflicts(subset, columns)
     plots = plot(label or dataset, subset, [c for c in columns if c not in conflicts], out)
-    text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + others_table(others)
+    text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + others_table(
+        others
+    )
     return text, columns, plots

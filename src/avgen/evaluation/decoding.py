@@ -37,21 +37,27 @@ def decoding_protocol(cfg: Any, dm: AVDataModule, audio: AudioDecoder) -> dict[s
 
     video_meta, audio_meta = rep_metadata(dm)
     vocoder = getattr(audio, "vocoder", None)
-    out = {"video_representation": video_meta["class"], "audio_representation": audio_meta["class"],
-           "vocoder": type(vocoder).__name__ if vocoder is not None else None, "reference_split": dm.splits["val"]}
+    out = {
+        "video_representation": video_meta["class"],
+        "audio_representation": audio_meta["class"],
+        "vocoder": type(vocoder).__name__ if vocoder is not None else None,
+        "reference_split": dm.splits["val"],
+    }
     if cfg.evaluate.vocoder.kind == "melgan" and cfg.evaluate.vocoder.checkpoint:
         out["vocoder_weights"] = fingerprint(cfg.evaluate.vocoder.checkpoint)
     return out
 
 
 def decode_pairs(pairs: dict[str, np.ndarray], video: VideoDecoder, audio: AudioDecoder) -> dict[str, list]:
-    return {"video": [video(v) for v in progress(pairs["video"], "decoding video")],
-            "audio": _decode_audio(pairs["audio"], audio)}
+    return {
+        "video": [video(v) for v in progress(pairs["video"], "decoding video")],
+        "audio": _decode_audio(pairs["audio"], audio),
+    }
 
 
 def _decode_audio(clips: np.ndarray, audio: AudioDecoder, batch_size: int = 64) -> list[np.ndarray]:
     """Batched where the vocoder allows (one progress step per batch)."""
-    chunks = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
+    chunks = [clips[i : i + batch_size] for i in range(0, len(clips), batch_size)]
     return [w for chunk in progress(chunks, "decoding audio (batches)") for w in audio.batch(chunk, batch_size)]
 
 

@@ -17,21 +17,33 @@ from avgen.data.clips import video_frames_to
 from avgen.data.store import Store
 
 
-def probe_windows(store: Store, rep_name: str, split: str, shift: int, limit: int,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+def probe_windows(
+    store: Store, rep_name: str, split: str, shift: int, limit: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D), labels (N,)): each clip's centred (0) or `shift`-frame displaced (1) window."""
     rep = store.representations[rep_name]
     margin, length, axis = rep.margin_frames, rep.clip_frames, rep.time_axis
     idx = store.indices(split)[:limit]
     arr = store.array(rep_name)
     labels = np.random.default_rng(seed).integers(0, 2, len(idx))
-    feats = [np.take(arr[i], np.arange(margin + shift * label, margin + shift * label + length), axis=axis)
-             .astype(np.float32).reshape(-1) for i, label in zip(idx, labels)]
+    feats = [
+        np.take(arr[i], np.arange(margin + shift * label, margin + shift * label + length), axis=axis)
+        .astype(np.float32)
+        .reshape(-1)
+        for i, label in zip(idx, labels)
+    ]
     return np.stack(feats), labels
 
 
-def probe_accuracy(store: Store, rep_name: str, shift: int, limit: int = 2048, seed: int = 0,
-                   train_split: str = "train", test_split: str = "test") -> float:
+def probe_accuracy(
+    store: Store,
+    rep_name: str,
+    shift: int,
+    limit: int = 2048,
+    seed: int = 0,
+    train_split: str = "train",
+    test_split: str = "test",
+) -> float:
     """Held-out accuracy of a logistic probe telling `shift`-frame displaced windows of `rep_name` from centred."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -43,8 +55,12 @@ def probe_accuracy(store: Store, rep_name: str, shift: int, limit: int = 2048, s
     return float(probe.score(scaler.transform(x_test), y_test))
 
 
-def edge_probe(store: Store, shift_frames: tuple[int, int] = (2, 4), modalities: tuple[str, ...] = ("audio", "video"),
-               limit: int = 2048) -> dict[str, float]:
+def edge_probe(
+    store: Store,
+    shift_frames: tuple[int, int] = (2, 4),
+    modalities: tuple[str, ...] = ("audio", "video"),
+    limit: int = 2048,
+) -> dict[str, float]:
     """Probe accuracy for every shift the negative sampler draws (`shift_frames`, in video frames, either
     direction) on each modality's stored representation: {"audio -4 video frames (-8 frames)": acc, ...}."""
     by_modality = {rep.modality: name for name, rep in store.representations.items()}
@@ -60,8 +76,10 @@ def edge_probe(store: Store, shift_frames: tuple[int, int] = (2, 4), modalities:
                 # in this modality's frames, converted as the negative sampler converts them
                 shift = int(video_frames_to(torch.tensor(sign * video_frames), seconds_per_frame, modality))
                 if abs(shift) > rep.margin_frames:
-                    raise ValueError(f"{store.path}: a shift of {shift} {modality} frames needs that much margin; "
-                                     f"the store has {rep.margin_frames}")
+                    raise ValueError(
+                        f"{store.path}: a shift of {shift} {modality} frames needs that much margin; "
+                        f"the store has {rep.margin_frames}"
+                    )
                 key = f"{modality} {sign * video_frames:+d} video frames ({shift:+d} frames)"
                 out[key] = probe_accuracy(store, by_modality[modality], shift, limit, seed=video_frames)
     return out

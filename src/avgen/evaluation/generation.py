@@ -14,23 +14,38 @@ from avgen.sampling.cost import SamplingCost, steps_for_nfe
 from avgen.utils.flops import counter
 from avgen.utils.progress import progress
 
+
 def sampler_kwargs(cfg: Any) -> dict[str, Any]:
     """The `sampler:` config group as keyword arguments of a module's `generate`; `evaluate.nfe` (when set)
     sets the steps that give about that many network evaluations with this solver (equal-NFE comparisons)."""
     nfe = cfg.evaluate.get("nfe")
     steps = steps_for_nfe(int(nfe), cfg.sampler.name) if nfe else cfg.sampler.steps
-    return {"steps": steps, "sampler": cfg.sampler.name,
-            "scheduler_kwargs": dict(cfg.sampler.scheduler_kwargs), "step_kwargs": dict(cfg.sampler.step_kwargs)}
+    return {
+        "steps": steps,
+        "sampler": cfg.sampler.name,
+        "scheduler_kwargs": dict(cfg.sampler.scheduler_kwargs),
+        "step_kwargs": dict(cfg.sampler.step_kwargs),
+    }
 
 
 def guidance_kwargs(cfg: Any) -> dict[str, Any]:
     """The reconstruction guidance of conditional generation (`sampler.guidance_scale`, `sampler.guidance_norm`)."""
-    return {"guidance_scale": float(cfg.sampler.guidance_scale),
-            "guidance_norm": str(cfg.sampler.get("guidance_norm", "balanced"))}
+    return {
+        "guidance_scale": float(cfg.sampler.guidance_scale),
+        "guidance_norm": str(cfg.sampler.get("guidance_norm", "balanced")),
+    }
 
 
-def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: int, length_factor: int = 1,
-                   cost: SamplingCost | None = None, **generate_kwargs: Any) -> dict[str, np.ndarray]:
+def generate_pairs(
+    module,
+    dm: AVDataModule,
+    num: int,
+    batch_size: int,
+    seed: int,
+    length_factor: int = 1,
+    cost: SamplingCost | None = None,
+    **generate_kwargs: Any,
+) -> dict[str, np.ndarray]:
     """`num` unconditional joint samples shaped like the store's clips (times `length_factor` in time); text-
     conditioned modules get test-split captions as prompts (kept under "prompts"). Sample i is generated from
     seed + i (its noise and prompt), whatever the batch size: runs evaluated with one seed are paired.
@@ -48,8 +63,9 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
             if cost is not None:
                 stack.enter_context(cost)
                 flops = stack.enter_context(counter()) if start == 0 else None
-            x = module.generate({m: (b, *shape) for m, shape in shapes.items()}, seeds=seeds, **prompts,
-                                **generate_kwargs)
+            x = module.generate(
+                {m: (b, *shape) for m, shape in shapes.items()}, seeds=seeds, **prompts, **generate_kwargs
+            )
         if cost is not None and start == 0:
             cost.gflops_per_sample = flops.get_total_flops() / b / 1e9
         for m in ("video", "audio"):
@@ -59,8 +75,9 @@ def generate_pairs(module, dm: AVDataModule, num: int, batch_size: int, seed: in
     return {m: np.concatenate(v) for m, v in out.items()}
 
 
-def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
-                      keep_reference: bool = False, **generate_kwargs: Any) -> dict[str, np.ndarray]:
+def conditional_pairs(
+    module, dm: AVDataModule, known: str, num: int, seed: int, keep_reference: bool = False, **generate_kwargs: Any
+) -> dict[str, np.ndarray]:
     """`num` pairs whose `known` modality is a test-split clip and whose other one is generated for it by
     reconstruction guidance (CMMD Eq. 3): known="video" is video-to-audio, known="audio" audio-to-video.
     `keep_reference`: also the test clips' own version of the generated modality, as "reference". The pair
@@ -73,9 +90,12 @@ def conditional_pairs(module, dm: AVDataModule, known: str, num: int, seed: int,
         known_clips = clips(batch)
         b = known_clips["video"].shape[0]
         seeds, done = list(range(seed + done, seed + done + b)), done + b
-        x = module.generate({m: tuple(v.shape) for m, v in known_clips.items()}, seeds=seeds,
-                            known={known: known_clips[known].to(module.device)},
-                            **generate_kwargs)
+        x = module.generate(
+            {m: tuple(v.shape) for m, v in known_clips.items()},
+            seeds=seeds,
+            known={known: known_clips[known].to(module.device)},
+            **generate_kwargs,
+        )
         for m in ("video", "audio"):
             out[m].append((known_clips[m] if m == known else x[m]).float().cpu().numpy())
         if keep_reference:

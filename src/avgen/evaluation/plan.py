@@ -15,17 +15,24 @@ def metric_plan(cfg: Any, dataset: str) -> list[str]:
     if names == "auto":
         if dataset == "synthetic":
             return ["synthetic"]
-        names = ["av_align", *(["beats"] if dataset == "aistpp" else []),
-                 *(m for m, keys in WEIGHTED.items() if all(cfg.evaluate[m][k] for k in keys))]
+        names = [
+            "av_align",
+            *(["beats"] if dataset == "aistpp" else []),
+            *(m for m, keys in WEIGHTED.items() if all(cfg.evaluate[m][k] for k in keys)),
+        ]
     unknown = set(names) - {"synthetic", "av_align", "beats", *WEIGHTED}
     if unknown:
-        raise ValueError(f"evaluate.metrics: unknown {sorted(unknown)}; choose from synthetic, av_align, beats, "
-                         f"{', '.join(WEIGHTED)}")
+        raise ValueError(
+            f"evaluate.metrics: unknown {sorted(unknown)}; choose from synthetic, av_align, beats, "
+            f"{', '.join(WEIGHTED)}"
+        )
     for m in set(names) & set(WEIGHTED):
         missing = [f"evaluate.{m}.{k}" for k in WEIGHTED[m] if not cfg.evaluate[m][k]]
         if missing:
-            raise ValueError(f"evaluate.metrics lists {m}, which needs weights: set {', '.join(missing)} "
-                             "(a local path or a registry name: avgen weights)")
+            raise ValueError(
+                f"evaluate.metrics lists {m}, which needs weights: set {', '.join(missing)} "
+                "(a local path or a registry name: avgen weights)"
+            )
     if "synthetic" in names and dataset != "synthetic":
         raise ValueError(f"evaluate.metrics: the synthetic metrics need the synthetic store, not {dataset}")
     return list(names)

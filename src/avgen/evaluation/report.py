@@ -8,19 +8,68 @@ from typing import Any
 from omegaconf import DictConfig
 
 # metric columns in display order; any other numeric metric of a run is appended after them
-METRICS = ("temporal_f1", "lag_contrast", "semantic_agreement", "temporal_alignment", "v2a_temporal_f1",
-           "v2a_lag_contrast", "v2a_semantic_agreement", "v2a_temporal_alignment", "a2v_temporal_f1",
-           "a2v_lag_contrast", "a2v_semantic_agreement", "a2v_temporal_alignment",
-           "fvd", "kvd", "fad", "fad_per_sample", "av_align", "v2a_beat_hit_rate_100ms", "v2a_beat_hit_rate_500ms",
-           "ib_av", "ib_tv", "ib_ta")
-INFO = ("parameters", "gflops_per_step", "train_tflops", "upstream_tflops", "total_tflops", "train_seconds", "ms_per_fe",
-        "steps")
+METRICS = (
+    "temporal_f1",
+    "lag_contrast",
+    "semantic_agreement",
+    "temporal_alignment",
+    "v2a_temporal_f1",
+    "v2a_lag_contrast",
+    "v2a_semantic_agreement",
+    "v2a_temporal_alignment",
+    "a2v_temporal_f1",
+    "a2v_lag_contrast",
+    "a2v_semantic_agreement",
+    "a2v_temporal_alignment",
+    "fvd",
+    "kvd",
+    "fad",
+    "fad_per_sample",
+    "av_align",
+    "v2a_beat_hit_rate_100ms",
+    "v2a_beat_hit_rate_500ms",
+    "ib_av",
+    "ib_tv",
+    "ib_ta",
+)
+INFO = (
+    "parameters",
+    "gflops_per_step",
+    "train_tflops",
+    "upstream_tflops",
+    "total_tflops",
+    "train_seconds",
+    "ms_per_fe",
+    "steps",
+)
 # metrics.json keys that describe a run rather than score it (W&B logs them under run/)
-RUN_INFO = frozenset({*INFO, "gflops_per_sample", "nfe_per_sample", "guidance_backward_per_sample",
-                      "discriminator_gradient_per_sample", "cfg_unconditional_per_sample",
-                      "sampling_gflops_per_sample", "seed", "cpu_cores", "torch_threads", "sampling_seconds", "sampler_steps", "num_samples", "num_clips",
-                      "peak_memory_gb", "guidance_scale", "samples_per_s", "compute_ratio", "steps_at_equal_flops",
-                      "eval_seconds", "events_per_clip", "onsets_per_clip", "kvd_std"})
+RUN_INFO = frozenset(
+    {
+        *INFO,
+        "gflops_per_sample",
+        "nfe_per_sample",
+        "guidance_backward_per_sample",
+        "discriminator_gradient_per_sample",
+        "cfg_unconditional_per_sample",
+        "sampling_gflops_per_sample",
+        "seed",
+        "cpu_cores",
+        "torch_threads",
+        "sampling_seconds",
+        "sampler_steps",
+        "num_samples",
+        "num_clips",
+        "peak_memory_gb",
+        "guidance_scale",
+        "samples_per_s",
+        "compute_ratio",
+        "steps_at_equal_flops",
+        "eval_seconds",
+        "events_per_clip",
+        "onsets_per_clip",
+        "kvd_std",
+    }
+)
 
 
 def method_name(cfg: DictConfig) -> str:
@@ -45,8 +94,11 @@ def dataset_name(dm: Any) -> str:
 def log_run_metrics(logger, metrics: dict[str, Any], step: int | None) -> None:
     """metrics.json's numbers under the keys every method shares (val/temporal_alignment, val/fvd, ...; run
     descriptions under run/), then the logger is flushed and a W&B run finished (summary and files written)."""
-    numbers = {f"{'run' if k in RUN_INFO else 'val'}/{k}": float(v) for k, v in metrics.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numbers = {
+        f"{'run' if k in RUN_INFO else 'val'}/{k}": float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     logger.log_metrics(numbers, step=step)
     logger.save()
     if type(logger).__name__ == "WandbLogger":

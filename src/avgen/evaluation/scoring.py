@@ -13,18 +13,24 @@ import torch
 from omegaconf import DictConfig
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
-from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
-from avgen.sampling.cost import SamplingCost
-from avgen.evaluation.generation import (conditional_pairs, generate_pairs, guidance_kwargs, reference_pairs,
-                                        sampler_kwargs)
-from avgen.evaluation.plan import metric_plan
-from avgen.evaluation.report import dataset_name, method_name, variant
-from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
-from avgen.metrics.stats import calibration_entry
-from avgen.metrics.synthetic import Protocol, SyntheticProbe
-from avgen.utils.io import write_json
 from avgen.decoding.decode import AudioDecoder
 from avgen.decoding.export import frames_to_uint8
+from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
+from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
+from avgen.evaluation.generation import (
+    conditional_pairs,
+    generate_pairs,
+    guidance_kwargs,
+    reference_pairs,
+    sampler_kwargs,
+)
+from avgen.evaluation.plan import metric_plan
+from avgen.evaluation.report import dataset_name, method_name, variant
+from avgen.metrics.stats import calibration_entry
+from avgen.metrics.synthetic import Protocol, SyntheticProbe
+from avgen.sampling.cost import SamplingCost
+from avgen.utils.io import write_json
+
 
 def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) -> dict[str, Any]:
     """Samples and metrics of a trained module (joint models: single-modal bases are scored through the
@@ -33,9 +39,15 @@ def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) ->
     wanted = cfg.evaluate.num_samples > 0 or any(conditional_counts(module, cfg).values())
     metrics = evaluate(module, dm, out_dir, cfg) if module.joint and wanted else {}
     metrics.update(module.extra_scores(dm))  # a model's own quality figures (a vocoder's)
-    metrics.update({"dataset": dataset, "method": method_name(cfg), "variant": variant(cfg),
-                    "modalities": list(module.modalities),
-                    "parameters": sum(p.numel() for p in module.net.parameters())})
+    metrics.update(
+        {
+            "dataset": dataset,
+            "method": method_name(cfg),
+            "variant": variant(cfg),
+            "modalities": list(module.modalities),
+            "parameters": sum(p.numel() for p in module.net.parameters()),
+        }
+    )
     return metrics
 
 
@@ -56,8 +68,9 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         if num:
             merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, known, num))
     if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
-        write_json(out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()}
-                                                 for k, cols in per_sample.items()})
+        write_json(
+            out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()} for k, cols in per_sample.items()}
+        )
     return metrics
 
 
@@ -68,11 +81,17 @@ def conditional_counts(module, cfg: Any) -> dict[str, int]:
     return {"video": cfg.evaluate.num_video_to_audio, "audio": cfg.evaluate.get("num_audio_to_video", 0)}
 
 
-def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], video_dec, audio_dec,
-           per_sample: dict) -> dict[str, Any]:
+def _joint(
+    module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], video_dec, audio_dec, per_sample: dict
+) -> dict[str, Any]:
     """Joint samples: generated, written as mp4s, scored (synthetic metrics, media metrics)."""
-    draw = dict(num=cfg.evaluate.num_samples, batch_size=cfg.evaluate.batch_size, seed=cfg.evaluate.seed,
-                length_factor=cfg.evaluate.length_factor, **sampler_kwargs(cfg))
+    draw = dict(
+        num=cfg.evaluate.num_samples,
+        batch_size=cfg.evaluate.batch_size,
+        seed=cfg.evaluate.seed,
+        length_factor=cfg.evaluate.length_factor,
+        **sampler_kwargs(cfg),
+    )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t, cost = time.perf_counter(), SamplingCost()
@@ -87,19 +106,35 @@ def _joint(module, dm: AVDataModule, out_dir: Path, cfg: Any, names: list[str], 
     num = len(pairs["video"])
     counted = cost.per_sample(num)  # nfe and each guidance pass, per sample (sampling/cost.py)
     calls = counted["nfe"] * num / cfg.evaluate.batch_size  # denoiser calls, batches of batch_size
-    metrics: dict[str, Any] = {"sampler": cfg.sampler.name, "sampler_steps": draw["steps"], "num_samples": num,
-                               "sampling_seconds": sampling_seconds, "ms_per_fe": 1000 * sampling_seconds / calls,
-                               "peak_memory_gb": peak, "samples_per_s": num / sampling_seconds,
-                               **{f"{k}_per_sample": v for k, v in counted.items()},
-                               "sampling_gflops_per_sample": cost.gflops_per_sample}
+    metrics: dict[str, Any] = {
+        "sampler": cfg.sampler.name,
+        "sampler_steps": draw["steps"],
+        "num_samples": num,
+        "sampling_seconds": sampling_seconds,
+        "ms_per_fe": 1000 * sampling_seconds / calls,
+        "peak_memory_gb": peak,
+        "samples_per_s": num / sampling_seconds,
+        **{f"{k}_per_sample": v for k, v in counted.items()},
+        "sampling_gflops_per_sample": cost.gflops_per_sample,
+    }
     if "synthetic" in names:
         merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
     media_names = [n for n in names if n not in ("synthetic", "beats")]
     if media_names:
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
-        merge(metrics, media_metrics(media_names, media, reference, cfg, video_dec.fps, audio_dec.sample_rate,
-                                     prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None,
-                                     decoding=decoding_protocol(cfg, dm, audio_dec)))
+        merge(
+            metrics,
+            media_metrics(
+                media_names,
+                media,
+                reference,
+                cfg,
+                video_dec.fps,
+                audio_dec.sample_rate,
+                prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None,
+                decoding=decoding_protocol(cfg, dm, audio_dec),
+            ),
+        )
     return metrics
 
 
@@ -112,9 +147,16 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def media_metrics(names: list[str], generated: dict[str, list], reference: dict[str, list], cfg: Any,
-                  fps: float, sample_rate: int, prompts: list[str] | None = None,
-                  decoding: dict[str, Any] | None = None) -> dict[str, Any]:
+def media_metrics(
+    names: list[str],
+    generated: dict[str, list],
+    reference: dict[str, list],
+    cfg: Any,
+    fps: float,
+    sample_rate: int,
+    prompts: list[str] | None = None,
+    decoding: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
     (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores): each value with
     its interval, the alignment scores with their floors and ceiling, and every metric's provenance
@@ -128,35 +170,64 @@ def media_metrics(names: list[str], generated: dict[str, list], reference: dict[
     ev, seed = cfg.evaluate, cfg.evaluate.seed
     out: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}
     stack = lambda xs: torch.from_numpy(np.stack(xs))  # noqa: E731
-    common = {"num_samples": len(generated["video"]), "num_reference": len(reference["video"]), "fps": fps,
-              "sample_rate": sample_rate, **(decoding or {})}
+    common = {
+        "num_samples": len(generated["video"]),
+        "num_reference": len(reference["video"]),
+        "fps": fps,
+        "sample_rate": sample_rate,
+        **(decoding or {}),
+    }
     if "av_align" in names:
-        score = calibrated_av_align([frames_to_uint8(v) for v in generated["video"]], generated["audio"], fps,
-                                    sample_rate, window=ev.av_align.window, seed=seed,
-                                    num_derangements=ev.synthetic.num_derangements,
-                                    shift_seconds=ev.synthetic.shift_frames / fps,
-                                    reference=([frames_to_uint8(v) for v in reference["video"]], reference["audio"]))
+        score = calibrated_av_align(
+            [frames_to_uint8(v) for v in generated["video"]],
+            generated["audio"],
+            fps,
+            sample_rate,
+            window=ev.av_align.window,
+            seed=seed,
+            num_derangements=ev.synthetic.num_derangements,
+            shift_seconds=ev.synthetic.shift_frames / fps,
+            reference=([frames_to_uint8(v) for v in reference["video"]], reference["audio"]),
+        )
         out["av_align"] = score.value
         out["intervals"]["av_align"] = list(score.interval)
         out["calibration"]["av_align"] = score.calibration()
-        out["protocol"]["av_align"] = {**common, "window": ev.av_align.window or 1.0 / fps,
-                                       "shift_seconds": ev.synthetic.shift_frames / fps,
-                                       "extractor": "librosa onsets + OpenCV Farneback flow peaks"}
+        out["protocol"]["av_align"] = {
+            **common,
+            "window": ev.av_align.window or 1.0 / fps,
+            "shift_seconds": ev.synthetic.shift_frames / fps,
+            "extractor": "librosa onsets + OpenCV Farneback flow peaks",
+        }
     if "fvd" in names:
         extractor = load_video_features(ev.fvd.weights, ev.fvd.num_frames, ev.fvd.size, key="evaluate.fvd.weights")
-        values = _distances(FeatureDistances(extractor, "fvd", seed=seed), stack(reference["video"]),
-                            stack(generated["video"]))
-        provenance = {**common, "extractor": fingerprint(ev.fvd.weights), "num_frames": ev.fvd.num_frames,
-                      "resolution": ev.fvd.size, "scale": 1}
+        values = _distances(
+            FeatureDistances(extractor, "fvd", seed=seed), stack(reference["video"]), stack(generated["video"])
+        )
+        provenance = {
+            **common,
+            "extractor": fingerprint(ev.fvd.weights),
+            "num_frames": ev.fvd.num_frames,
+            "resolution": ev.fvd.size,
+            "scale": 1,
+        }
         _split_distances(out, values, {"fvd": provenance, "kvd": provenance})
     if "fad" in names:
-        extractor = load_audio_embedding(ev.fad.weights, sample_rate, ev.fad.model_rate, ev.fad.window_seconds,
-                                         key="evaluate.fad.weights")
+        extractor = load_audio_embedding(
+            ev.fad.weights, sample_rate, ev.fad.model_rate, ev.fad.window_seconds, key="evaluate.fad.weights"
+        )
         metric = FeatureDistances(extractor, "fad", per_sample=ev.fad.window_seconds is not None, seed=seed)
-        values = {k: v for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
-                  if not k.startswith("kad")}
-        provenance = {**common, "extractor": fingerprint(ev.fad.weights), "model_rate": ev.fad.model_rate,
-                      "window_seconds": ev.fad.window_seconds, "scale": 1}
+        values = {
+            k: v
+            for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
+            if not k.startswith("kad")
+        }
+        provenance = {
+            **common,
+            "extractor": fingerprint(ev.fad.weights),
+            "model_rate": ev.fad.model_rate,
+            "window_seconds": ev.fad.window_seconds,
+            "scale": 1,
+        }
         _split_distances(out, values, {"fad": provenance, "fad_per_sample": provenance})
     if "imagebind" in names:
         paths = {"video": ev.imagebind.video, "audio": ev.imagebind.audio, "text": ev.imagebind.text}
@@ -164,17 +235,24 @@ def media_metrics(names: list[str], generated: dict[str, list], reference: dict[
         metric = ImageBindScore(encoders, sample_rate, ev.imagebind.model_rate)
         text = list(prompts) if prompts is not None and "text" in encoders else None
         metric.update(video=stack(generated["video"]), audio=stack(generated["audio"]), text=text)
-        ceiling = ImageBindScore({m: e for m, e in encoders.items() if m != "text"}, sample_rate, ev.imagebind.model_rate)
+        ceiling = ImageBindScore(
+            {m: e for m, e in encoders.items() if m != "text"}, sample_rate, ev.imagebind.model_rate
+        )
         ceiling.update(video=stack(reference["video"]), audio=stack(reference["audio"]))
         real = {k: float(v) for k, v in ceiling.compute().items()}
         for name, value in metric.compute().items():
             out[name] = float(value)
         for name, cal in metric.calibrated(seed, ev.synthetic.num_derangements).items():
             out["intervals"][name] = list(cal["interval"])
-            out["calibration"][name] = calibration_entry(out[name], cal.get("floor"), cal.get("floor_std"),
-                                                         ceiling=real.get(name))
-            out["protocol"][name] = {**common, "model_rate": ev.imagebind.model_rate, "scale": 1,
-                                     "extractor": {m: fingerprint(p) for m, p in paths.items() if p}}
+            out["calibration"][name] = calibration_entry(
+                out[name], cal.get("floor"), cal.get("floor_std"), ceiling=real.get(name)
+            )
+            out["protocol"][name] = {
+                **common,
+                "model_rate": ev.imagebind.model_rate,
+                "scale": 1,
+                "extractor": {m: fingerprint(p) for m, p in paths.items() if p},
+            }
     return {k: v for k, v in out.items() if v != {}}
 
 
@@ -209,8 +287,9 @@ def _ceiling(dm: AVDataModule, probe: SyntheticProbe, num: int, protocol: Protoc
     return ceilings(probe, reference_pairs(dm, num), protocol)
 
 
-def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict, cfg: Any,
-               per_sample: dict) -> dict[str, Any]:
+def _synthetic(
+    module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict, cfg: Any, per_sample: dict
+) -> dict[str, Any]:
     """The exact synthetic metrics with intervals, floors and ceilings; for MMDisCo also of the same bases,
     seeds and noise without guidance (no joint), and the paired difference guided - no joint."""
     probe, protocol, seed = synthetic_probe(dm), synthetic_protocol(cfg), cfg.evaluate.seed
@@ -221,8 +300,9 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
     if baseline is not None:  # the method's no-coupling baseline from the same weights, seeds and noise
         cost = SamplingCost()
         plain = generate_pairs(module, dm, **draw, **baseline, cost=cost)
-        no_joint, per_sample["no_joint_synthetic"] = synthetic_report(probe, plain, protocol, seed, ceiling, reference,
-                                                                      prefix="no_joint_")
+        no_joint, per_sample["no_joint_synthetic"] = synthetic_report(
+            probe, plain, protocol, seed, ceiling, reference, prefix="no_joint_"
+        )
         merge(metrics, no_joint)  # and what its samples cost (no guidance passes)
         metrics.update({f"no_joint_{k}_per_sample": v for k, v in cost.per_sample(len(plain["video"])).items()})
         metrics["no_joint_sampling_gflops_per_sample"] = cost.gflops_per_sample
@@ -230,22 +310,44 @@ def _synthetic(module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dic
     return metrics
 
 
-def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec: AudioDecoder,
-                 per_sample: dict, known: str, num: int) -> dict[str, Any]:
+def _conditional(
+    module,
+    dm: AVDataModule,
+    cfg: Any,
+    names: list[str],
+    audio_dec: AudioDecoder,
+    per_sample: dict,
+    known: str,
+    num: int,
+) -> dict[str, Any]:
     """The other modality generated for test-split clips of `known` by reconstruction guidance (v2a: audio
     for videos, a2v: video for audio), scored against those clips (synthetic) and, for v2a's beat hit rate,
     against the test clips' own audio."""
     v2a = known == "video"
     prefix = "v2a_" if v2a else "a2v_"
-    pairs = conditional_pairs(module, dm, known, num, cfg.evaluate.seed, keep_reference=v2a and "beats" in names,
-                              **guidance_kwargs(cfg), **sampler_kwargs(cfg))
+    pairs = conditional_pairs(
+        module,
+        dm,
+        known,
+        num,
+        cfg.evaluate.seed,
+        keep_reference=v2a and "beats" in names,
+        **guidance_kwargs(cfg),
+        **sampler_kwargs(cfg),
+    )
     out: dict[str, Any] = {}
     if "synthetic" in names:
         probe, protocol = synthetic_probe(dm), synthetic_protocol(cfg)
         reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split (its {known}s as conditions)"
         report, per_sample[f"{prefix}synthetic"] = synthetic_report(
-            probe, pairs, protocol, cfg.evaluate.seed, _ceiling(dm, probe, len(pairs["video"]), protocol), reference,
-            prefix=prefix)
+            probe,
+            pairs,
+            protocol,
+            cfg.evaluate.seed,
+            _ceiling(dm, probe, len(pairs["video"]), protocol),
+            reference,
+            prefix=prefix,
+        )
         merge(out, report)
     if "beats" in names and v2a:  # the generated audio's beats against the test clips' own audio's
         from avgen.metrics.calibrated import calibrated_beat_hit_rate
@@ -256,14 +358,24 @@ def _conditional(module, dm: AVDataModule, cfg: Any, names: list[str], audio_dec
         decoding = decoding_protocol(cfg, dm, audio_dec)
         for tolerance in (0.1, 0.5):
             name = f"v2a_beat_hit_rate_{int(round(tolerance * 1000))}ms"
-            score = calibrated_beat_hit_rate(generated, real, audio_dec.sample_rate, tolerance, seed=cfg.evaluate.seed,
-                                             num_derangements=cfg.evaluate.synthetic.num_derangements,
-                                             shift_seconds=cfg.evaluate.synthetic.shift_frames / fps)
+            score = calibrated_beat_hit_rate(
+                generated,
+                real,
+                audio_dec.sample_rate,
+                tolerance,
+                seed=cfg.evaluate.seed,
+                num_derangements=cfg.evaluate.synthetic.num_derangements,
+                shift_seconds=cfg.evaluate.synthetic.shift_frames / fps,
+            )
             out[name] = score.value
             section["intervals"][name] = list(score.interval)
             section["calibration"][name] = score.calibration()
-            section["protocol"][name] = {"num_samples": len(generated), "tolerance_seconds": tolerance,
-                                         "shift_seconds": cfg.evaluate.synthetic.shift_frames / fps,
-                                         "extractor": "librosa beat_track", **decoding}
+            section["protocol"][name] = {
+                "num_samples": len(generated),
+                "tolerance_seconds": tolerance,
+                "shift_seconds": cfg.evaluate.synthetic.shift_frames / fps,
+                "extractor": "librosa beat_track",
+                **decoding,
+            }
         merge(out, section)
     return out

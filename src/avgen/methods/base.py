@@ -50,8 +50,8 @@ def _provided(cls: type, name: str) -> bool:
 
 
 class Trainable(L.LightningModule):
-    name: ClassVar[str] = ""            # how reports, W&B job types and metrics.json name it
-    modalities: tuple[str, ...] = ()   # what it generates; () = no generative modality (scored by extra_scores)
+    name: ClassVar[str] = ""  # how reports, W&B job types and metrics.json name it
+    modalities: tuple[str, ...] = ()  # what it generates; () = no generative modality (scored by extra_scores)
     conditional: bool = False
     needs_prompts: bool = False
     REQUIRED: ClassVar[tuple[str, ...]] = ("training_step", "configure_optimizers")
@@ -65,8 +65,10 @@ class Trainable(L.LightningModule):
             missing.insert(0, f"`name` (a lower-case identifier, got {cls.name!r})")
         missing += cls._contract_errors()
         if missing:
-            raise TypeError(f"{cls.__qualname__} does not implement the {_contract(cls)} contract "
-                            f"(avgen.methods.base): missing {', '.join(missing)}")
+            raise TypeError(
+                f"{cls.__qualname__} does not implement the {_contract(cls)} contract "
+                f"(avgen.methods.base): missing {', '.join(missing)}"
+            )
 
     @classmethod
     def _contract_errors(cls) -> list[str]:
@@ -120,7 +122,7 @@ class Method(Trainable, abstract=True):
 
 
 class DenoisingMethod(Method, abstract=True):
-    prediction: ClassVar[str | None] = None   # what the network outputs: a key of diffusion.conversions.PREDICTIONS
+    prediction: ClassVar[str | None] = None  # what the network outputs: a key of diffusion.conversions.PREDICTIONS
     default_sampler: ClassVar[str] = "ddim"
     REQUIRED = (*Method.REQUIRED, "denoising_loss")
 
@@ -149,14 +151,32 @@ class DenoisingMethod(Method, abstract=True):
         self.log("val/loss", self.denoising_loss(x0, t, noise).mean(), sync_dist=True, batch_size=t.shape[0])
 
     @torch.no_grad()
-    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 50, generator: torch.Generator | None = None,
-                 known: dict[str, Tensor] | None = None, guidance_scale: float = 0.0, sampler: str | None = None,
-                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
+    def generate(
+        self,
+        shapes: dict[str, tuple[int, ...]],
+        steps: int = 50,
+        generator: torch.Generator | None = None,
+        known: dict[str, Tensor] | None = None,
+        guidance_scale: float = 0.0,
+        sampler: str | None = None,
+        seeds: list[int] | None = None,
+        **sampler_kwargs: Any,
+    ) -> dict[str, Tensor]:
         """Joint samples, or conditional ones (v2a / a2v by reconstruction guidance, CMMD Eq. 3) when `known`
         holds one modality's x0. `seeds`: one per sample. Shapes are free in time: pass twice the training
         length for double-length generation."""
-        return generate(self.denoiser, shapes, self.device, steps, generator, known, guidance_scale,
-                        sampler or self.default_sampler, seeds, **sampler_kwargs)
+        return generate(
+            self.denoiser,
+            shapes,
+            self.device,
+            steps,
+            generator,
+            known,
+            guidance_scale,
+            sampler or self.default_sampler,
+            seeds,
+            **sampler_kwargs,
+        )
 
 
 def _contract(cls: type) -> str:

@@ -23,8 +23,12 @@ def flow_peaks(frames: np.ndarray, fps: float) -> np.ndarray:
     import cv2
 
     gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    motion = np.array([np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0),
-                                      axis=-1).mean() for a, b in zip(gray[:-1], gray[1:])])
+    motion = np.array(
+        [
+            np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0), axis=-1).mean()
+            for a, b in zip(gray[:-1], gray[1:])
+        ]
+    )
     if len(motion) < 3:
         return np.zeros(0)
     peaks = argrelmax(np.pad(motion, 1), order=1)[0] - 1  # padding lets the first and last transitions peak
@@ -64,8 +68,9 @@ class AVAlign(Metric):
         """videos: (F, H, W, 3) uint8 each; audios: mono waveforms at `sample_rate`."""
         for video, audio in zip(videos, audios):
             audio = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else audio
-            iou = av_align_iou(onset_times(audio, self.sample_rate), flow_peaks(np.asarray(video), self.fps),
-                               self.window)
+            iou = av_align_iou(
+                onset_times(audio, self.sample_rate), flow_peaks(np.asarray(video), self.fps), self.window
+            )
             self.total += iou
             self.count += 1
 

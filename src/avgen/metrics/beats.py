@@ -38,7 +38,9 @@ class BeatHitRate(Metric):
         self.add_state("hits", default=torch.zeros(len(self.tolerances), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("beats", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, generated: Sequence[np.ndarray] | torch.Tensor, reference: Sequence[np.ndarray] | torch.Tensor) -> None:
+    def update(
+        self, generated: Sequence[np.ndarray] | torch.Tensor, reference: Sequence[np.ndarray] | torch.Tensor
+    ) -> None:
         """Batches of mono waveforms at `sample_rate`: (B, samples) arrays or lists of 1-D arrays."""
         for gen, ref in zip(generated, reference):
             gen = gen.detach().cpu().numpy() if isinstance(gen, torch.Tensor) else np.asarray(gen)

@@ -21,7 +21,7 @@ from avgen.metrics.stats import bootstrap_interval, calibration_entry, derangeme
 class Calibrated:
     value: float
     interval: tuple[float, float]
-    floor: float | None          # None with fewer than 2 pairs (nothing to derange)
+    floor: float | None  # None with fewer than 2 pairs (nothing to derange)
     floor_std: float | None
     shifted_floor: float
     ceiling: float | None
@@ -45,10 +45,17 @@ def _shift(times: np.ndarray, seconds: float, duration: float) -> np.ndarray:
 
 
 # AV-Align (Yariv et al. 2023): mean over clips of the IoU of audio onsets and optical-flow peaks
-def calibrated_av_align(videos: Sequence[np.ndarray], audios: Sequence[np.ndarray], fps: float, sample_rate: int,
-                        window: float | None = None, seed: int = 0, num_derangements: int = 100,
-                        shift_seconds: float | None = None,
-                        reference: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None) -> Calibrated:
+def calibrated_av_align(
+    videos: Sequence[np.ndarray],
+    audios: Sequence[np.ndarray],
+    fps: float,
+    sample_rate: int,
+    window: float | None = None,
+    seed: int = 0,
+    num_derangements: int = 100,
+    shift_seconds: float | None = None,
+    reference: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+) -> Calibrated:
     """videos (F, H, W, 3) uint8, audios mono waveforms; `reference` (videos, audios): real pairs for the
     ceiling. shift_seconds defaults to 3 video frames."""
     window = 1.0 / fps if window is None else window
@@ -59,23 +66,41 @@ def calibrated_av_align(videos: Sequence[np.ndarray], audios: Sequence[np.ndarra
     ious = np.array([av_align_iou(a, v, window) for a, v in zip(onsets, peaks)])
     columns = {"iou": ious, "ones": np.ones(len(ious))}
     mean = lambda s: safe_div(s["iou"], s["ones"])  # noqa: E731
-    floor, floor_std = _floors(lambda perm: np.mean([av_align_iou(onsets[j], peaks[i], window)
-                                                     for i, j in enumerate(perm)]), len(ious), num_derangements, seed)
-    shifted = float(np.mean([av_align_iou(_shift(a, shift_seconds, duration), v, window)
-                             for a, v in zip(onsets, peaks)]))
+    floor, floor_std = _floors(
+        lambda perm: np.mean([av_align_iou(onsets[j], peaks[i], window) for i, j in enumerate(perm)]),
+        len(ious),
+        num_derangements,
+        seed,
+    )
+    shifted = float(
+        np.mean([av_align_iou(_shift(a, shift_seconds, duration), v, window) for a, v in zip(onsets, peaks)])
+    )
     ceiling = None
     if reference is not None:
         ref_videos, ref_audios = reference
-        ceiling = float(np.mean([av_align_iou(onset_times(a, sample_rate), flow_peaks(np.asarray(v), fps), window)
-                                 for v, a in zip(ref_videos, ref_audios)]))
-    return Calibrated(float(ious.mean()), bootstrap_interval(columns, mean, seed=seed), floor, floor_std, shifted,
-                      ceiling, columns)
+        ceiling = float(
+            np.mean(
+                [
+                    av_align_iou(onset_times(a, sample_rate), flow_peaks(np.asarray(v), fps), window)
+                    for v, a in zip(ref_videos, ref_audios)
+                ]
+            )
+        )
+    return Calibrated(
+        float(ious.mean()), bootstrap_interval(columns, mean, seed=seed), floor, floor_std, shifted, ceiling, columns
+    )
 
 
 # Beat hit rate (CMMD §4): reference beats with a generated beat within +-tolerance, over all reference beats
-def calibrated_beat_hit_rate(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray], sample_rate: int,
-                             tolerance: float, seed: int = 0, num_derangements: int = 100,
-                             shift_seconds: float = 0.3) -> Calibrated:
+def calibrated_beat_hit_rate(
+    generated: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+    sample_rate: int,
+    tolerance: float,
+    seed: int = 0,
+    num_derangements: int = 100,
+    shift_seconds: float = 0.3,
+) -> Calibrated:
     """Generated and reference mono waveforms, paired by index. The ceiling is 1 by construction (the
     reference scored against itself hits every beat); the floors pair each reference with another clip's
     generated beats, or with its own moved by `shift_seconds`."""
@@ -86,9 +111,17 @@ def calibrated_beat_hit_rate(generated: Sequence[np.ndarray], reference: Sequenc
     beats = np.array([len(r) for r in ref], dtype=float)
     rate = lambda s: safe_div(s["hits"], s["beats"])  # noqa: E731
     pooled = lambda pairs: safe_div(sum(beat_hits(g, r, tolerance) for g, r in pairs), beats.sum())  # noqa: E731
-    floor, floor_std = _floors(lambda perm: float(pooled((gen[j], ref[i]) for i, j in enumerate(perm))),
-                               len(gen), num_derangements, seed)
+    floor, floor_std = _floors(
+        lambda perm: float(pooled((gen[j], ref[i]) for i, j in enumerate(perm))), len(gen), num_derangements, seed
+    )
     shifted = float(pooled((_shift(g, shift_seconds, duration), r) for g, r in zip(gen, ref)))
     columns = {"hits": hits, "beats": beats}
-    return Calibrated(float(rate({k: v.sum() for k, v in columns.items()})), bootstrap_interval(columns, rate, seed=seed),
-                      floor, floor_std, shifted, 1.0, columns)
+    return Calibrated(
+        float(rate({k: v.sum() for k, v in columns.items()})),
+        bootstrap_interval(columns, rate, seed=seed),
+        floor,
+        floor_std,
+        shifted,
+        1.0,
+        columns,
+    )

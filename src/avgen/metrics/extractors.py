@@ -53,10 +53,15 @@ def video_clips_for_i3d(video: torch.Tensor, num_frames: int = 16, size: int = 2
         raise ValueError(f"FVD/KVD use {num_frames}-frame clips; got {t} frames (set metrics.fvd.num_frames)")
     x = video[:, :num_frames].flatten(0, 1).float()  # (B, F, 3, H, W) -> (B*F, 3, H, W)
     scale = size / min(h, w)
-    x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear",
-                      antialias=True, align_corners=False)
+    x = F.interpolate(
+        x,
+        size=(max(size, round(h * scale)), max(size, round(w * scale))),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
     top, left = (x.shape[2] - size) // 2, (x.shape[3] - size) // 2
-    x = x[:, :, top:top + size, left:left + size] * 2 - 1
+    x = x[:, :, top : top + size, left : left + size] * 2 - 1
     return x.reshape(b, num_frames, c, size, size).transpose(1, 2)  # (B*F, 3, S, S) -> (B, 3, F, S, S)
 
 
@@ -75,8 +80,14 @@ class VideoFeatures(nn.Module):
         return self.network(x)
 
 
-def load_video_features(path: str | Path, num_frames: int = 16, size: int = 224, width: float = 1.0,
-                        num_classes: int = 400, key: str = "metrics.fvd.weights") -> VideoFeatures:
+def load_video_features(
+    path: str | Path,
+    num_frames: int = 16,
+    size: int = 224,
+    width: float = 1.0,
+    num_classes: int = 400,
+    key: str = "metrics.fvd.weights",
+) -> VideoFeatures:
     p = require_file(path, key)
     if is_torchscript(p):
         return VideoFeatures(torch.jit.load(str(p), map_location="cpu"), num_frames, size, torchscript=True)
@@ -84,8 +95,10 @@ def load_video_features(path: str | Path, num_frames: int = 16, size: int = 224,
     state = torch.load(p, map_location="cpu", weights_only=True)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{key}: {p} is not an I3D state dict of this layout (width={width}, classes={num_classes}): "
-                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        raise ValueError(
+            f"{key}: {p} is not an I3D state dict of this layout (width={width}, classes={num_classes}): "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
     return VideoFeatures(net, num_frames, size)
 
 
@@ -102,7 +115,7 @@ def windows(wave: np.ndarray, sample_rate: int, window_seconds: float | None) ->
     count = wave.shape[1] // n
     if count == 0:
         raise ValueError(f"audio of {wave.shape[1] / sample_rate:.2f} s is shorter than one {window_seconds} s window")
-    return wave[:, :count * n].reshape(wave.shape[0], count, n)  # (B, S) -> (B, n, window)
+    return wave[:, : count * n].reshape(wave.shape[0], count, n)  # (B, S) -> (B, n, window)
 
 
 class ClapAudioEmbedding(nn.Module):
@@ -139,8 +152,13 @@ class ScriptedAudioEmbedding(nn.Module):
         return self.module(torch.from_numpy(resample(wave, self.sample_rate, self.model_rate)))
 
 
-def load_audio_embedding(path: str | Path, sample_rate: int, model_rate: int | None = None,
-                         window_seconds: float | None = None, key: str = "metrics.fad.weights") -> nn.Module:
+def load_audio_embedding(
+    path: str | Path,
+    sample_rate: int,
+    model_rate: int | None = None,
+    window_seconds: float | None = None,
+    key: str = "metrics.fad.weights",
+) -> nn.Module:
     """A CLAP directory (has config.json) or a TorchScript file (needs `model_rate`)."""
     p = require_file(path, key)
     if p.is_dir():
@@ -162,7 +180,9 @@ def load_imagebind(paths: dict[str, str | None], key: str = "metrics.imagebind")
             continue
         f = require_file(p, f"{key}.{m}")
         if not is_torchscript(f):  # e.g. imagebind-huge itself: the checkpoint the encoders are exported from
-            raise ValueError(f"{key}.{m}: {f} is not a TorchScript encoder; export one from the ImageBind "
-                             "checkpoint first (docs/metrics.md#weights)")
+            raise ValueError(
+                f"{key}.{m}: {f} is not a TorchScript encoder; export one from the ImageBind "
+                "checkpoint first (docs/metrics.md#weights)"
+            )
         encoders[m] = torch.jit.load(str(f), map_location="cpu").eval()
     return encoders

@@ -42,8 +42,9 @@ class ImageBindScore(Metric):
         return F.normalize(self.encoders[modality](x).double(), dim=-1)
 
     @torch.no_grad()
-    def update(self, video: torch.Tensor | None = None, audio: torch.Tensor | None = None,
-               text: Sequence[str] | None = None) -> None:
+    def update(
+        self, video: torch.Tensor | None = None, audio: torch.Tensor | None = None, text: Sequence[str] | None = None
+    ) -> None:
         """video (B, T, 3, H, W) in [0, 1]; audio (B, S) at `sample_rate`; text: B prompts. Any two or three."""
         given = {m: x for m, x in {"video": video, "audio": audio, "text": text}.items() if x is not None}
         emb = {m: self._embed(m, x) for m, x in given.items()}
@@ -71,10 +72,15 @@ class ImageBindScore(Metric):
             columns = {"cos": cos, "ones": np.ones(len(cos))}
             out[name] = {"interval": bootstrap_interval(columns, lambda s: safe_div(s["cos"], s["ones"]), seed=seed)}
             if len(cos) >= 2:  # one pair has no other pair to be deranged with
-                chance = [float((ea[perm] * eb).sum(-1).mean()) for perm in derangements(len(cos), num_derangements, seed)]
+                chance = [
+                    float((ea[perm] * eb).sum(-1).mean()) for perm in derangements(len(cos), num_derangements, seed)
+                ]
                 out[name].update(floor=float(np.mean(chance)), floor_std=float(np.std(chance)))
         return out
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return {name: getattr(self, f"{name}_sum") / getattr(self, f"{name}_count")
-                for name in PAIRS if getattr(self, f"{name}_count") > 0}
+        return {
+            name: getattr(self, f"{name}_sum") / getattr(self, f"{name}_count")
+            for name in PAIRS
+            if getattr(self, f"{name}_count") > 0
+        }

@@ -44,21 +44,29 @@ class SyntheticProbe:
     n_fft: int = 2048
     fmin: float = 0.0
     fmax: float | None = None
-    min_db: float = -40.0           # dB range of the normalised mel (AudioLogMel)
+    min_db: float = -40.0  # dB range of the normalised mel (AudioLogMel)
     max_db: float = 25.0
     num_classes: int = 4
-    prominence: float = 0.15        # turning point must move the centroid this fraction of the width
-    onset_min_db: float = 2.0       # mean per-band rise (dB) an onset must exceed
-    onset_relative: float = 0.3     # ... and this fraction of the clip's strongest onset
-    tolerance_frames: float = 1.0   # match window, in video frames
+    prominence: float = 0.15  # turning point must move the centroid this fraction of the width
+    onset_min_db: float = 2.0  # mean per-band rise (dB) an onset must exceed
+    onset_relative: float = 0.3  # ... and this fraction of the clip's strongest onset
+    tolerance_frames: float = 1.0  # match window, in video frames
 
     @classmethod
-    def from_metadata(cls, video_meta: dict, audio_meta: dict, num_classes: int, **overrides) -> "SyntheticProbe":
-        return cls(video_fps=1.0 / video_meta["seconds_per_frame"], sample_rate=audio_meta["sample_rate"],
-                   hop_length=audio_meta["hop_length"], n_mels=audio_meta["n_mels"],
-                   n_fft=audio_meta["n_fft"], fmin=audio_meta["fmin"],
-                   fmax=audio_meta["fmax"], min_db=audio_meta["min_db"], max_db=audio_meta["max_db"],
-                   num_classes=num_classes, **overrides)
+    def from_metadata(cls, video_meta: dict, audio_meta: dict, num_classes: int, **overrides) -> SyntheticProbe:
+        return cls(
+            video_fps=1.0 / video_meta["seconds_per_frame"],
+            sample_rate=audio_meta["sample_rate"],
+            hop_length=audio_meta["hop_length"],
+            n_mels=audio_meta["n_mels"],
+            n_fft=audio_meta["n_fft"],
+            fmin=audio_meta["fmin"],
+            fmax=audio_meta["fmax"],
+            min_db=audio_meta["min_db"],
+            max_db=audio_meta["max_db"],
+            num_classes=num_classes,
+            **overrides,
+        )
 
     # ------------------------------------------------------------------------------------------ video
     @staticmethod
@@ -127,15 +135,16 @@ class SyntheticProbe:
         return peaks * self.hop_length / self.sample_rate
 
     def pitch_class(self, mel: np.ndarray) -> int:
-        power = 10.0 ** (self._db(mel) / 10.0)               # (n_mels, T)
+        power = 10.0 ** (self._db(mel) / 10.0)  # (n_mels, T)
         band = int(np.argmax(power.mean(axis=1)))
         centres = librosa.mel_frequencies(self.n_mels + 2, fmin=self.fmin, fmax=self.fmax or self.sample_rate / 2)[1:-1]
         pitches = class_pitches(self.num_classes)
         return int(np.argmin(np.abs(np.log(pitches) - np.log(max(centres[band], 1.0)))))
 
     # ------------------------------------------------------------------------------------- matching
-    def match(self, onsets: np.ndarray, events: np.ndarray, duration: float,
-              tolerance_frames: float | None = None) -> tuple[int, int, int]:
+    def match(
+        self, onsets: np.ndarray, events: np.ndarray, duration: float, tolerance_frames: float | None = None
+    ) -> tuple[int, int, int]:
         """(matched, |onsets|, |events|) inside the clip minus its first and last video frame, one-to-one
         within +-tolerance_frames video frames (default: the probe's).
 
@@ -159,8 +168,16 @@ def pair_from_file(probe: SyntheticProbe, path: str) -> tuple[np.ndarray, np.nda
     media = MediaFile(path)
     n = int(np.floor(media.info.duration * probe.video_fps + 1e-6))
     frames = media.frames_at(np.arange(n) / probe.video_fps).astype(np.float32) / 255.0
-    mel = AudioLogMel(probe.sample_rate, probe.n_mels, probe.n_fft, probe.hop_length, probe.fmin, probe.fmax,
-                      probe.min_db, probe.max_db).compute(media, 0.0, n / probe.video_fps)
+    mel = AudioLogMel(
+        probe.sample_rate,
+        probe.n_mels,
+        probe.n_fft,
+        probe.hop_length,
+        probe.fmin,
+        probe.fmax,
+        probe.min_db,
+        probe.max_db,
+    ).compute(media, 0.0, n / probe.video_fps)
     return frames, mel
 
 
@@ -193,8 +210,9 @@ def derangement(n: int, seed: int = 0) -> np.ndarray:
     return derangements(n, 1, seed)[0]
 
 
-def synthetic_metrics(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray],
-                      seed: int = 0) -> dict[str, float]:
+def synthetic_metrics(
+    probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray], seed: int = 0
+) -> dict[str, float]:
     """The metrics on the pairs as given and with audio shuffled among them (`*_shuffled`)."""
     real = score_pairs(probe, videos, mels)
     perm = derangement(len(mels), seed)
@@ -215,10 +233,10 @@ def synthetic_metrics(probe: SyntheticProbe, videos: list[np.ndarray], mels: lis
 class Protocol:
     """Settings of the calibrated synthetic metrics, recorded beside every score they produce."""
 
-    tolerance_frames: float = 0.5   # match window of temporal_f1, in video frames
-    lag_frames: float = 2.0         # lag_contrast: F1 at lag 0 minus the mean F1 at +-lag
-    shift_frames: float = 3.0       # the time-shifted floor: audio moved by this many video frames
-    num_derangements: int = 100     # the chance floor: mean (and spread) over this many derangements
+    tolerance_frames: float = 0.5  # match window of temporal_f1, in video frames
+    lag_frames: float = 2.0  # lag_contrast: F1 at lag 0 minus the mean F1 at +-lag
+    shift_frames: float = 3.0  # the time-shifted floor: audio moved by this many video frames
+    num_derangements: int = 100  # the chance floor: mean (and spread) over this many derangements
 
 
 @dataclass
@@ -236,23 +254,50 @@ class ClipReadout:
 def read_clips(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray]) -> list[ClipReadout]:
     if len(videos) != len(mels) or not videos:
         raise ValueError(f"need equally many videos and mels (>0), got {len(videos)} and {len(mels)}")
-    return [ClipReadout(probe.audio_onsets(mel), probe.refined_events(frames), probe.visual_events(frames),
-                        probe.colour_class(frames), probe.pitch_class(mel), frames.shape[0] / probe.video_fps)
-            for frames, mel in zip(videos, mels)]
+    return [
+        ClipReadout(
+            probe.audio_onsets(mel),
+            probe.refined_events(frames),
+            probe.visual_events(frames),
+            probe.colour_class(frames),
+            probe.pitch_class(mel),
+            frames.shape[0] / probe.video_fps,
+        )
+        for frames, mel in zip(videos, mels)
+    ]
 
 
-def pair_columns(probe: SyntheticProbe, protocol: Protocol, audio: list[ClipReadout], video: list[ClipReadout],
-                 shift_frames: float = 0.0) -> dict[str, np.ndarray]:
+def pair_columns(
+    probe: SyntheticProbe,
+    protocol: Protocol,
+    audio: list[ClipReadout],
+    video: list[ClipReadout],
+    shift_frames: float = 0.0,
+) -> dict[str, np.ndarray]:
     """Per-pair counts (audio[i] with video[i], the audio moved by `shift_frames`) that every statistic
     below is a function of: 2 x matched and |onsets| + |events| at lags 0, +lag, -lag (`_0`, `_p`, `_m`), the
     same for the original definition (`_orig`: whole-frame bounces, the probe's +-1 frame), class agreement."""
     fps = probe.video_fps
-    cols: dict[str, list[float]] = {k: [] for k in ("matched_0", "total_0", "matched_p", "total_p", "matched_m",
-                                                    "total_m", "matched_orig", "total_orig", "agree", "one")}
+    cols: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "matched_0",
+            "total_0",
+            "matched_p",
+            "total_p",
+            "matched_m",
+            "total_m",
+            "matched_orig",
+            "total_orig",
+            "agree",
+            "one",
+        )
+    }
     for a, v in zip(audio, video):
         for key, lag in (("0", 0.0), ("p", protocol.lag_frames), ("m", -protocol.lag_frames)):
-            m, na, nv = probe.match(a.onsets + (lag + shift_frames) / fps, v.events, v.duration,
-                                    protocol.tolerance_frames)
+            m, na, nv = probe.match(
+                a.onsets + (lag + shift_frames) / fps, v.events, v.duration, protocol.tolerance_frames
+            )
             cols[f"matched_{key}"].append(2 * m)
             cols[f"total_{key}"].append(na + nv)
         m, na, nv = probe.match(a.onsets + shift_frames / fps, v.events_frame, v.duration)
@@ -269,10 +314,10 @@ def _f1(s: dict, key: str):
 
 # Each statistic is a function of the column sums (so it bootstraps by resampling pairs).
 STATISTICS = {
-    "temporal_f1": lambda s: _f1(s, "0"),                                          # +-0.5 frame, refined
+    "temporal_f1": lambda s: _f1(s, "0"),  # +-0.5 frame, refined
     "lag_contrast": lambda s: _f1(s, "0") - (_f1(s, "p") + _f1(s, "m")) / 2,
     "semantic_agreement": lambda s: safe_div(s["agree"], s["one"]),
-    "temporal_alignment": lambda s: _f1(s, "orig"),                                # the original definition
+    "temporal_alignment": lambda s: _f1(s, "orig"),  # the original definition
 }
 
 
@@ -280,16 +325,22 @@ STATISTICS = {
 class CalibratedScores:
     values: dict[str, float]
     intervals: dict[str, tuple[float, float]]
-    floors: dict[str, tuple[float, float]]       # derangements: mean, standard deviation
+    floors: dict[str, tuple[float, float]]  # derangements: mean, standard deviation
     shifted_floors: dict[str, float]
     columns: dict[str, np.ndarray]
-    shuffled: dict[str, float]                   # the original chance level: one derangement (`*_shuffled`)
+    shuffled: dict[str, float]  # the original chance level: one derangement (`*_shuffled`)
 
 
-def calibrated_scores(probe: SyntheticProbe, videos: list[np.ndarray], mels: list[np.ndarray],
-                      protocol: Protocol = Protocol(), seed: int = 0) -> CalibratedScores:
+def calibrated_scores(
+    probe: SyntheticProbe,
+    videos: list[np.ndarray],
+    mels: list[np.ndarray],
+    protocol: Protocol | None = None,
+    seed: int = 0,
+) -> CalibratedScores:
     """Every statistic with its 95% bootstrap interval over pairs, its chance floor (the pairs' audio
     deranged, `num_derangements` times) and its time-shifted floor (audio moved by `shift_frames`)."""
+    protocol = protocol or Protocol()
     clips = read_clips(probe, videos, mels)
     cols = pair_columns(probe, protocol, clips, clips)
     values = {k: float(f(sums(cols))) for k, f in STATISTICS.items()}
@@ -299,11 +350,14 @@ def calibrated_scores(probe: SyntheticProbe, videos: list[np.ndarray], mels: lis
     if len(clips) >= 2:
         once = sums(pair_columns(probe, protocol, [clips[j] for j in derangement(len(clips), seed)], clips))
         shuffled = {k: float(f(once)) for k, f in STATISTICS.items()}
-        deranged = [sums(pair_columns(probe, protocol, [clips[j] for j in perm], clips))
-                    for perm in derangements(len(clips), protocol.num_derangements, seed)]
+        deranged = [
+            sums(pair_columns(probe, protocol, [clips[j] for j in perm], clips))
+            for perm in derangements(len(clips), protocol.num_derangements, seed)
+        ]
         for k, f in STATISTICS.items():
             draws = np.array([float(f(s)) for s in deranged])
             floors[k] = (float(draws.mean()), float(draws.std(ddof=1)))
     shifted = sums(pair_columns(probe, protocol, clips, clips, shift_frames=protocol.shift_frames))
-    return CalibratedScores(values, intervals, floors, {k: float(f(shifted)) for k, f in STATISTICS.items()}, cols,
-                            shuffled)
+    return CalibratedScores(
+        values, intervals, floors, {k: float(f(shifted)) for k, f in STATISTICS.items()}, cols, shuffled
+    )

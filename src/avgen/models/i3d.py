@@ -14,10 +14,14 @@ from torch import nn
 
 # Inception branch widths per mixed block: 1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 | pool -> 1x1 (I3D paper, Fig. 3)
 MIXED = {
-    "Mixed_3b": (64, 96, 128, 16, 32, 32), "Mixed_3c": (128, 128, 192, 32, 96, 64),
-    "Mixed_4b": (192, 96, 208, 16, 48, 64), "Mixed_4c": (160, 112, 224, 24, 64, 64),
-    "Mixed_4d": (128, 128, 256, 24, 64, 64), "Mixed_4e": (112, 144, 288, 32, 64, 64),
-    "Mixed_4f": (256, 160, 320, 32, 128, 128), "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_3b": (64, 96, 128, 16, 32, 32),
+    "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64),
+    "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64),
+    "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128),
+    "Mixed_5b": (256, 160, 320, 32, 128, 128),
     "Mixed_5c": (384, 192, 384, 48, 128, 128),
 }
 
@@ -86,7 +90,9 @@ class InceptionI3d(nn.Module):
         pools = {"Mixed_4b": ((3, 3, 3), (2, 2, 2)), "Mixed_5b": ((2, 2, 2), (2, 2, 2))}
         for name, widths in MIXED.items():
             if name in pools:
-                layers.append((f"MaxPool3d_{name[-2:-1]}a_{pools[name][0][0]}x{pools[name][0][0]}", SamePool3d(*pools[name])))
+                layers.append(
+                    (f"MaxPool3d_{name[-2:-1]}a_{pools[name][0][0]}x{pools[name][0][0]}", SamePool3d(*pools[name]))
+                )
             block = Mixed(cin, tuple(c(w) for w in widths))
             layers.append((name, block))
             cin = block.out_channels

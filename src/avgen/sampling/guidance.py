@@ -14,7 +14,8 @@ gradient adds up the residuals of every known element it influences (about n_k /
 synthetic store's 9,216 video and 384 mel values, 24 times what it is for two modalities of equal size, and
 lambda over-drives (docs/methods.md#cmmd). "balanced" (the default) multiplies the error by n_u / n_k: the
 gradient then carries the mean residual of the elements each unknown one influences, so a lambda means the
-same at any shapes, and for equal sizes it is Eq. 3 unchanged. "sum" is Eq. 3 as written (runs before it). The known modality's prediction is
+same at any shapes, and for equal sizes it is Eq. 3 unchanged. "sum" is Eq. 3 as written (runs before it). The
+known modality's prediction is
 returned as x0_m itself, so the sampler's copy of it converges to the condition.
 """
 
@@ -26,13 +27,19 @@ from torch import Tensor
 from avgen.diffusion.denoiser import Denoiser
 from avgen.sampling.cost import record
 
-
 GUIDANCE_NORMS = ("balanced", "sum")
 
 
 class ReconstructionGuidance(Denoiser):
-    def __init__(self, denoiser: Denoiser, known: dict[str, Tensor], scale: float = 5.0,
-                 generator: torch.Generator | None = None, eps_known: Tensor | None = None, norm: str = "balanced"):
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        known: dict[str, Tensor],
+        scale: float = 5.0,
+        generator: torch.Generator | None = None,
+        eps_known: Tensor | None = None,
+        norm: str = "balanced",
+    ):
         super().__init__()
         if len(known) != 1 or next(iter(known)) not in denoiser.modalities:
             raise ValueError(f"known must hold exactly one of {denoiser.modalities}, got {sorted(known)}")
@@ -44,8 +51,9 @@ class ReconstructionGuidance(Denoiser):
         self.unknown = [m for m in denoiser.modalities if m != self.known_name]
         self.x0_known = x0
         # one fixed noise for the known modality, drawn once (CMMD Eq. 3), or given (seeded per sample)
-        self.eps_known = (eps_known if eps_known is not None else
-                          torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype))
+        self.eps_known = (
+            eps_known if eps_known is not None else torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+        )
 
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         k = self.known_name

@@ -18,7 +18,7 @@ def load_checkpoint(path: str | Path, missing_hint: str) -> dict[str, Any]:
 
 def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The `net.` sub-module's weights of a LightningModule state dict (EMA weights with our callbacks)."""
-    return {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    return {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
 
 
 def load_network(net: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -28,12 +28,24 @@ def load_network(net: torch.nn.Module, checkpoint: dict[str, Any], path: str | P
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state)
-                    if state[k].shape != own[k].shape)
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
     if missing or unexpected or shapes:
+
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
-        parts = [f"{name}: {show(keys)}" for name, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("shape (checkpoint vs model)", shapes)) if keys]
+
+        parts = [
+            f"{name}: {show(keys)}"
+            for name, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape (checkpoint vs model)", shapes),
+            )
+            if keys
+        ]
         raise ValueError(f"{path} does not fit this model (another architecture?); " + "; ".join(parts))
     net.load_state_dict(state)

@@ -18,10 +18,24 @@ from pathlib import Path
 from avgen.utils import numba_cache
 
 # Imported by the commands (the distribution name where it differs from the module's).
-MODULES = {"torch": "torch", "lightning": "lightning", "hydra": "hydra-core", "omegaconf": "omegaconf",
-           "diffusers": "diffusers", "transformers": "transformers", "torchmetrics": "torchmetrics",
-           "librosa": "librosa", "numba": "numba", "av": "av", "decord": "decord", "cv2": "opencv-python-headless",
-           "soundfile": "soundfile", "scipy": "scipy", "matplotlib": "matplotlib", "wandb": "wandb"}
+MODULES = {
+    "torch": "torch",
+    "lightning": "lightning",
+    "hydra": "hydra-core",
+    "omegaconf": "omegaconf",
+    "diffusers": "diffusers",
+    "transformers": "transformers",
+    "torchmetrics": "torchmetrics",
+    "librosa": "librosa",
+    "numba": "numba",
+    "av": "av",
+    "decord": "decord",
+    "cv2": "opencv-python-headless",
+    "soundfile": "soundfile",
+    "scipy": "scipy",
+    "matplotlib": "matplotlib",
+    "wandb": "wandb",
+}
 # decord's only wheel is tagged cp36 although it runs on every CPython 3; `pip check` reports that tag alone.
 PIP_CHECK_KNOWN = ("decord 0.6.0 is not supported on this platform",)
 LOCK = Path(__file__).resolve().parents[3] / "requirements.lock"  # the repository root of a source checkout
@@ -80,15 +94,21 @@ def check_versions(lock: Path = LOCK) -> Check:
         if installed != pinned:
             off.append(f"{name} {installed} (lock {pinned})")
     if off:
-        return Check("versions", "warn", f"{len(off)} off the lock: {', '.join(off[:6])}"
-                     + (" ..." if len(off) > 6 else "") + " -> make setup")
+        return Check(
+            "versions",
+            "warn",
+            f"{len(off)} off the lock: {', '.join(off[:6])}" + (" ..." if len(off) > 6 else "") + " -> make setup",
+        )
     return Check("versions", "ok", f"as {lock.name} ({len(read_lock(lock))} pins)")
 
 
 def check_pip() -> Check:
     proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
-    problems = [line for line in proc.stdout.splitlines() if line.strip() and line.strip() not in PIP_CHECK_KNOWN
-                and not line.startswith("No broken requirements")]
+    problems = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.strip() and line.strip() not in PIP_CHECK_KNOWN and not line.startswith("No broken requirements")
+    ]
     if problems:
         return Check("pip check", "FAIL", "; ".join(problems[:4]))
     return Check("pip check", "ok", "requirements consistent")
@@ -98,12 +118,16 @@ def check_jit() -> Check:
     """librosa's numba functions, compiled or loaded from the cache, in a child process."""
     folder = os.environ.get("NUMBA_CACHE_DIR")
     code = "from avgen.utils.numba_cache import warm_up; warm_up()"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     if proc.returncode == 0:
         return Check("numba JIT", "ok", f"cache {folder}" if folder else "default cache")
-    fix = (f"the cache is corrupted: remove {folder} (`avgen doctor fix=true`); it is rebuilt on the next run"
-           if folder else "set no NUMBA_CACHE_DIR so that avgen manages the cache")
+    fix = (
+        f"the cache is corrupted: remove {folder} (`avgen doctor fix=true`); it is rebuilt on the next run"
+        if folder
+        else "set no NUMBA_CACHE_DIR so that avgen manages the cache"
+    )
     return Check("numba JIT", "FAIL", f"librosa's JIT functions {numba_cache.describe_failure(proc)}; {fix}")
 
 
@@ -137,9 +161,12 @@ def check_gpu() -> Check:
         return Check("GPU", "warn", f"none visible (torch {torch.__version__}): CPU runs only")
     names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
     nccl = torch.distributed.is_available() and torch.distributed.is_nccl_available()
-    return Check("GPU", "ok" if nccl else "warn",
-                 f"{torch.cuda.device_count()} x {', '.join(names)}; CUDA {torch.version.cuda}; "
-                 f"NCCL {'available' if nccl else 'missing: DDP over GPUs fails'}")
+    return Check(
+        "GPU",
+        "ok" if nccl else "warn",
+        f"{torch.cuda.device_count()} x {', '.join(names)}; CUDA {torch.version.cuda}; "
+        f"NCCL {'available' if nccl else 'missing: DDP over GPUs fails'}",
+    )
 
 
 def check_weights() -> Check:
@@ -151,8 +178,12 @@ def check_weights() -> Check:
     present = len(REGISTRY) - len(missing)
     if not missing:
         return Check("weights", "ok", f"all {present} registry weights present ({weights_dir()})")
-    return Check("weights", "warn", f"{present}/{len(REGISTRY)} present; missing {', '.join(missing)} -> fetched "
-                 "on first use, or ahead of time (offline nodes): make weights WHICH=<name>")
+    return Check(
+        "weights",
+        "warn",
+        f"{present}/{len(REGISTRY)} present; missing {', '.join(missing)} -> fetched "
+        "on first use, or ahead of time (offline nodes): make weights WHICH=<name>",
+    )
 
 
 def run_checks(store: Path, outputs: Path) -> list[Check]:
@@ -160,9 +191,14 @@ def run_checks(store: Path, outputs: Path) -> list[Check]:
     checks = [check_python(), imports, check_versions(), check_pip()]
     if imports.status == "FAIL":
         return checks
-    return checks + [check_jit(), check_media(),
-                     check_folder("store", store, must_exist=True, hint="make data"),
-                     check_folder("outputs", outputs), check_weights(), check_gpu()]
+    return checks + [
+        check_jit(),
+        check_media(),
+        check_folder("store", store, must_exist=True, hint="make data"),
+        check_folder("outputs", outputs),
+        check_weights(),
+        check_gpu(),
+    ]
 
 
 def format_table(checks: list[Check]) -> str:

@@ -6,7 +6,8 @@ and the data file of that function can come from different processes, and every 
 the pair crashes natively (numba issue 10128). This project starts exactly such processes: prepare workers,
 DDP ranks launched together by torchrun/srun, evaluations side by side.
 
-So every avgen command (`avgen.cli.main`, before it imports anything that imports librosa) points numba at a cache directory the project owns
+So every avgen command (`avgen.cli.main`, before it imports anything that imports librosa) points numba at a
+cache directory the project owns
 (`~/.cache/avgen/numba/<key>`, or `$AVGEN_CACHE_DIR/numba/<key>`), keyed by the numba, llvmlite, librosa and
 Python versions and the host CPU (numba's cached code is only valid for those). That directory is filled
 once, by a child process compiling every JIT function on the project's paths into a private folder, which
@@ -34,7 +35,9 @@ _CHILD_FLAG = "AVGEN_NUMBA_CACHE_CHILD"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("AVGEN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avgen"
+    base = (
+        os.environ.get("AVGEN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avgen"
+    )
     return Path(base) / "numba"
 
 
@@ -52,8 +55,13 @@ def cache_key() -> str:
     from llvmlite import binding
 
     cpu = f"{binding.get_host_cpu_name()}:{binding.get_host_cpu_features().flatten()}"
-    parts = [f"numba{_version('numba')}", f"librosa{_version('librosa')}", f"llvmlite{_version('llvmlite')}",
-             f"py{sys.version_info.major}{sys.version_info.minor}", platform.machine()]
+    parts = [
+        f"numba{_version('numba')}",
+        f"librosa{_version('librosa')}",
+        f"llvmlite{_version('llvmlite')}",
+        f"py{sys.version_info.major}{sys.version_info.minor}",
+        platform.machine(),
+    ]
     return "-".join(parts) + "-" + hashlib.sha256(cpu.encode()).hexdigest()[:12]
 
 
@@ -67,10 +75,10 @@ def warm_up() -> None:
     import numpy as np
 
     from avgen.data.representations import AudioLogMel
+    from avgen.decoding.export import GriffinLim
     from avgen.metrics.av_align import onset_times
     from avgen.metrics.beats import beat_times
     from avgen.metrics.synthetic import SyntheticProbe
-    from avgen.decoding.export import GriffinLim
 
     sr = 16000
     t = np.arange(sr * 2) / sr
@@ -107,14 +115,20 @@ def _fill(target: Path) -> bool:
         fcntl.flock(lock, fcntl.LOCK_EX)  # processes started together wait here for the first one's compile
         if (target / READY).is_file():
             return True
-        print(f"avgen: compiling librosa's numba functions once into {target} (about 30 s)...", file=sys.stderr,
-              flush=True)
+        print(
+            f"avgen: compiling librosa's numba functions once into {target} (about 30 s)...",
+            file=sys.stderr,
+            flush=True,
+        )
         scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
         proc = _compile_into(scratch)
         if proc.returncode != 0:
             shutil.rmtree(scratch, ignore_errors=True)
-            print(f"avgen: warning: the numba warm-up {describe_failure(proc)}; this process uses a private cache "
-                  f"(run `avgen doctor`)", file=sys.stderr)
+            print(
+                f"avgen: warning: the numba warm-up {describe_failure(proc)}; this process uses a private cache "
+                f"(run `avgen doctor`)",
+                file=sys.stderr,
+            )
             return False
         (scratch / READY).write_text(cache_key() + "\n")
         if target.exists():  # a stale, incomplete folder (no READY): replaced whole

@@ -19,14 +19,20 @@ from lightning.pytorch.utilities import GradClipAlgorithmType
 
 
 class ClippingMixedPrecision(MixedPrecision):
-    def clip_gradients(self, optimizer: Any, clip_val: float = 0.0,
-                       gradient_clip_algorithm: GradClipAlgorithmType = GradClipAlgorithmType.NORM) -> None:
+    def clip_gradients(
+        self,
+        optimizer: Any,
+        clip_val: float = 0.0,
+        gradient_clip_algorithm: GradClipAlgorithmType = GradClipAlgorithmType.NORM,
+    ) -> None:
         if self.scaler is None:  # bf16: no loss scaling, so the gradients are the true ones whatever the optimizer
             return Precision.clip_gradients(self, optimizer, clip_val, gradient_clip_algorithm)
         if clip_val > 0 and getattr(optimizer, "_step_supports_amp_scaling", False):
-            raise ValueError(f"trainer.precision=16-mixed scales the loss and {type(optimizer).__name__}(fused=True) "
-                             "unscales inside its step, after gradient clipping would have run: set "
-                             "method.optimizer.fused=false, trainer.precision=bf16-mixed or trainer.gradient_clip_val=0")
+            raise ValueError(
+                f"trainer.precision=16-mixed scales the loss and {type(optimizer).__name__}(fused=True) "
+                "unscales inside its step, after gradient clipping would have run: set "
+                "method.optimizer.fused=false, trainer.precision=bf16-mixed or trainer.gradient_clip_val=0"
+            )
         return super().clip_gradients(optimizer, clip_val, gradient_clip_algorithm)
 
 

@@ -27,7 +27,9 @@ def quiet() -> None:
         warnings.filterwarnings("ignore", message=pattern)
     # Lightning's tip to install litlogger / tensorboard, printed on every run
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "Tip:" not in record.getMessage() and "litlogger" not in record.getMessage())
+        lambda record: "Tip:" not in record.getMessage() and "litlogger" not in record.getMessage()
+    )
     # resume reads avgen's own checkpoints (written by this code); its loaders use weights_only=True
     logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
-        lambda record: "weights_only" not in record.getMessage())
+        lambda record: "weights_only" not in record.getMessage()
+    )

@@ -15,13 +15,11 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from avgen.vocoder.losses import (feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
-                                          mel_l1_loss)
+from avgen.data.representations import AudioLogMel
 from avgen.methods.base import Trainable
 from avgen.models.vocoder import MelGAN, pad_to_frames
 from avgen.utils.checkpoints import load_checkpoint, load_network
-
-MEL_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "min_db", "max_db")
+from avgen.vocoder.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss, mel_l1_loss
 
 
 class MelGANModule(Trainable):
@@ -30,8 +28,14 @@ class MelGANModule(Trainable):
 
     name = "vocoder"
 
-    def __init__(self, net: MelGAN, optimizer: partial, feature_weight: float = 2.0, mel_weight: float = 10.0,
-                 score_batches: int = 4):
+    def __init__(
+        self,
+        net: MelGAN,
+        optimizer: partial,
+        feature_weight: float = 2.0,
+        mel_weight: float = 10.0,
+        score_batches: int = 4,
+    ):
         super().__init__()
         self.net, self.optimizer, self.score_batches = net, optimizer, score_batches
         self.feature_weight, self.mel_weight = feature_weight, mel_weight
@@ -41,9 +45,9 @@ class MelGANModule(Trainable):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         wav = pad_to_frames(batch["audio"], self.net.generator.hop_length)  # (B, S), S a multiple of the hop
-        mel = self.net.mel(wav)                                             # (B, n_mels, S / hop + 1)
-        fake = self.net.vocode(mel)[:, None]                                # (B, 1, S)
-        real = wav[:, None]                                                 # (B, S) -> (B, 1, S)
+        mel = self.net.mel(wav)  # (B, n_mels, S / hop + 1)
+        fake = self.net.vocode(mel)[:, None]  # (B, 1, S)
+        real = wav[:, None]  # (B, S) -> (B, 1, S)
 
         loss_d = lsgan_discriminator_loss(self.net.discriminator(real), self.net.discriminator(fake.detach())).mean()
         opt_d.zero_grad(set_to_none=True)
@@ -57,15 +61,27 @@ class MelGANModule(Trainable):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
-        self.log_dict({"train/loss": loss_g, "train/loss_d": loss_d, "train/adversarial": adv.mean(),
-                       "train/feature_matching": fm.mean(), "train/mel_l1": mel_l1.mean()},
-                      prog_bar=True, batch_size=wav.shape[0])
+        self.log_dict(
+            {
+                "train/loss": loss_g,
+                "train/loss_d": loss_d,
+                "train/adversarial": adv.mean(),
+                "train/feature_matching": fm.mean(),
+                "train/mel_l1": mel_l1.mean(),
+            },
+            prog_bar=True,
+            batch_size=wav.shape[0],
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         wav = pad_to_frames(batch["audio"], self.net.generator.hop_length)
         mel = self.net.mel(wav)
-        self.log("val/mel_l1", mel_l1_loss(self.net.mel(self.net.vocode(mel)), mel).mean(), batch_size=wav.shape[0],
-                 sync_dist=True)
+        self.log(
+            "val/mel_l1",
+            mel_l1_loss(self.net.mel(self.net.vocode(mel)), mel).mean(),
+            batch_size=wav.shape[0],
+            sync_dist=True,
+        )
 
     def configure_optimizers(self):
         return [self.optimizer(self.net.generator.parameters()), self.optimizer(self.net.discriminator.parameters())]
@@ -110,8 +126,9 @@ class MelGANVocoder:
 def load_vocoder(checkpoint: str | Path | None, audio_meta: dict) -> MelGANVocoder:
     """A `vocoder_melgan_<dataset>` checkpoint, checked against the store's mel parameters."""
     if not checkpoint:
-        raise ValueError("evaluate.vocoder.checkpoint: set it to a vocoder run's last.ckpt "
-                         "(make train EXP=vocoder_melgan_<dataset>)")
+        raise ValueError(
+            "evaluate.vocoder.checkpoint: set it to a vocoder run's last.ckpt (make train EXP=vocoder_melgan_<dataset>)"
+        )
     state = load_checkpoint(Path(checkpoint), "train it first: make train EXP=vocoder_melgan_<dataset>")
     cfg = state.get("avgen_config")
     if cfg is None:
@@ -119,8 +136,11 @@ def load_vocoder(checkpoint: str | Path | None, audio_meta: dict) -> MelGANVocod
     net = instantiate(cfg["model"])
     if not isinstance(net, MelGAN):
         raise ValueError(f"{checkpoint} is a {type(net).__name__} checkpoint, not a MelGAN vocoder")
-    mismatched = {k: (net.mel.params[k], audio_meta[k]) for k in MEL_KEYS
-                  if not np.isclose(float(net.mel.params[k]), float(audio_meta[k]))}
+    mismatched = {
+        k: (net.mel.params[k], audio_meta[k])
+        for k in AudioLogMel.MEL_KEYS
+        if not np.isclose(float(net.mel.params[k]), float(audio_meta[k]))
+    }
     if mismatched:
         raise ValueError(f"{checkpoint}: the vocoder's mel differs from the store's (vocoder, store): {mismatched}")
     load_network(net, state, checkpoint)

@@ -10,5 +10,16 @@ from avgen.weights.registry import REGISTRY, Weight
 from avgen.weights.resolve import WeightsMissing, fetch, fingerprint, locate, resolve
 from avgen.weights.verify import HashMismatch, WeightsIncomplete, record_of, weights_dir
 
-__all__ = ["REGISTRY", "Weight", "WeightsMissing", "WeightsIncomplete", "HashMismatch", "fetch", "fingerprint", "locate",
-           "resolve", "record_of", "weights_dir"]
+__all__ = [
+    "REGISTRY",
+    "Weight",
+    "WeightsMissing",
+    "WeightsIncomplete",
+    "HashMismatch",
+    "fetch",
+    "fingerprint",
+    "locate",
+    "resolve",
+    "record_of",
+    "weights_dir",
+]

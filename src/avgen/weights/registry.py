@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Weight:
     name: str
-    used_by: str                            # the config keys / code that take it
-    licence: str                            # the licence its publisher states (check before redistributing)
-    repo_id: str | None = None              # hub source ...
-    revision: str | None = None             # ... at this commit (40 hex digits, never a branch)
-    repo_type: str = "model"                # model | space | dataset
-    url: str | None = None                  # or a pinned URL (one file)
-    filename: str | None = None             # one file of the repo / the URL's file name
-    patterns: tuple[str, ...] = ()          # a snapshot: the repo files it needs (fnmatch patterns)
+    used_by: str  # the config keys / code that take it
+    licence: str  # the licence its publisher states (check before redistributing)
+    repo_id: str | None = None  # hub source ...
+    revision: str | None = None  # ... at this commit (40 hex digits, never a branch)
+    repo_type: str = "model"  # model | space | dataset
+    url: str | None = None  # or a pinned URL (one file)
+    filename: str | None = None  # one file of the repo / the URL's file name
+    patterns: tuple[str, ...] = ()  # a snapshot: the repo files it needs (fnmatch patterns)
     sha256: dict[str, str] = field(default_factory=dict)  # path inside the entry -> published SHA-256
 
     def __post_init__(self):
@@ -64,75 +64,129 @@ class Weight:
 
 
 # Diffusers pipeline components the avgen loaders read (weights as safetensors only: no pickle).
-DIFFUSERS_PIPELINE = ("model_index.json", "scheduler/*.json", "tokenizer/*", "text_encoder/*.json",
-                      "text_encoder/*.safetensors", "unet/*.json", "unet/*.safetensors", "vae/*.json",
-                      "vae/*.safetensors")
+DIFFUSERS_PIPELINE = (
+    "model_index.json",
+    "scheduler/*.json",
+    "tokenizer/*",
+    "text_encoder/*.json",
+    "text_encoder/*.safetensors",
+    "unet/*.json",
+    "unet/*.safetensors",
+    "vae/*.json",
+    "vae/*.safetensors",
+)
 
-REGISTRY: dict[str, Weight] = {w.name: w for w in [
-    Weight(
-        "sd-vae-ft-mse", repo_id="stabilityai/sd-vae-ft-mse", revision="31f26fdeee1355a5c34592e401dd41e45d25a493",
-        patterns=("config.json", "diffusion_pytorch_model.safetensors"),
-        # sizes 547 B and 334,643,276 B; the weights' hash is the hub's LFS SHA-256 of this file
-        sha256={"config.json": "92d3dfb746fca211a2c9e019e285f8597412211728dce3c5bcf4eda0f2d62e7e",
-                "diffusion_pytorch_model.safetensors":
-                    "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815"},
-        licence="MIT (model card)",
-        used_by="vae_path of the cmmd / mmdisco presets (SD-VAE video latents); stores record it for decoding"),
-    Weight(
-        "audioldm-m-full", repo_id="cvssp/audioldm-m-full", revision="af776f973dbb56a13f3713267131fc6dd972b405",
-        patterns=("model_index.json", "scheduler/*.json", "tokenizer/*", "text_encoder/*.json",
-                  "text_encoder/*.safetensors", "unet/*.json", "unet/*.safetensors", "vae/*.json",
-                  "vae/*.safetensors", "vocoder/*.json", "vocoder/*.safetensors"),
-        licence="CC-BY-NC-SA-4.0 (model card): non-commercial",
-        used_by="method.bases.text.audio (MMDisCo out of domain, as in its official code); audioldm_path "
-                "(its vae/ encodes, its vocoder/ decodes)"),
-    Weight(
-        "realistic-vision-v5.1", repo_id="SG161222/Realistic_Vision_V5.1_noVAE",
-        revision="1e9f017a7b1eaefb63a1900ea6c5953d2739fd21", patterns=DIFFUSERS_PIPELINE,
-        licence="CreativeML Open RAIL-M (model card)",
-        used_by="method.bases.text.video with animatediff-motion-adapter-v1-5-2 (MMDisCo's AnimateDiff base); "
-                "vae_path=realistic-vision-v5.1/vae for the mmdisco_ood preset"),
-    Weight(
-        "animatediff-motion-adapter-v1-5-2", repo_id="guoyww/animatediff-motion-adapter-v1-5-2",
-        revision="6167b88ffe39b4441fdf2113e77b99a6f56b7906",
-        patterns=("config.json", "diffusion_pytorch_model.safetensors"),
-        # hub LFS SHA-256 (file unchanged since 640522d; 6167b88 only added the README)
-        sha256={"diffusion_pytorch_model.safetensors":
-                    "d95c417ddd4ffe1f7d4df43b51ef1c2c3c4fd7c3fd5ae53c75ef5d798a2213a3"},
-        licence="none stated on the model card; AnimateDiff's code is Apache-2.0",
-        used_by="method.bases.text.motion_adapter"),
-    Weight(
-        "clap-htsat-unfused", repo_id="laion/clap-htsat-unfused", revision="8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a",
-        patterns=("config.json", "merges.txt", "preprocessor_config.json", "pytorch_model.bin",
-                  "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"),
-        # per-file SHA-256 of this tree as published by projects that pin it (pytorch_model.bin: 614,525,833 B)
-        sha256={"config.json": "9efb9557bc804f2ca6e394486af2e45dfed0b18554909735a99c6220b84e4288",
+REGISTRY: dict[str, Weight] = {
+    w.name: w
+    for w in [
+        Weight(
+            "sd-vae-ft-mse",
+            repo_id="stabilityai/sd-vae-ft-mse",
+            revision="31f26fdeee1355a5c34592e401dd41e45d25a493",
+            patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+            # sizes 547 B and 334,643,276 B; the weights' hash is the hub's LFS SHA-256 of this file
+            sha256={
+                "config.json": "92d3dfb746fca211a2c9e019e285f8597412211728dce3c5bcf4eda0f2d62e7e",
+                "diffusion_pytorch_model.safetensors": "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",  # noqa: E501
+            },
+            licence="MIT (model card)",
+            used_by="vae_path of the cmmd / mmdisco presets (SD-VAE video latents); stores record it for decoding",
+        ),
+        Weight(
+            "audioldm-m-full",
+            repo_id="cvssp/audioldm-m-full",
+            revision="af776f973dbb56a13f3713267131fc6dd972b405",
+            patterns=(
+                "model_index.json",
+                "scheduler/*.json",
+                "tokenizer/*",
+                "text_encoder/*.json",
+                "text_encoder/*.safetensors",
+                "unet/*.json",
+                "unet/*.safetensors",
+                "vae/*.json",
+                "vae/*.safetensors",
+                "vocoder/*.json",
+                "vocoder/*.safetensors",
+            ),
+            licence="CC-BY-NC-SA-4.0 (model card): non-commercial",
+            used_by="method.bases.text.audio (MMDisCo out of domain, as in its official code); audioldm_path "
+            "(its vae/ encodes, its vocoder/ decodes)",
+        ),
+        Weight(
+            "realistic-vision-v5.1",
+            repo_id="SG161222/Realistic_Vision_V5.1_noVAE",
+            revision="1e9f017a7b1eaefb63a1900ea6c5953d2739fd21",
+            patterns=DIFFUSERS_PIPELINE,
+            licence="CreativeML Open RAIL-M (model card)",
+            used_by="method.bases.text.video with animatediff-motion-adapter-v1-5-2 (MMDisCo's AnimateDiff base); "
+            "vae_path=realistic-vision-v5.1/vae for the mmdisco_ood preset",
+        ),
+        Weight(
+            "animatediff-motion-adapter-v1-5-2",
+            repo_id="guoyww/animatediff-motion-adapter-v1-5-2",
+            revision="6167b88ffe39b4441fdf2113e77b99a6f56b7906",
+            patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+            # hub LFS SHA-256 (file unchanged since 640522d; 6167b88 only added the README)
+            sha256={
+                "diffusion_pytorch_model.safetensors": "d95c417ddd4ffe1f7d4df43b51ef1c2c3c4fd7c3fd5ae53c75ef5d798a2213a3"  # noqa: E501
+            },
+            licence="none stated on the model card; AnimateDiff's code is Apache-2.0",
+            used_by="method.bases.text.motion_adapter",
+        ),
+        Weight(
+            "clap-htsat-unfused",
+            repo_id="laion/clap-htsat-unfused",
+            revision="8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a",
+            patterns=(
+                "config.json",
+                "merges.txt",
+                "preprocessor_config.json",
+                "pytorch_model.bin",
+                "special_tokens_map.json",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "vocab.json",
+            ),
+            # per-file SHA-256 of this tree as published by projects that pin it (pytorch_model.bin: 614,525,833 B)
+            sha256={
+                "config.json": "9efb9557bc804f2ca6e394486af2e45dfed0b18554909735a99c6220b84e4288",
                 "merges.txt": "fe36cab26d4f4421ed725e10a2e9ddb7f799449c603a96e7f29b5a3c82a95862",
                 "preprocessor_config.json": "9739f58296aa6f9ac18008fd0150fb2649bc554985fbde86d0a4041c882ac753",
                 "pytorch_model.bin": "1cd3c601bc4afe0fa87be3de4c13dd2cfadd249fac1e29acf74a9b296c3219bb",
                 "special_tokens_map.json": "06e405a36dfe4b9604f484f6a1e619af1a7f7d09e34a8555eb0b77b66318067f",
                 "tokenizer.json": "77ef92283d67f0d97e1454909a964afcbfa2019f0fb9f18f8e88d5c25c3ba729",
                 "tokenizer_config.json": "377f91458f7729a4574a84c77bdce67dbc3c58c1a345a29bbf8c4eb1307948a3",
-                "vocab.json": "ed19656ea1707df69134c4af35c8ceda2cc9860bf2c3495026153a133670ab5e"},
-        licence="Apache-2.0 (model card)",
-        used_by="evaluate.fad.weights (FAD, per-sample FAD)"),
-    Weight(
-        "i3d-torchscript", url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
-        filename="i3d_torchscript.pt",
-        # StyleGAN-V's export, 51,235,320 B; the hash every FVD codebase that pins it checks
-        sha256={"i3d_torchscript.pt": "bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2"},
-        licence="Kinetics-400 I3D weights by DeepMind (Apache-2.0), TorchScript export by StyleGAN-V",
-        used_by="evaluate.fvd.weights (FVD, KVD)"),
-    Weight(
-        "i3d-videogpt", repo_id="LanguageBind/Open-Sora-Plan-v1.0.0", repo_type="space",
-        revision="810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de",
-        filename="opensora/eval/fvd/videogpt/i3d_pretrained_400.pt",
-        licence="Kinetics-400 I3D weights by DeepMind (Apache-2.0), PyTorch port by VideoGPT (MIT)",
-        used_by="evaluate.fvd.weights as a state dict (the VideoGPT port's layout, loaded into avgen.models.i3d)"),
-    Weight(
-        "imagebind-huge", url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
-        filename="imagebind_huge.pth",
-        licence="CC-BY-NC-4.0 (ImageBind repository): non-commercial",
-        used_by="the export of evaluate.imagebind.{video,audio,text} TorchScript encoders (docs/metrics.md); "
-                "not loaded directly"),
-]}
+                "vocab.json": "ed19656ea1707df69134c4af35c8ceda2cc9860bf2c3495026153a133670ab5e",
+            },
+            licence="Apache-2.0 (model card)",
+            used_by="evaluate.fad.weights (FAD, per-sample FAD)",
+        ),
+        Weight(
+            "i3d-torchscript",
+            url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+            filename="i3d_torchscript.pt",
+            # StyleGAN-V's export, 51,235,320 B; the hash every FVD codebase that pins it checks
+            sha256={"i3d_torchscript.pt": "bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2"},
+            licence="Kinetics-400 I3D weights by DeepMind (Apache-2.0), TorchScript export by StyleGAN-V",
+            used_by="evaluate.fvd.weights (FVD, KVD)",
+        ),
+        Weight(
+            "i3d-videogpt",
+            repo_id="LanguageBind/Open-Sora-Plan-v1.0.0",
+            repo_type="space",
+            revision="810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de",
+            filename="opensora/eval/fvd/videogpt/i3d_pretrained_400.pt",
+            licence="Kinetics-400 I3D weights by DeepMind (Apache-2.0), PyTorch port by VideoGPT (MIT)",
+            used_by="evaluate.fvd.weights as a state dict (the VideoGPT port's layout, loaded into avgen.models.i3d)",
+        ),
+        Weight(
+            "imagebind-huge",
+            url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+            filename="imagebind_huge.pth",
+            licence="CC-BY-NC-4.0 (ImageBind repository): non-commercial",
+            used_by="the export of evaluate.imagebind.{video,audio,text} TorchScript encoders (docs/metrics.md); "
+            "not loaded directly",
+        ),
+    ]
+}

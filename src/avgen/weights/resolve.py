@@ -44,8 +44,9 @@ def hub_cache_location(entry: Weight) -> Path:
 def _from_hub(entry: Weight, local_only: bool) -> Path:
     import huggingface_hub as hub  # module attributes, so that tests can stand in for the hub
 
-    common = dict(repo_id=entry.repo_id, revision=entry.revision, repo_type=entry.repo_type,
-                  local_files_only=local_only)
+    common = dict(
+        repo_id=entry.repo_id, revision=entry.revision, repo_type=entry.repo_type, local_files_only=local_only
+    )
     if entry.is_snapshot:
         return Path(hub.snapshot_download(allow_patterns=list(entry.patterns), **common))
     return Path(hub.hf_hub_download(filename=entry.filename, **common))
@@ -83,11 +84,16 @@ def locate(entry: Weight) -> Path | None:
 
 
 def missing_message(entry: Weight, why: str) -> str:
-    where = (f"copy its hub cache folder ({hub_cache_location(entry)}) into this machine's hub cache"
-             if entry.repo_id else f"copy {manual_location(entry)} here")
+    where = (
+        f"copy its hub cache folder ({hub_cache_location(entry)}) into this machine's hub cache"
+        if entry.repo_id
+        else f"copy {manual_location(entry)} here"
+    )
     what = "the files (a folder)" if entry.is_snapshot else "the file"
-    return (f"weights {entry.name!r} are not on this machine and {why}: run `make weights WHICH={entry.name}` "
-            f"where there is network and {where}, or put {what} from {entry.source} at {manual_location(entry)}")
+    return (
+        f"weights {entry.name!r} are not on this machine and {why}: run `make weights WHICH={entry.name}` "
+        f"where there is network and {where}, or put {what} from {entry.source} at {manual_location(entry)}"
+    )
 
 
 def fetch(entry: Weight) -> Path:
@@ -101,8 +107,12 @@ def fetch(entry: Weight) -> Path:
         try:
             path, downloaded = (_from_url(entry) if entry.url else _from_hub(entry, local_only=False)), True
         except (OSError, EntryNotFoundError) as e:  # no route, no such file, ...
-            raise WeightsMissing(missing_message(entry, f"its source cannot be reached ({type(e).__name__}: "
-                                                        f"{str(e).splitlines()[0] if str(e) else ''})")) from e
+            raise WeightsMissing(
+                missing_message(
+                    entry,
+                    f"its source cannot be reached ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+                )
+            ) from e
     try:
         verify(entry, path)
     except HashMismatch:

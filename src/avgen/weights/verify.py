@@ -14,9 +14,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from avgen.weights.registry import Weight
 
@@ -113,15 +113,23 @@ def _check(entry: Weight, f: Path, actual: str, pin: str | None, recorded: str |
     blob = hub_blob_name(f)
     if blob is not None and len(blob) == 64:
         expected.append((blob, "the hub's LFS SHA-256, its cache blob name"))
-    expected.append((recorded, f"recorded on first use in {lock_path()}; if the source really changed, "
-                               f"remove the {entry.name!r} record there"))
+    expected.append(
+        (
+            recorded,
+            f"recorded on first use in {lock_path()}; if the source really changed, "
+            f"remove the {entry.name!r} record there",
+        )
+    )
     for want, where in expected:
         if want is not None and actual != want:
-            raise HashMismatch(f"weights {entry.name}: {f} has SHA-256 {actual}, expected {want} ({where}); "
-                               f"refused: {refetch}")
+            raise HashMismatch(
+                f"weights {entry.name}: {f} has SHA-256 {actual}, expected {want} ({where}); refused: {refetch}"
+            )
     if blob is not None and len(blob) == 40 and (blob_id := git_blob_id(f)) != blob:
-        raise HashMismatch(f"weights {entry.name}: {f} has git blob id {blob_id}, expected {blob} "
-                           f"(the hub's id, its cache blob name); refused: {refetch}")
+        raise HashMismatch(
+            f"weights {entry.name}: {f} has git blob id {blob_id}, expected {blob} "
+            f"(the hub's id, its cache blob name); refused: {refetch}"
+        )
 
 
 def verify(entry: Weight, path: Path) -> str:
@@ -131,8 +139,9 @@ def verify(entry: Weight, path: Path) -> str:
     known = record["files"] if record else {}
     missing = sorted((set(entry.sha256) | set(known)) - set(files))
     if missing:
-        raise WeightsIncomplete(f"weights {entry.name}: {path} lacks {', '.join(missing)}; "
-                                f"fetch it again: make weights WHICH={entry.name}")
+        raise WeightsIncomplete(
+            f"weights {entry.name}: {path} lacks {', '.join(missing)}; fetch it again: make weights WHICH={entry.name}"
+        )
     hashes, fresh = {}, {}
     for rel, f in files.items():
         st, rec, pin = f.stat(), known.get(rel), entry.sha256.get(rel)
@@ -149,8 +158,12 @@ def verify(entry: Weight, path: Path) -> str:
             lock = read_lock()
             old = lock["weights"].get(entry.name)
             files_record = {**(old["files"] if old and old["source"] == entry.source else {}), **fresh}
-            lock["weights"][entry.name] = {"source": entry.source, "path": str(path), "tree": tree,
-                                           "files": {k: files_record[k] for k in sorted(hashes)}}
+            lock["weights"][entry.name] = {
+                "source": entry.source,
+                "path": str(path),
+                "tree": tree,
+                "files": {k: files_record[k] for k in sorted(hashes)},
+            }
             _write(lock)
     return tree
 

@@ -18,8 +18,18 @@ from avgen.data.prepare.base import VIDEO_EXTENSIONS, Adapter, Listing, Source, 
 from avgen.data.prepare.folder import stable_fraction
 
 # AIST Dance DB genre codes -> names (music ids are m<code><n>)
-GENRES = {"BR": "break", "PO": "pop", "LO": "lock", "MH": "middle hip-hop", "LH": "LA-style hip-hop",
-          "HO": "house", "WA": "waack", "KR": "krump", "JS": "street jazz", "JB": "ballet jazz"}
+GENRES = {
+    "BR": "break",
+    "PO": "pop",
+    "LO": "lock",
+    "MH": "middle hip-hop",
+    "LH": "LA-style hip-hop",
+    "HO": "house",
+    "WA": "waack",
+    "KR": "krump",
+    "JS": "street jazz",
+    "JB": "ballet jazz",
+}
 SPLIT_FILES = {"train": "crossmodal_train.txt", "val": "crossmodal_val.txt", "test": "crossmodal_test.txt"}
 _MUSIC = re.compile(r"_m([A-Z]{2})\d")
 _CAMERA = re.compile(r"^c(All|\d{2})$")
@@ -91,5 +101,10 @@ class AISTppAdapter(Adapter):
     @staticmethod
     def _source(path: Path, source_id: str, split: str, code: str) -> Source:
         label = list(GENRES).index(code)
-        return Source(path=str(path), source_id=source_id, split=split, label=label,
-                      caption=f"a person dancing {GENRES[code]} to music")
+        return Source(
+            path=str(path),
+            source_id=source_id,
+            split=split,
+            label=label,
+            caption=f"a person dancing {GENRES[code]} to music",
+        )

@@ -14,12 +14,12 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 class Source:
     """One media file (or a time range of one) and what is known about it."""
 
-    path: str                      # absolute path of the media file
-    source_id: str                 # stable, unique id; clip ids are `<source_id>` or `<source_id>_<k>`
-    split: str                     # "train", "val", "test"
-    label: int = -1                # class index into the store's label_names, -1 if none
+    path: str  # absolute path of the media file
+    source_id: str  # stable, unique id; clip ids are `<source_id>` or `<source_id>_<k>`
+    split: str  # "train", "val", "test"
+    label: int = -1  # class index into the store's label_names, -1 if none
     caption: str = ""
-    start: float | None = None     # optional time range within the file (seconds); None = whole file
+    start: float | None = None  # optional time range within the file (seconds); None = whole file
     end: float | None = None
 
     @property

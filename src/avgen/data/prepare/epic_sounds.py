@@ -59,14 +59,27 @@ class EpicSoundsAdapter(Adapter):
             start, stop = parse_timestamp(row["start_timestamp"]), parse_timestamp(row["stop_timestamp"])
             if stop - start < self.window_seconds:
                 if self.short_segments == "skip":
-                    skipped.append((f"{row['annotation_id']} ({path})",
-                                    f"segment of {stop - start:.2f} s is shorter than a clip with margins "
-                                    f"({self.window_seconds:.2f} s) and short_segments=skip"))
+                    skipped.append(
+                        (
+                            f"{row['annotation_id']} ({path})",
+                            f"segment of {stop - start:.2f} s is shorter than a clip with margins "
+                            f"({self.window_seconds:.2f} s) and short_segments=skip",
+                        )
+                    )
                     continue
                 start = max(0.0, (start + stop) / 2 - self.window_seconds / 2)  # centred window
                 stop = start + self.window_seconds
-            sources.append(Source(path=str(path), source_id=row["annotation_id"], split=split,
-                                  label=int(row["class_id"]), caption=row["class"], start=start, end=stop))
+            sources.append(
+                Source(
+                    path=str(path),
+                    source_id=row["annotation_id"],
+                    split=split,
+                    label=int(row["class_id"]),
+                    caption=row["class"],
+                    start=start,
+                    end=stop,
+                )
+            )
         return Listing(sources, label_names, skipped, sorted(set(missing_files)))
 
     @staticmethod
@@ -81,6 +94,8 @@ class EpicSoundsAdapter(Adapter):
             try:
                 parse_timestamp(row["start_timestamp"]), parse_timestamp(row["stop_timestamp"]), int(row["class_id"])
             except (ValueError, AttributeError):
-                raise ValueError(f"{path} line {number}: expected HH:MM:SS.fff timestamps and an integer class_id, "
-                                 f"got {row['start_timestamp']!r}, {row['stop_timestamp']!r}, {row['class_id']!r}") from None
+                raise ValueError(
+                    f"{path} line {number}: expected HH:MM:SS.fff timestamps and an integer class_id, "
+                    f"got {row['start_timestamp']!r}, {row['stop_timestamp']!r}, {row['class_id']!r}"
+                ) from None
         return rows

@@ -60,8 +60,13 @@ class FolderAdapter(Adapter):
             entries.append((path, rel, split, parts[0] if parts else None))
         label_names = sorted({label for *_, label in entries if label is not None})
         sources = [
-            Source(path=str(path), source_id=rel.with_suffix("").as_posix(), split=split,
-                   label=label_names.index(label) if label is not None else -1, caption=label or "")
+            Source(
+                path=str(path),
+                source_id=rel.with_suffix("").as_posix(),
+                split=split,
+                label=label_names.index(label) if label is not None else -1,
+                caption=label or "",
+            )
             for path, rel, split, label in entries
         ]
         return Listing(sources, label_names, skipped)

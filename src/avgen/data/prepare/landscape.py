@@ -13,8 +13,17 @@ from pathlib import Path
 
 from avgen.data.prepare.base import VIDEO_EXTENSIONS, Adapter, Listing, Source, require_dir
 
-CLASSES = ("explosion", "fire_crackling", "raining", "splashing_water", "squishing_water", "thunder",
-           "underwater_burbling", "waterfall_burbling", "wind_noise")
+CLASSES = (
+    "explosion",
+    "fire_crackling",
+    "raining",
+    "splashing_water",
+    "squishing_water",
+    "thunder",
+    "underwater_burbling",
+    "waterfall_burbling",
+    "wind_noise",
+)
 SPLITS = ("train", "val", "test")
 
 
@@ -60,8 +69,13 @@ class LandscapeAdapter(Adapter):
                     if path.suffix.lower() not in VIDEO_EXTENSIONS:
                         skipped.append((str(path), f"not a video file (extension {path.suffix or 'none'!r})"))
                         continue
-                    sources.append(Source(
-                        path=str(path), source_id=f"{split_dir.name}/{label_name}/{path.stem}", split=split_dir.name,
-                        label=CLASSES.index(label_name),
-                        caption=self.captions.get(path.stem, label_name.replace("_", " "))))
+                    sources.append(
+                        Source(
+                            path=str(path),
+                            source_id=f"{split_dir.name}/{label_name}/{path.stem}",
+                            split=split_dir.name,
+                            label=CLASSES.index(label_name),
+                            caption=self.captions.get(path.stem, label_name.replace("_", " ")),
+                        )
+                    )
         return Listing(sources, list(CLASSES), skipped)

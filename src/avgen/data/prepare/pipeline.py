@@ -39,11 +39,11 @@ SHARD_REPORT = "report.shard-{}-of-{}.json"
 class Windowing:
     """How sources are cut into clips."""
 
-    clip_seconds: float            # length of a clip
-    margin_seconds: float = 0.0    # context stored on each side of a clip
+    clip_seconds: float  # length of a clip
+    margin_seconds: float = 0.0  # context stored on each side of a clip
     stride_seconds: float | None = None  # distance between clip starts; None = clip_seconds
     max_clips_per_source: int | None = None
-    edge_seconds: float = 0.0      # least distance of a stored window from a file's ends (at least the context)
+    edge_seconds: float = 0.0  # least distance of a stored window from a file's ends (at least the context)
 
     def __post_init__(self) -> None:
         if self.clip_seconds <= 0 or self.margin_seconds < 0 or self.edge_seconds < 0:
@@ -58,8 +58,9 @@ class Windowing:
         negative cut there could be told from its audio alone."""
         return max(self.edge_seconds, context)
 
-    def starts(self, duration: float, lo: float | None = None, hi: float | None = None,
-               context: float = 0.0) -> list[float]:
+    def starts(
+        self, duration: float, lo: float | None = None, hi: float | None = None, context: float = 0.0
+    ) -> list[float]:
         """Clip start times (excluding margins) that fit with their margins inside [lo, hi] of a file (the
         whole file by default), and `edge(context)` away from the file's ends. A range that held a window but
         loses it to the edge slides inward instead, where the file has room (e.g. a window an adapter centred
@@ -102,16 +103,20 @@ def process_source(source: Source, reps: dict[str, Representation], windowing: W
         starts = windowing.starts(media.info.duration, source.start, source.end, context)
         if not starts:
             need = windowing.clip_seconds + 2 * windowing.margin_seconds + 2 * windowing.edge(context)
-            raise MediaError(f"too short: {media.info.duration:.2f} s usable, a clip with margins and edges "
-                             f"needs {need:.2f} s")
+            raise MediaError(
+                f"too short: {media.info.duration:.2f} s usable, a clip with margins and edges needs {need:.2f} s"
+            )
         span = windowing.clip_seconds + 2 * windowing.margin_seconds
-        arrays = {name: np.stack([rep.compute(media, s - windowing.margin_seconds, span) for s in starts])
-                  for name, rep in reps.items()}
+        arrays = {
+            name: np.stack([rep.compute(media, s - windowing.margin_seconds, span) for s in starts])
+            for name, rep in reps.items()
+        }
     except MediaError as e:
         return SourceResult(source, error=str(e), seconds=time.perf_counter() - t)
     except Exception as e:  # an unexpected decoder failure must not stop the job either
-        return SourceResult(source, error=f"{type(e).__name__}: {' '.join(str(e).split())[:160]}",
-                            seconds=time.perf_counter() - t)
+        return SourceResult(
+            source, error=f"{type(e).__name__}: {' '.join(str(e).split())[:160]}", seconds=time.perf_counter() - t
+        )
     return SourceResult(source, arrays, starts, seconds=time.perf_counter() - t)
 
 
@@ -144,9 +149,18 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return index, count
 
 
-def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, reps: dict[str, Representation],
-            windowing: Windowing, workers: int = 0, progress: bool = True, batch_sources: int = 64,
-            shard: str | None = None, merge: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
+def prepare(
+    adapter: Adapter,
+    raw: str | os.PathLike,
+    out: str | os.PathLike,
+    reps: dict[str, Representation],
+    windowing: Windowing,
+    workers: int = 0,
+    progress: bool = True,
+    batch_sources: int = 64,
+    shard: str | None = None,
+    merge: Sequence[str | os.PathLike] = (),
+) -> dict[str, Any]:
     """Prepare a store at `out` from `raw`; returns the report (also written to `out/report.json`).
 
     `shard="i/n"` prepares only every n-th source from the i-th (an independent job, e.g. one per GPU or
@@ -182,8 +196,10 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
         failed = {entry["source"] for entry in skipped if "source" in entry}
         uncovered = [s.source_id for s in todo if s.key not in failed]
         if uncovered:
-            raise RuntimeError(f"merge: {len(uncovered)} sources were prepared by none of the shards "
-                               f"(first: {uncovered[:3]}); run the missing shards, then merge again")
+            raise RuntimeError(
+                f"merge: {len(uncovered)} sources were prepared by none of the shards "
+                f"(first: {uncovered[:3]}); run the missing shards, then merge again"
+            )
         todo = []
     workers = workers if workers > 0 else free_cores()
 
@@ -207,10 +223,18 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
     timings["decode_cpu_seconds"] = decode_seconds
 
     if shard is not None:
-        report = {"dataset": adapter.name, "raw": str(Path(raw).resolve()), "shard": shard,
-                  "sources": len(mine), "sources_prepared_now": prepared_now,
-                  "skipped": skipped, "num_skipped": len(skipped), "missing": listing.missing,
-                  "num_missing": len(listing.missing), "seconds": timings}
+        report = {
+            "dataset": adapter.name,
+            "raw": str(Path(raw).resolve()),
+            "shard": shard,
+            "sources": len(mine),
+            "sources_prepared_now": prepared_now,
+            "skipped": skipped,
+            "num_skipped": len(skipped),
+            "missing": listing.missing,
+            "num_missing": len(listing.missing),
+            "seconds": timings,
+        }
         write_json(out / SHARD_REPORT.format(*parse_shard(shard)), report)
         return report
 
@@ -244,16 +268,18 @@ def prepare(adapter: Adapter, raw: str | os.PathLike, out: str | os.PathLike, re
 
 def _check_same_config(out: Path, reps: dict[str, Representation], windowing: Windowing, dataset: str) -> dict:
     """Refuse to mix parts made with another preset into one store; record the config on first use."""
-    config = {"dataset": dataset, "windowing": asdict(windowing),
-              "representations": {name: rep.describe() for name, rep in reps.items()}}
+    config = {
+        "dataset": dataset,
+        "windowing": asdict(windowing),
+        "representations": {name: rep.describe() for name, rep in reps.items()},
+    }
     config = json.loads(json.dumps(config))  # normalise tuples/floats as stored
     path = out / "prepare_config.json"
     if path.is_file():
         previous = json.loads(path.read_text())
         if previous != config:
             raise ValueError(
-                f"OUT={out} holds a store prepared with another configuration ({path}); "
-                "choose another OUT or delete it"
+                f"OUT={out} holds a store prepared with another configuration ({path}); choose another OUT or delete it"
             )
     else:
         write_json(path, config)
@@ -297,14 +323,20 @@ def _write_parts(results: list[SourceResult], reps: dict[str, Representation], p
     finals = {name: rep.finalize(np.concatenate([r.arrays[name] for r in results])) for name, rep in reps.items()}
     offset = 0
     for result, n in zip(results, counts):
-        arrays = {name: arr[offset:offset + n] for name, arr in finals.items()}
+        arrays = {name: arr[offset : offset + n] for name, arr in finals.items()}
         offset += n
         rows = json.dumps({"source": asdict(result.source), "starts": result.starts})
         write_npz(parts_dir / f"{result.source.key}.npz", _rows=np.array(rows), **arrays)
 
 
-def _consolidate(out: Path, sources: list[Source], reps: dict[str, Representation], windowing: Windowing,
-                 label_names: list[str], dataset: str) -> int:
+def _consolidate(
+    out: Path,
+    sources: list[Source],
+    reps: dict[str, Representation],
+    windowing: Windowing,
+    label_names: list[str],
+    dataset: str,
+) -> int:
     """Gather part files (in source order) into `<rep>.npy`, the manifest and, last, the metadata."""
     parts = [(s, out / PARTS / f"{s.key}.npz") for s in sources]
     parts = [(s, p) for s, p in parts if p.is_file()]
@@ -319,10 +351,18 @@ def _consolidate(out: Path, sources: list[Source], reps: dict[str, Representatio
                     raise ValueError(f"{path}: {name} has shape {part[name].shape[1:]}, others {shapes[name]}")
         for k, start in enumerate(info["starts"]):
             clip_id = source.source_id if len(info["starts"]) == 1 else f"{source.source_id}_{k:04d}"
-            rows.append({"index": len(rows), "id": clip_id, "source": source.path, "start": round(start, 6),
-                         "split": source.split, "label": source.label,
-                         "label_name": label_names[source.label] if source.label >= 0 else "",
-                         "caption": source.caption})
+            rows.append(
+                {
+                    "index": len(rows),
+                    "id": clip_id,
+                    "source": source.path,
+                    "start": round(start, 6),
+                    "split": source.split,
+                    "label": source.label,
+                    "label_name": label_names[source.label] if source.label >= 0 else "",
+                    "caption": source.caption,
+                }
+            )
 
     def blocks(name: str) -> Iterator[np.ndarray]:
         for _, path in parts:
@@ -336,13 +376,19 @@ def _consolidate(out: Path, sources: list[Source], reps: dict[str, Representatio
         meta["margin_frames"] = rep.num_frames(windowing.margin_seconds)
         meta["shape"] = list(shapes[name])
         rep_meta[name] = meta
-    write_store(out, rows, {name: (rep.dtype, shapes[name]) for name, rep in reps.items()}, blocks, {
-        "dataset": dataset,
-        "label_names": label_names,
-        "clip_seconds": windowing.clip_seconds,
-        "margin_seconds": windowing.margin_seconds,
-        "stride_seconds": windowing.stride_seconds,
-        "representations": rep_meta,
-        "time_zero": "clip start minus margin; video frame k at k*seconds_per_frame, mel frame k centred there",
-    })
+    write_store(
+        out,
+        rows,
+        {name: (rep.dtype, shapes[name]) for name, rep in reps.items()},
+        blocks,
+        {
+            "dataset": dataset,
+            "label_names": label_names,
+            "clip_seconds": windowing.clip_seconds,
+            "margin_seconds": windowing.margin_seconds,
+            "stride_seconds": windowing.stride_seconds,
+            "representations": rep_meta,
+            "time_zero": "clip start minus margin; video frame k at k*seconds_per_frame, mel frame k centred there",
+        },
+    )
     return len(rows)

@@ -33,6 +33,13 @@ class SyntheticAdapter(Adapter):
                     skipped.append((str(mp4), "no ground-truth sidecar (.json)"))
                     continue
                 colour = CLASS_NAMES[truth["label"]]
-                sources.append(Source(path=str(mp4), source_id=mp4.stem, split=split, label=truth["label"],
-                                      caption=f"a {colour} ball bouncing"))
+                sources.append(
+                    Source(
+                        path=str(mp4),
+                        source_id=mp4.stem,
+                        split=split,
+                        label=truth["label"],
+                        caption=f"a {colour} ball bouncing",
+                    )
+                )
         return Listing(sources, CLASS_NAMES[: self.config.num_classes], skipped)

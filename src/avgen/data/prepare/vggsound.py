@@ -37,17 +37,28 @@ class VGGSoundAdapter(Adapter):
         root = require_dir(raw, "VGGSound: vggsound.csv and video/<id>_<start:06d>.mp4")
         index = root / "vggsound.csv"
         if not index.is_file() or not (root / self.video_dir).is_dir():
-            absent = [n for n, ok in (("vggsound.csv", index.is_file()), (f"{self.video_dir}/", (root / self.video_dir).is_dir())) if not ok]
-            raise FileNotFoundError(f"RAW={root}: VGGSound layout is missing {', '.join(absent)} "
-                                    f"(expected vggsound.csv and {self.video_dir}/<youtube_id>_<start:06d>.mp4)")
+            absent = [
+                n
+                for n, ok in (
+                    ("vggsound.csv", index.is_file()),
+                    (f"{self.video_dir}/", (root / self.video_dir).is_dir()),
+                )
+                if not ok
+            ]
+            raise FileNotFoundError(
+                f"RAW={root}: VGGSound layout is missing {', '.join(absent)} "
+                f"(expected vggsound.csv and {self.video_dir}/<youtube_id>_<start:06d>.mp4)"
+            )
         rows = []
         with open(index, newline="", encoding="utf-8") as f:
             for number, row in enumerate(csv.reader(f), start=1):
                 if not row:
                     continue
                 if len(row) != 4 or row[3].strip() not in ("train", "test") or not row[1].strip().isdigit():
-                    raise ValueError(f"{index} line {number}: expected `youtube_id, start_seconds, label, train|test` "
-                                     f"without a header, got {row}")
+                    raise ValueError(
+                        f"{index} line {number}: expected `youtube_id, start_seconds, label, train|test` "
+                        f"without a header, got {row}"
+                    )
                 rows.append((row[0].strip(), int(row[1]), row[2].strip(), row[3].strip()))
         label_names = sorted({label for _, _, label, _ in rows})
         label_index = {name: i for i, name in enumerate(label_names)}
@@ -60,6 +71,5 @@ class VGGSoundAdapter(Adapter):
             if not path.is_file():
                 missing.append(str(path))
                 continue
-            sources.append(Source(path=str(path), source_id=cid, split=split, label=label_index[label],
-                                  caption=label))
+            sources.append(Source(path=str(path), source_id=cid, split=split, label=label_index[label], caption=label))
         return Listing(sources, label_names, [], missing)

@@ -9,8 +9,9 @@ from avgen.diffusion.schedule import NoiseSchedule
 
 
 # CMMD Eq. 2: L_jdiff(a, v) = ||v_target(a) - v_hat_a||^2 + ||v_target(v) - v_hat_v||^2
-def joint_diffusion_loss(net: nn.Module, schedule: NoiseSchedule, x0: dict[str, Tensor], t: Tensor,
-                         noise: dict[str, Tensor]) -> Tensor:
+def joint_diffusion_loss(
+    net: nn.Module, schedule: NoiseSchedule, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]
+) -> Tensor:
     """Per-sample joint v-prediction loss, (B,).
 
     Each modality's squared error is averaged over its elements before the sum, so that a 9k-element video
@@ -23,8 +24,9 @@ def joint_diffusion_loss(net: nn.Module, schedule: NoiseSchedule, x0: dict[str, 
 
 
 # CMMD Eq. 6: L_cont = L_jdiff(a, v) - eta E_{a'} L_jdiff(a', v) - eta E_{v'} L_jdiff(a, v')
-def contrastive_loss(positive: Tensor, negative_audio: Tensor, negative_video: Tensor, eta: float,
-                     max_negative: float | None = None) -> Tensor:
+def contrastive_loss(
+    positive: Tensor, negative_audio: Tensor, negative_video: Tensor, eta: float, max_negative: float | None = None
+) -> Tensor:
     """Contrastive loss from joint losses of the positive and the two negatives: per sample, or from their
     batch means when only a subset of the examples got negatives.
 

@@ -14,12 +14,13 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from avgen.data.clips import clips
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.base import DenoisingMethod
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
-from avgen.data.clips import clips
 from avgen.methods.cmmd.negatives import NegativeSampler
-from avgen.utils.checkpoints import load_checkpoint, load_network as load_network_weights
+from avgen.utils.checkpoints import load_checkpoint
+from avgen.utils.checkpoints import load_network as load_network_weights
 
 
 def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> float:
@@ -32,7 +33,7 @@ class CMMDModule(DenoisingMethod):
 
     name = "cmmd"
     conditional = True  # v2a / a2v by reconstruction guidance (CMMD Eq. 3)
-    prediction = "v"    # the network predicts the velocity v = sqrt(abar) eps - sigma x0 (CMMD §2)
+    prediction = "v"  # the network predicts the velocity v = sqrt(abar) eps - sigma x0 (CMMD §2)
     default_sampler = "ddim"
 
     @staticmethod
@@ -48,11 +49,22 @@ class CMMDModule(DenoisingMethod):
     def start_checkpoints(method_cfg: DictConfig) -> list[str]:
         return [method_cfg.init_from] if method_cfg.get("init_from") else []
 
-    def __init__(self, net: nn.Module, schedule: NoiseSchedule, optimizer: partial, negatives: NegativeSampler,
-                 eta: float = 5e-5, max_negative_loss: float | None = None, negatives_per_step: int | None = None,
-                 contrastive_from_step: int = 0, lr_decay_every: int = 80_000,
-                 lr_decay_factor: float = 0.8, lr_floor: float = 2e-5, init_from: str | None = None,
-                 negative_noise: str = "shared"):
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: NoiseSchedule,
+        optimizer: partial,
+        negatives: NegativeSampler,
+        eta: float = 5e-5,
+        max_negative_loss: float | None = None,
+        negatives_per_step: int | None = None,
+        contrastive_from_step: int = 0,
+        lr_decay_every: int = 80_000,
+        lr_decay_factor: float = 0.8,
+        lr_floor: float = 2e-5,
+        init_from: str | None = None,
+        negative_noise: str = "shared",
+    ):
         super().__init__(net, schedule, optimizer)
         self.negatives = negatives
         self.eta, self.max_negative_loss = float(eta), max_negative_loss
@@ -69,8 +81,9 @@ class CMMDModule(DenoisingMethod):
 
     def load_network(self, path: str) -> None:
         """Fine-tuning start (e.g. CMMD from nCMMD): network weights from an avgen checkpoint."""
-        ckpt = load_checkpoint(path, "train the run this one fine-tunes from first "
-                                     "(for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)")
+        ckpt = load_checkpoint(
+            path, "train the run this one fine-tunes from first (for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)"
+        )
         load_network_weights(self.net, ckpt, path)
 
     # --------------------------------------------------------------------------------------- training
@@ -88,16 +101,31 @@ class CMMDModule(DenoisingMethod):
         k = min(self.negatives_per_step or b, b)
         sub = torch.randperm(b, device=self.device)[:k]
         # positives, (a', v) and (a, v') in one forward pass
-        pairs = {"audio": torch.cat([x0["audio"], neg_audio[sub], x0["audio"][sub]]),
-                 "video": torch.cat([x0["video"], x0["video"][sub], neg_video[sub]])}
-        per_sample = joint_diffusion_loss(self.net, self.schedule, pairs, torch.cat([t, t[sub], t[sub]]),
-                                          negative_pair_noise(x0, sub, self.negative_noise))
+        pairs = {
+            "audio": torch.cat([x0["audio"], neg_audio[sub], x0["audio"][sub]]),
+            "video": torch.cat([x0["video"], x0["video"][sub], neg_video[sub]]),
+        }
+        per_sample = joint_diffusion_loss(
+            self.net,
+            self.schedule,
+            pairs,
+            torch.cat([t, t[sub], t[sub]]),
+            negative_pair_noise(x0, sub, self.negative_noise),
+        )
         positive, negative_audio, negative_video = per_sample.split([b, k, k])
-        loss = contrastive_loss(positive.mean(), negative_audio.mean(), negative_video.mean(), self.eta,
-                                self.max_negative_loss)
-        self.log_dict({"train/loss": loss, "train/loss_positive": positive.mean(),
-                       "train/loss_negative_audio": negative_audio.mean(),
-                       "train/loss_negative_video": negative_video.mean()}, prog_bar=True, batch_size=b)
+        loss = contrastive_loss(
+            positive.mean(), negative_audio.mean(), negative_video.mean(), self.eta, self.max_negative_loss
+        )
+        self.log_dict(
+            {
+                "train/loss": loss,
+                "train/loss_positive": positive.mean(),
+                "train/loss_negative_audio": negative_audio.mean(),
+                "train/loss_negative_video": negative_video.mean(),
+            },
+            prog_bar=True,
+            batch_size=b,
+        )
         return loss
 
     def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
@@ -108,7 +136,8 @@ class CMMDModule(DenoisingMethod):
         every, factor, floor = self.lr_decay
         base_lr = optimizer.param_groups[0]["lr"]
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr))
+            optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

@@ -24,10 +24,11 @@ def segment_swap(x: Tensor, other: Tensor, axis: int, split: Tensor, other_first
     axis `axis`. x, other: clips without context; split: (B,) frame index per sample; other_first: (B,) bool.
     """
     frames = torch.arange(x.shape[axis], device=x.device)
-    before = frames[None] < split[:, None]                                       # (B, L)
-    take_other = torch.where(other_first[:, None], before, ~before)             # (B, L)
-    take_other = take_other.reshape(*take_other.shape[:1], *([1] * (axis - 1)), x.shape[axis],
-                                    *([1] * (x.ndim - axis - 1)))
+    before = frames[None] < split[:, None]  # (B, L)
+    take_other = torch.where(other_first[:, None], before, ~before)  # (B, L)
+    take_other = take_other.reshape(
+        *take_other.shape[:1], *([1] * (axis - 1)), x.shape[axis], *([1] * (x.ndim - axis - 1))
+    )
     return torch.where(take_other, other, x)
 
 
@@ -65,8 +66,9 @@ class NegativeSampler:
     def weights(self) -> tuple[float, float, float]:
         return (self.time_shift, self.segment_swap, self.full_swap)
 
-    def __call__(self, batch: dict[str, Any], modality: str, generator: torch.Generator | None = None
-                 ) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, batch: dict[str, Any], modality: str, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Negatives for one modality of a batch (its clips with context, `margin`, `time_axis` and
         `seconds_per_frame`): (B, ...) clips without context, and the kind index of each (B,)."""
         x_full, margin, axis = batch[modality], batch["margin"][modality], batch["time_axis"][modality]

@@ -10,8 +10,9 @@ from avgen.diffusion.flow import FlowSchedule
 
 # Conditional flow matching on the straight path (Lipman et al. 2023, Eq. 23; rectified flow):
 # L = || u_theta(x_sigma, sigma) - (eps - x0) ||^2, summed over the modalities
-def flow_matching_loss(net: nn.Module, schedule: FlowSchedule, x0: dict[str, Tensor], t: Tensor,
-                       noise: dict[str, Tensor]) -> Tensor:
+def flow_matching_loss(
+    net: nn.Module, schedule: FlowSchedule, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]
+) -> Tensor:
     """Per-sample joint flow-matching loss, (B,): one t for both modalities (the joint path), each
     modality's squared error averaged over its elements so that video and audio weigh alike (as CMMD's)."""
     x_t = {}

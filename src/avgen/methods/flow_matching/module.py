@@ -37,8 +37,7 @@ class FlowMatchingModule(DenoisingMethod):
 
     @staticmethod
     def variant(cfg: DictConfig) -> str:
-        parts = [f"coupling={cfg.model.get('coupling')}",
-                 f"t~{cfg.method.schedule.get('timestep_distribution')}"]
+        parts = [f"coupling={cfg.model.get('coupling')}", f"t~{cfg.method.schedule.get('timestep_distribution')}"]
         if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
             parts.insert(0, f"{cfg.model.modalities[0]} only")
         return ", ".join(parts)
@@ -55,9 +54,11 @@ class FlowMatchingModule(DenoisingMethod):
             return
         for m in self.modalities:
             if abs(expected[m] - seconds_per_frame[m]) > 1e-6 * max(1.0, seconds_per_frame[m]):
-                raise ValueError(f"model.{m}_frame_seconds={expected[m]} but the store's {m} frames last "
-                                 f"{seconds_per_frame[m]} s (its metadata): set model.{m}_frame_seconds="
-                                 f"{seconds_per_frame[m]}")
+                raise ValueError(
+                    f"model.{m}_frame_seconds={expected[m]} but the store's {m} frames last "
+                    f"{seconds_per_frame[m]} s (its metadata): set model.{m}_frame_seconds="
+                    f"{seconds_per_frame[m]}"
+                )
         self._rates_checked = True
 
     # --------------------------------------------------------------------------------------- training

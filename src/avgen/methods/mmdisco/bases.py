@@ -32,14 +32,17 @@ def load_checkpoint_denoiser(path: str | Path) -> NetworkDenoiser:
     load_network(net, ckpt, path)
     schedule = instantiate(cfg["method"]["schedule"])
     if not hasattr(schedule, "abar"):
-        raise ValueError(f"{path}: a {type(schedule).__name__} model; MMDisCo guides diffusion bases (eps on an "
-                         "abar schedule), not flow-matching ones")
+        raise ValueError(
+            f"{path}: a {type(schedule).__name__} model; MMDisCo guides diffusion bases (eps on an "
+            "abar schedule), not flow-matching ones"
+        )
     prediction = get_class(cfg["method"]["_target_"]).prediction  # what the checkpoint's method trained for
     return freeze(NetworkDenoiser(net, {m: schedule for m in net.modalities}, prediction=prediction))
 
 
-def build_bases(audio: str | None = None, video: str | None = None, joint: str | None = None,
-                text: dict | None = None) -> nn.Module:
+def build_bases(
+    audio: str | None = None, video: str | None = None, joint: str | None = None, text: dict | None = None
+) -> nn.Module:
     """MMDisCo's frozen bases behind one interface, from the config's `method.bases`: two single-modal
     checkpoints (`audio`, `video`), one joint checkpoint used as a black box (`joint`, e.g. a CMMD run; paper
     §4.2 uses MM-Diffusion so), or local text-to-audio / text-to-video pipelines (`text`: {audio, video,
@@ -51,8 +54,9 @@ def build_bases(audio: str | None = None, video: str | None = None, joint: str |
     needed = {"joint": joint} if joint else {"audio": audio, "video": video}
     absent = {m: p for m, p in needed.items() if not p or not Path(p).is_file()}
     if absent:
-        lines = "; ".join(f"{m}: {p} (make train EXP={Path(p).parents[1].name})" if p else f"{m}: not set"
-                          for m, p in absent.items())
+        lines = "; ".join(
+            f"{m}: {p} (make train EXP={Path(p).parents[1].name})" if p else f"{m}: not set" for m, p in absent.items()
+        )
         raise FileNotFoundError(f"MMDisCo needs its base checkpoints first: {lines}")
     if joint:
         base = load_checkpoint_denoiser(joint)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from hydra.utils import instantiate
@@ -38,8 +38,9 @@ SHAPES = {"video": (18, 4, 16, 16), "audio": (80, 112)}
 def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
     torch.manual_seed(0)
     unet_cfg = load_config("train", [f"model={cfg.unet_model}", "name=bench"]).model
-    nets = {m: instantiate(unet_cfg, modalities=[m], coupling="none", video_channels=4, audio_channels=80)
-            for m in SHAPES}
+    nets = {
+        m: instantiate(unet_cfg, modalities=[m], coupling="none", video_channels=4, audio_channels=80) for m in SHAPES
+    }
     disc_cfg = load_config("train", [f"model={cfg.discriminator_model}", "name=bench"]).model
     disc = instantiate(disc_cfg, video_channels=4, audio_channels=80)
     schedule = NoiseSchedule()
@@ -51,8 +52,10 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
 
     def finetune_step() -> None:
         base_opt.zero_grad(set_to_none=True)
-        loss = sum(joint_diffusion_loss(nets[m], schedule, {m: batch[m]}, t, {m: torch.randn_like(batch[m])}).mean()
-                   for m in SHAPES)
+        loss = sum(
+            joint_diffusion_loss(nets[m], schedule, {m: batch[m]}, t, {m: torch.randn_like(batch[m])}).mean()
+            for m in SHAPES
+        )
         loss.backward()
         base_opt.step()
 
@@ -71,14 +74,19 @@ def bench_mmdisco(cfg: DictConfig) -> dict[str, float]:
 
     def sampling(scale: float) -> Callable[[], None]:
         denoiser = DiscriminatorGuidance(bases, disc, {m: scale for m in SHAPES})
-        return lambda: sample(denoiser, {m: x.clone() for m, x in fake.items()}, "dpm_solver", cfg.mmdisco_sampling_steps)
+        return lambda: sample(
+            denoiser, {m: x.clone() for m, x in fake.items()}, "dpm_solver", cfg.mmdisco_sampling_steps
+        )
 
     runs = interleaved({"unguided": sampling(0.0), "guided": sampling(1.0)}, cfg.mmdisco_repeats, warmup=1)
     med = {k: statistics.median(v) for k, v in {**steps, **runs}.items()}
     step_ratios = [d / f for d, f in zip(steps["disc"], steps["finetune"])]
     overheads = [g / u - 1 for g, u in zip(runs["guided"], runs["unguided"])]
-    return {"mmdisco_disc_step_s": med["disc"], "mmdisco_base_finetune_step_s": med["finetune"],
-            "mmdisco_step_over_base_finetune_step": med["disc"] / med["finetune"],
-            "mmdisco_step_over_base_finetune_step_spread": max(step_ratios) - min(step_ratios),
-            "guided_sampling_overhead": med["guided"] / med["unguided"] - 1,
-            "guided_sampling_overhead_spread": max(overheads) - min(overheads)}
+    return {
+        "mmdisco_disc_step_s": med["disc"],
+        "mmdisco_base_finetune_step_s": med["finetune"],
+        "mmdisco_step_over_base_finetune_step": med["disc"] / med["finetune"],
+        "mmdisco_step_over_base_finetune_step_spread": max(step_ratios) - min(step_ratios),
+        "guided_sampling_overhead": med["guided"] / med["unguided"] - 1,
+        "guided_sampling_overhead_spread": max(overheads) - min(overheads),
+    }

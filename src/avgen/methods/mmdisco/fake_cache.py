@@ -1,4 +1,5 @@
-"""The fake-pair cache (MMDisCo §3.2; docs/methods.md#mmdisco): pairs sampled in advance from the bases, stored like real data.
+"""The fake-pair cache (MMDisCo §3.2; docs/methods.md#mmdisco): pairs sampled in advance from the bases, stored
+like real data.
 
 Sampling is batched and resumable: batch k is drawn with its own seed (`seed`, k) and written atomically as
 `parts/fake_<k>.npz`, so a killed job re-run draws only the missing batches and the result equals one
@@ -8,8 +9,9 @@ store's representation names and metadata), readable by `Store` and `AVDataModul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,10 +24,21 @@ from avgen.utils.io import write_npz
 from avgen.utils.progress import progress as report_progress
 
 
-def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: str | Path, num: int,
-                     batch_size: int = 32, sampler: str = "ddim", steps: int = 50, seed: int = 0,
-                     sampler_kwargs: dict[str, Any] | None = None, device: str = "cpu",
-                     progress: bool = True, prompted: Callable[[list[str]], Denoiser] | None = None) -> Store:
+def build_fake_cache(
+    bases: Denoiser,
+    real: Store,
+    reps: dict[str, str],
+    out: str | Path,
+    num: int,
+    batch_size: int = 32,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    sampler_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    prompted: Callable[[list[str]], Denoiser] | None = None,
+) -> Store:
     """Sample `num` independent pairs from `bases` shaped like the real store's clips; returns the cache store.
 
     reps: {"video": real video representation name, "audio": real audio representation name}.
@@ -40,35 +53,56 @@ def build_fake_cache(bases: Denoiser, real: Store, reps: dict[str, str], out: st
     shapes = {}
     for m, meta in metas.items():
         shape = list(meta["shape"])
-        shape[meta["time_axis"]] = meta["clip_frames"]   # clips without context
+        shape[meta["time_axis"]] = meta["clip_frames"]  # clips without context
         shapes[m] = shape
     batches = [(k, min(batch_size, num - k * batch_size)) for k in range((num + batch_size - 1) // batch_size)]
     todo = [(k, n) for k, n in batches if not (parts / f"fake_{k:05d}.npz").is_file()]
     captions = [real.manifest[i]["caption"] for i in real.indices("train")] if prompted else []
     if prompted and not any(captions):
         raise ValueError(f"{real.path}: the train split has no captions to prompt the text bases with")
-    for k, n in (report_progress(todo, "fake pairs (batches)") if progress else todo):
+    for k, n in report_progress(todo, "fake pairs (batches)") if progress else todo:
         g = torch.Generator().manual_seed(seed * 100_003 + k)
         prompts = [captions[i] for i in torch.randint(len(captions), (n,), generator=g).tolist()] if prompted else []
         x = initial_noise({m: (n, *s) for m, s in shapes.items()}, g, device)
         with counter() as flops:  # the cache's compute counts toward every run trained on it
             pairs = sample(prompted(prompts) if prompted else bases, x, sampler, steps, g, **(sampler_kwargs or {}))
         arrays = {reps[m]: v.float().cpu().numpy() for m, v in pairs.items()}
-        write_npz(parts / f"fake_{k:05d}.npz", **arrays, flops=np.array(float(flops.get_total_flops())),
-                  **({"prompts": np.array(prompts)} if prompts else {}))
+        write_npz(
+            parts / f"fake_{k:05d}.npz",
+            **arrays,
+            flops=np.array(float(flops.get_total_flops())),
+            **({"prompts": np.array(prompts)} if prompts else {}),
+        )
     return _consolidate(out, batches, reps, metas, shapes, real)
 
 
-def _consolidate(out: Path, batches: list[tuple[int, int]], reps: dict[str, str], metas: dict[str, dict],
-                 shapes: dict[str, list[int]], real: Store) -> Store:
+def _consolidate(
+    out: Path,
+    batches: list[tuple[int, int]],
+    reps: dict[str, str],
+    metas: dict[str, dict],
+    shapes: dict[str, list[int]],
+    real: Store,
+) -> Store:
     rows, flops = [], 0.0
     for k, n in batches:
         with np.load(out / "parts" / f"fake_{k:05d}.npz") as part:
             prompts = [str(p) for p in part["prompts"]] if "prompts" in part else [""] * n
             # parts sampled before FLOPs were counted leave the cache's compute unknown (None), never 0
             flops = flops + float(part["flops"]) if flops is not None and "flops" in part else None
-        rows += [{"index": len(rows) + i, "id": f"fake_{len(rows) + i:06d}", "source": "", "start": 0.0,
-                  "split": "fake", "label": -1, "label_name": "", "caption": prompts[i]} for i in range(n)]
+        rows += [
+            {
+                "index": len(rows) + i,
+                "id": f"fake_{len(rows) + i:06d}",
+                "source": "",
+                "start": 0.0,
+                "split": "fake",
+                "label": -1,
+                "label_name": "",
+                "caption": prompts[i],
+            }
+            for i in range(n)
+        ]
 
     def blocks(name: str):
         for k, _ in batches:
@@ -77,9 +111,19 @@ def _consolidate(out: Path, batches: list[tuple[int, int]], reps: dict[str, str]
 
     arrays = {name: (metas[m]["dtype"], tuple(shapes[m])) for m, name in reps.items()}
     rep_meta = {name: {**metas[m], "margin_frames": 0, "shape": list(shapes[m])} for m, name in reps.items()}
-    return write_store(out, rows, arrays, blocks, {
-        "dataset": f"fake:{real.metadata['dataset']}", "label_names": [],
-        "clip_seconds": real.metadata["clip_seconds"], "margin_seconds": 0.0, "stride_seconds": None,
-        "representations": rep_meta, "real_store": str(real.path),
-        "sampling_tflops": flops / 1e12 if flops is not None else None,
-    })
+    return write_store(
+        out,
+        rows,
+        arrays,
+        blocks,
+        {
+            "dataset": f"fake:{real.metadata['dataset']}",
+            "label_names": [],
+            "clip_seconds": real.metadata["clip_seconds"],
+            "margin_seconds": 0.0,
+            "stride_seconds": None,
+            "representations": rep_meta,
+            "real_store": str(real.path),
+            "sampling_tflops": flops / 1e12 if flops is not None else None,
+        },
+    )

@@ -20,13 +20,19 @@ from torch import Tensor, nn
 
 from avgen.diffusion.conversions import eps_from_x0, x0_from_eps
 from avgen.diffusion.denoiser import Denoiser
-from avgen.sampling.cost import record
 from avgen.methods.mmdisco.losses import joint_eps, logit_gradients
+from avgen.sampling.cost import record
 
 
 class DiscriminatorGuidance(Denoiser):
-    def __init__(self, base: Denoiser, discriminator: nn.Module, scales: dict[str, float], min_alpha: float = 0.0,
-                 gradients=logit_gradients):
+    def __init__(
+        self,
+        base: Denoiser,
+        discriminator: nn.Module,
+        scales: dict[str, float],
+        min_alpha: float = 0.0,
+        gradients=logit_gradients,
+    ):
         """gradients: `losses.logit_gradients` or its torch.compile'd form."""
         super().__init__()
         self.base, self.discriminator, self.gradients = base, discriminator, gradients
@@ -59,8 +65,13 @@ class TextDiscriminator(nn.Module):
     ({"audio": 2.5, "video": 7.5}: each base's own CFG scale) return one logit per modality, each
     differentiated for its own modality (`losses.logit_gradients`)."""
 
-    def __init__(self, discriminator: nn.Module, cond: dict[str, Tensor], uncond: dict[str, Tensor],
-                 scale: float | dict[str, float] = 1.0):
+    def __init__(
+        self,
+        discriminator: nn.Module,
+        cond: dict[str, Tensor],
+        uncond: dict[str, Tensor],
+        scale: float | dict[str, float] = 1.0,
+    ):
         super().__init__()
         self.discriminator, self.cond, self.uncond = discriminator, cond, uncond
         self.scale = {m: float(s) for m, s in scale.items()} if isinstance(scale, dict) else float(scale)

@@ -15,12 +15,17 @@ from avgen.diffusion.conversions import eps_from_x0, noisy
 # MMDisCo Eq. 10: binary cross-entropy, real noisy pairs -> 1, fake noisy pairs -> 0 (stable logits form)
 def discriminator_loss(logit_real: Tensor, logit_fake: Tensor) -> Tensor:
     """Per-sample BCE of the real and the fake logits, (B_real + B_fake,)."""
-    return torch.cat([F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real), reduction="none"),
-                      F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake), reduction="none")])
+    return torch.cat(
+        [
+            F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real), reduction="none"),
+            F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake), reduction="none"),
+        ]
+    )
 
 
-def logit_gradients(discriminator, x_t: dict[str, Tensor], t: Tensor, create_graph: bool,
-                    **kwargs) -> tuple[Tensor | dict[str, Tensor], dict[str, Tensor]]:
+def logit_gradients(
+    discriminator, x_t: dict[str, Tensor], t: Tensor, create_graph: bool, **kwargs
+) -> tuple[Tensor | dict[str, Tensor], dict[str, Tensor]]:
     """The logits d_phi(x_t, t) and grad_{x_t^m} d_phi for every modality m.
 
     With `create_graph=True` the gradients stay differentiable w.r.t. the discriminator's parameters
@@ -33,14 +38,17 @@ def logit_gradients(discriminator, x_t: dict[str, Tensor], t: Tensor, create_gra
     input gradient is then part of the compiled forward graph and L_dsm's parameter gradient a first-order
     backward of it (AOTAutograd does not support a double backward through `autograd.grad`).
     """
+
     def logits_of(x: dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
         return discriminator(x, t, **kwargs)
 
     with contextlib.nullcontext() if create_graph else torch.no_grad():
         logits, vjp = torch.func.vjp(logits_of, {m: x.detach() for m, x in x_t.items()})
         if isinstance(logits, dict):  # each modality's gradient of its own logit
-            grads = {m: vjp({k: torch.ones_like(v) if k == m else torch.zeros_like(v) for k, v in logits.items()})[0][m]
-                     for m in x_t}
+            grads = {
+                m: vjp({k: torch.ones_like(v) if k == m else torch.zeros_like(v) for k, v in logits.items()})[0][m]
+                for m in x_t
+            }
         else:
             grads = vjp(torch.ones_like(logits))[0]
     return logits, grads
@@ -52,8 +60,13 @@ def joint_eps(eps: Tensor, sigma: Tensor, grad: Tensor, scale: float = 1.0) -> T
 
 
 # MMDisCo Eqs. 13-15 (DLSM-style): the guided prediction (s = 1) must denoise the real pair
-def dsm_loss(noise: dict[str, Tensor], eps_base: dict[str, Tensor], sigma: dict[str, Tensor],
-             grads: dict[str, Tensor], reduction: str = "mean") -> Tensor:
+def dsm_loss(
+    noise: dict[str, Tensor],
+    eps_base: dict[str, Tensor],
+    sigma: dict[str, Tensor],
+    grads: dict[str, Tensor],
+    reduction: str = "mean",
+) -> Tensor:
     """Per-sample sum over modalities of ||eps^m - eps_joint_m||^2, (B,): the squared norm over each modality's
     elements (`sum`, the paper's notation) or its mean (`mean`, as diffusion losses are implemented).
 
@@ -76,8 +89,9 @@ def check_dsm_reduction(reduction: str) -> None:
         raise ValueError(f"method.dsm_reduction must be sum or mean, got {reduction!r}")
 
 
-def _noised_real(bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None
-                 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+def _noised_real(
+    bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
     """abar_t, the added noise and x_t of the real pairs (fresh noise per modality, one t for both)."""
     abar = {m: bases.abar(m, t, x) for m, x in real.items()}
     noise = {m: torch.randn(x.shape, generator=generator).to(x) for m, x in real.items()}
@@ -91,11 +105,21 @@ def _base_eps(bases, x_t: dict[str, Tensor], t: Tensor, abar: dict[str, Tensor])
         return {m: eps_from_x0(x_t[m], x0[m], abar[m]) for m in x_t}
 
 
-def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, Tensor] | None, t: Tensor,
-                 generator: torch.Generator | None = None, use_disc: bool = True, use_dsm: bool = True,
-                 dsm_weight: float = 1.0, real_kwargs: dict[str, Any] | None = None,
-                 fake_kwargs: dict[str, Any] | None = None, dsm_reduction: str = "mean",
-                 gradients=logit_gradients) -> tuple[Tensor, dict[str, Tensor]]:
+def mmdisco_loss(
+    discriminator,
+    bases,
+    real: dict[str, Tensor],
+    fake: dict[str, Tensor] | None,
+    t: Tensor,
+    generator: torch.Generator | None = None,
+    use_disc: bool = True,
+    use_dsm: bool = True,
+    dsm_weight: float = 1.0,
+    real_kwargs: dict[str, Any] | None = None,
+    fake_kwargs: dict[str, Any] | None = None,
+    dsm_reduction: str = "mean",
+    gradients=logit_gradients,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
@@ -115,8 +139,7 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
         sigma = {m: (1 - abar[m]).sqrt() for m in real}
         terms["dsm"] = dsm_loss(noise, eps_base, sigma, grads, dsm_reduction).mean()
     if use_disc:
-        fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m])
-                  for m in fake}
+        fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m]) for m in fake}
         logit_real = discriminator(real_t, t, **real_kwargs) if logit_real is None else logit_real
         logit_fake = discriminator(fake_t, t, **fake_kwargs)
         terms["disc"] = discriminator_loss(logit_real, logit_fake).mean()
@@ -126,9 +149,16 @@ def mmdisco_loss(discriminator, bases, real: dict[str, Tensor], fake: dict[str, 
     return loss, terms
 
 
-def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, generator: torch.Generator | None = None,
-                     reduction: str = "mean", gradients=logit_gradients, **disc_kwargs: Any
-                     ) -> tuple[Tensor, Tensor]:
+def denoising_errors(
+    discriminator,
+    bases,
+    real: dict[str, Tensor],
+    t: Tensor,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+    gradients=logit_gradients,
+    **disc_kwargs: Any,
+) -> tuple[Tensor, Tensor]:
     """Per-sample squared errors (B,), (B,) of the bases' eps and of the guided eps (s = 1) on noised real pairs:
     L_dsm's two ends. The guided error below the bases' means the discriminator's residual denoises real pairs
     better, i.e. moves the bases toward the real joint (a validation signal that needs no fake pairs)."""
@@ -137,5 +167,7 @@ def denoising_errors(discriminator, bases, real: dict[str, Tensor], t: Tensor, g
     _, grads = gradients(discriminator, real_t, t, create_graph=False, **disc_kwargs)
     sigma = {m: (1 - abar[m]).sqrt() for m in real}
     zero = {m: torch.zeros_like(g) for m, g in grads.items()}
-    return (dsm_loss(noise, eps_base, sigma, zero, reduction).detach(),
-            dsm_loss(noise, eps_base, sigma, grads, reduction).detach())
+    return (
+        dsm_loss(noise, eps_base, sigma, zero, reduction).detach(),
+        dsm_loss(noise, eps_base, sigma, grads, reduction).detach(),
+    )

@@ -1,4 +1,5 @@
-"""MMDisCo LightningModule: a discriminator trained on top of two frozen base models (paper §3; docs/methods.md#mmdisco).
+"""MMDisCo LightningModule: a discriminator trained on top of two frozen base models (paper §3;
+docs/methods.md#mmdisco).
 
 Receives the built discriminator and wires it to the frozen bases (loaded from their checkpoints), the loss
 (`losses.mmdisco_loss`) and guided sampling (`guidance.DiscriminatorGuidance` driving diffusers' DPM-Solver).
@@ -83,13 +84,27 @@ class MMDisCoModule(Method):
 
         real, axes = first_clips(dm.val_dataloader(), num, self.modalities, self.device)
         self.eval()
-        return {"discriminator_diagnostics": alignment_diagnostics(self.net, self.bases, real,
-                                                                   audio_time_axis=axes["audio"])}
+        return {
+            "discriminator_diagnostics": alignment_diagnostics(
+                self.net, self.bases, real, audio_time_axis=axes["audio"]
+            )
+        }
 
-    def __init__(self, net: nn.Module, bases: nn.Module, optimizer: partial, fake_cache: dict[str, Any],
-                 use_disc: bool = True, use_dsm: bool = True, dsm_weight: float = 1.0, dsm_reduction: str = "mean",
-                 guidance_scales: dict[str, float] | None = None, guidance_min_alpha: float = 0.0,
-                 cfg_scales: dict[str, float] | None = None, text_dropout: float = 0.1):
+    def __init__(
+        self,
+        net: nn.Module,
+        bases: nn.Module,
+        optimizer: partial,
+        fake_cache: dict[str, Any],
+        use_disc: bool = True,
+        use_dsm: bool = True,
+        dsm_weight: float = 1.0,
+        dsm_reduction: str = "mean",
+        guidance_scales: dict[str, float] | None = None,
+        guidance_min_alpha: float = 0.0,
+        cfg_scales: dict[str, float] | None = None,
+        text_dropout: float = 0.1,
+    ):
         """net: the discriminator; bases: the frozen bases, built (`bases.build_bases`): a joint denoiser
         (two checkpoints or one joint one) or text bases (`TextBases`, prompted per batch)."""
         super().__init__()
@@ -145,8 +160,15 @@ class MMDisCoModule(Method):
             self.bases.to(device)
             prompted = partial(self.bases.bind, cfg_scales=self.cfg_scales) if self.needs_prompts else None
             real = dm.real
-            build_fake_cache(self.bases, real.store, {"video": real.video, "audio": real.audio}, dm.fake_store,
-                             device=device, prompted=prompted, **self.fake_cache)
+            build_fake_cache(
+                self.bases,
+                real.store,
+                {"video": real.video, "audio": real.audio},
+                dm.fake_store,
+                device=device,
+                prompted=prompted,
+                **self.fake_cache,
+            )
         return True
 
     def prepare_data(self) -> None:
@@ -179,10 +201,20 @@ class MMDisCoModule(Method):
         bases, real_kwargs = self.bound(real["caption"], self.text_dropout)
         _, fake_kwargs = self.bound(fake["caption"], self.text_dropout)
         t = bases.schedules["audio"].sample_timesteps(real["label"].shape[0], self.device)
-        loss, terms = mmdisco_loss(self.net, bases, x_real, x_fake, t, use_disc=self.use_disc,
-                                   use_dsm=self.use_dsm, dsm_weight=self.dsm_weight,
-                                   dsm_reduction=self.dsm_reduction, real_kwargs=real_kwargs,
-                                   fake_kwargs=fake_kwargs, gradients=self.logit_gradients)
+        loss, terms = mmdisco_loss(
+            self.net,
+            bases,
+            x_real,
+            x_fake,
+            t,
+            use_disc=self.use_disc,
+            use_dsm=self.use_dsm,
+            dsm_weight=self.dsm_weight,
+            dsm_reduction=self.dsm_reduction,
+            real_kwargs=real_kwargs,
+            fake_kwargs=fake_kwargs,
+            gradients=self.logit_gradients,
+        )
         logs = {f"train/{k}" if k.endswith("accuracy") else f"train/loss_{k}": v for k, v in terms.items()}
         self.log_dict({"train/loss": loss, **logs}, prog_bar=True, batch_size=x_real["audio"].shape[0])
         return loss
@@ -195,25 +227,46 @@ class MMDisCoModule(Method):
             x = {m: v.clone() for m, v in clips(batch, self.modalities).items()}
             bases, text = self.bound(batch["caption"])
             t = bases.schedules["audio"].sample_timesteps(x["audio"].shape[0], self.device, generator=g)
-            base, guided = denoising_errors(self.net, bases, x, t, generator=g, reduction=self.dsm_reduction,
-                                            gradients=self.logit_gradients, **text)
-        self.log_dict({"val/eps_error_bases": base.mean(), "val/eps_error_guided": guided.mean(),
-                       "val/dsm_gain": (base - guided).mean()}, batch_size=x["audio"].shape[0], sync_dist=True)
+            base, guided = denoising_errors(
+                self.net, bases, x, t, generator=g, reduction=self.dsm_reduction, gradients=self.logit_gradients, **text
+            )
+        self.log_dict(
+            {
+                "val/eps_error_bases": base.mean(),
+                "val/eps_error_guided": guided.mean(),
+                "val/dsm_gain": (base - guided).mean(),
+            },
+            batch_size=x["audio"].shape[0],
+            sync_dist=True,
+        )
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.net.parameters())
 
-    def generate(self, shapes: dict[str, tuple[int, ...]], steps: int = 20, generator: torch.Generator | None = None,
-                 sampler: str = "dpm_solver", scales: dict[str, float] | None = None, prompts: list[str] | None = None,
-                 seeds: list[int] | None = None, **sampler_kwargs: Any) -> dict[str, Tensor]:
+    def generate(
+        self,
+        shapes: dict[str, tuple[int, ...]],
+        steps: int = 20,
+        generator: torch.Generator | None = None,
+        sampler: str = "dpm_solver",
+        scales: dict[str, float] | None = None,
+        prompts: list[str] | None = None,
+        seeds: list[int] | None = None,
+        **sampler_kwargs: Any,
+    ) -> dict[str, Tensor]:
         """Joint samples from the bases guided by the discriminator (scales 0 = the "no joint" baseline). Out of
         domain: for `prompts` (one per sample), with CFG on each base and on the discriminator residual."""
         if self.needs_prompts and (prompts is None or len(prompts) != shapes["audio"][0]):
             raise ValueError(f"text bases need one prompt per sample: {shapes['audio'][0]} samples, prompts={prompts}")
         bases, _ = self.bound(prompts or [], cfg=True)
-        disc = (TextDiscriminator(self.net, bases.pooled_text(), bases.pooled_text(empty=True), self.cfg_scales)
-                if self.needs_prompts else self.net)
-        denoiser = DiscriminatorGuidance(bases, disc, scales or self.guidance_scales, self.guidance_min_alpha,
-                                         self.logit_gradients)
-        return sample(denoiser, initial_noise(shapes, generator, self.device, seeds), sampler, steps, generator,
-                      **sampler_kwargs)
+        disc = (
+            TextDiscriminator(self.net, bases.pooled_text(), bases.pooled_text(empty=True), self.cfg_scales)
+            if self.needs_prompts
+            else self.net
+        )
+        denoiser = DiscriminatorGuidance(
+            bases, disc, scales or self.guidance_scales, self.guidance_min_alpha, self.logit_gradients
+        )
+        return sample(
+            denoiser, initial_noise(shapes, generator, self.device, seeds), sampler, steps, generator, **sampler_kwargs
+        )

@@ -1,4 +1,5 @@
-"""Pretrained text-to-audio / text-to-video diffusers models as frozen MMDisCo bases (paper §4.3; docs/methods.md#mmdisco).
+"""Pretrained text-to-audio / text-to-video diffusers models as frozen MMDisCo bases (paper §4.3;
+docs/methods.md#mmdisco).
 
 Each adapter loads a pipeline directory component by component (the pipeline's `__call__` is never used),
 local or by weights name (`audioldm-m-full`; `realistic-vision-v5.1` + `animatediff-motion-adapter-v1-5-2`, the
@@ -12,7 +13,8 @@ official code's pair: docs/weights.md):
   latents stored (F, C, h, w) per clip, (B, C, F, h, w) for the UNet.
 
 Each keeps its own noise schedule (its scheduler's betas) and prediction type; one shared t drives both
-(docs/methods.md#conventions). Prompt embeddings are computed once per distinct prompt and cached. `bind(prompts, cfg_scale)`
+(docs/methods.md#conventions). Prompt embeddings are computed once per distinct prompt and cached.
+`bind(prompts, cfg_scale)`
 returns a plain `Denoiser` applying classifier-free guidance with those prompts, so samplers and the
 discriminator guidance wrap it unchanged. Frozen bases run in half precision on CUDA (`dtype="auto"`).
 """
@@ -32,16 +34,20 @@ from avgen.diffusion.schedule import NoiseSchedule
 from avgen.sampling.cost import record
 from avgen.weights import resolve
 
-REQUIRED = {"audioldm": ("unet", "text_encoder", "tokenizer", "scheduler"),
-            "animatediff": ("unet", "text_encoder", "tokenizer", "scheduler")}
+REQUIRED = {
+    "audioldm": ("unet", "text_encoder", "tokenizer", "scheduler"),
+    "animatediff": ("unet", "text_encoder", "tokenizer", "scheduler"),
+}
 
 
 def check_layout(path: str | Path | None, kind: str, key: str) -> Path:
     """A pipeline directory (local, or a weights registry name: avgen.weights) with the sub-folders `kind`
     needs, or a clear error naming `key`."""
     if not path:
-        raise ValueError(f"{key}: required (a {kind} pipeline directory, as written by save_pretrained, or a "
-                         "weights name: avgen weights)")
+        raise ValueError(
+            f"{key}: required (a {kind} pipeline directory, as written by save_pretrained, or a "
+            "weights name: avgen weights)"
+        )
     p = resolve(path)
     if not p.is_dir():
         raise FileNotFoundError(f"{key}={p}: no such directory (nor a weights name: avgen weights)")
@@ -54,8 +60,12 @@ def check_layout(path: str | Path | None, kind: str, key: str) -> Path:
 def schedule_from(path: Path) -> tuple[NoiseSchedule, str]:
     """The base's own noise schedule and prediction type, from its scheduler_config.json."""
     cfg = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
-    schedule = NoiseSchedule(cfg.get("num_train_timesteps", 1000), cfg.get("beta_schedule", "linear"),
-                             cfg.get("beta_start", 1e-4), cfg.get("beta_end", 0.02))
+    schedule = NoiseSchedule(
+        cfg.get("num_train_timesteps", 1000),
+        cfg.get("beta_schedule", "linear"),
+        cfg.get("beta_start", 1e-4),
+        cfg.get("beta_end", 0.02),
+    )
     prediction = {"epsilon": "eps", "v_prediction": "v"}.get(cfg.get("prediction_type", "epsilon"))
     if prediction is None:
         raise ValueError(f"{path}/scheduler: prediction_type {cfg.get('prediction_type')!r} is not supported")
@@ -104,8 +114,9 @@ class TextBase(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def guided_x0(self, x: Tensor, t: Tensor, cond: dict[str, Tensor], uncond: dict[str, Tensor],
-                  cfg_scale: float) -> Tensor:
+    def guided_x0(
+        self, x: Tensor, t: Tensor, cond: dict[str, Tensor], uncond: dict[str, Tensor], cfg_scale: float
+    ) -> Tensor:
         """x0 from the CFG noise prediction eps_u + w (eps_c - eps_u) (Ho & Salimans 2022); w = 1: conditional."""
         if cfg_scale == 1.0:
             out = self.eps(x, t, cond)
@@ -154,10 +165,13 @@ class AnimateDiffBase(TextBase):
         else:  # an SD pipeline plus a motion adapter
             adapter = resolve(motion_adapter) if motion_adapter else path / "motion_adapter"
             if not (adapter / "config.json").is_file():
-                raise ValueError(f"method.bases.text.video={path}: unet/ is a {kind}, so a MotionAdapter is needed: "
-                                 f"none at {adapter} (set method.bases.text.motion_adapter)")
-            unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(path / "unet"),
-                                               MotionAdapter.from_pretrained(adapter))
+                raise ValueError(
+                    f"method.bases.text.video={path}: unet/ is a {kind}, so a MotionAdapter is needed: "
+                    f"none at {adapter} (set method.bases.text.motion_adapter)"
+                )
+            unet = UNetMotionModel.from_unet2d(
+                UNet2DConditionModel.from_pretrained(path / "unet"), MotionAdapter.from_pretrained(adapter)
+            )
         self.unet = freeze(unet.to(self.dtype))
         self.text_encoder = freeze(CLIPTextModel.from_pretrained(path / "text_encoder"))
 
@@ -171,7 +185,7 @@ class AnimateDiffBase(TextBase):
         # the UNet runs frames as a batch and expects each frame's prompt tokens: (B, L, D) -> (B*F, L, D)
         tokens = text["tokens"].to(self.dtype).repeat_interleave(x.shape[1], dim=0)
         out = self.unet(sample, t, encoder_hidden_states=tokens).sample
-        return out.permute(0, 2, 1, 3, 4).to(x.dtype)     # (B, C, F, h, w) -> (B, F, C, h, w)
+        return out.permute(0, 2, 1, 3, 4).to(x.dtype)  # (B, C, F, h, w) -> (B, F, C, h, w)
 
 
 class PromptedBases(Denoiser):
@@ -189,7 +203,9 @@ class PromptedBases(Denoiser):
     def forward(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         if any(scale != 1.0 for scale in self.cfg_scales.values()):
             record("cfg_unconditional", t.shape[0])  # classifier-free guidance: an empty-prompt pass
-        return {m: b.guided_x0(x[m], t, self.cond[m], self.uncond[m], self.cfg_scales[m]) for m, b in self.bases.items()}
+        return {
+            m: b.guided_x0(x[m], t, self.cond[m], self.uncond[m], self.cfg_scales[m]) for m, b in self.bases.items()
+        }
 
     def pooled_text(self, empty: bool = False) -> dict[str, Tensor]:
         """Per-modality pooled prompt embeddings, for the discriminator's text input."""
@@ -200,8 +216,13 @@ class PromptedBases(Denoiser):
 class TextBases(nn.Module):
     """{"audio": AudioLDMBase, "video": AnimateDiffBase}, loaded from local pipeline directories."""
 
-    def __init__(self, audio: str | Path | None, video: str | Path | None, motion_adapter: str | Path | None = None,
-                 dtype: str = "auto"):
+    def __init__(
+        self,
+        audio: str | Path | None,
+        video: str | Path | None,
+        motion_adapter: str | Path | None = None,
+        dtype: str = "auto",
+    ):
         super().__init__()
         self.audio, self.video = AudioLDMBase(audio, dtype), AnimateDiffBase(video, motion_adapter, dtype)
 

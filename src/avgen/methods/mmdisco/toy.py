@@ -42,17 +42,17 @@ VARIANTS = ("no_joint", "disc", "dsm", "both")
 
 @dataclass
 class ToyConfig:
-    std: float = 0.1                 # std of every mixture component
-    num_base: int = 500              # 1-D training samples of the base
-    num_real: int = 500              # joint samples the discriminator sees
-    num_fake: int = 500              # independent base pairs, sampled in advance
+    std: float = 0.1  # std of every mixture component
+    num_base: int = 500  # 1-D training samples of the base
+    num_real: int = 500  # joint samples the discriminator sees
+    num_fake: int = 500  # independent base pairs, sampled in advance
     num_eval: int = 4000
-    timesteps: int = 500             # linear betas 1e-4 .. 0.02
+    timesteps: int = 500  # linear betas 1e-4 .. 0.02
     batch: int = 512
     lr: float = 1e-3
     base_steps: int = 3000
     disc_steps: int = 1500
-    dsm_weight: float = 1.0          # lambda in L = L_disc + lambda L_dsm
+    dsm_weight: float = 1.0  # lambda in L = L_disc + lambda L_dsm
     sampler: str = "ddim"
     sampler_steps: int = 100
     scales: dict[str, float] = field(default_factory=lambda: {"audio": 1.0, "video": 1.0})
@@ -69,7 +69,7 @@ def mixture(means: Tensor, std: float, n: int, g: torch.Generator) -> Tensor:
 def mixture_nll(x: Tensor, means: Tensor, std: float) -> float:
     """Mean -log p(x) under the equal-weight mixture of N(mean_k, std^2 I)."""
     d = x.shape[1]
-    sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)                                  # (N, K)
+    sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (N, K)
     log_p = torch.logsumexp(-sq / (2 * std**2), dim=1) - math.log(len(means)) - d / 2 * math.log(2 * math.pi * std**2)
     return float(-log_p.mean())
 
@@ -97,18 +97,20 @@ def train_base(cfg: ToyConfig, g: torch.Generator) -> ToyBase:
 def independent_bases(base: ToyBase, cfg: ToyConfig) -> NetworkDenoiser:
     """The frozen base as both modalities' model: the "no joint" denoiser."""
     schedule = _schedule(cfg)
-    return NetworkDenoiser(PerModality({"audio": base, "video": base}), {"audio": schedule, "video": schedule},
-                           prediction="eps")
+    return NetworkDenoiser(
+        PerModality({"audio": base, "video": base}), {"audio": schedule, "video": schedule}, prediction="eps"
+    )
 
 
 def draw(denoiser, cfg: ToyConfig, n: int, g: torch.Generator) -> Tensor:
     x = initial_noise({"audio": (n, 1), "video": (n, 1)}, g)
     out = sample(denoiser, x, cfg.sampler, cfg.sampler_steps, g, scheduler_kwargs={"clip_sample": False})
-    return torch.cat([out["audio"], out["video"]], dim=1)                               # (n, 2)
+    return torch.cat([out["audio"], out["video"]], dim=1)  # (n, 2)
 
 
-def train_discriminator(bases: NetworkDenoiser, real: Tensor, fake: Tensor, variant: str, cfg: ToyConfig,
-                        g: torch.Generator) -> ToyDiscriminator:
+def train_discriminator(
+    bases: NetworkDenoiser, real: Tensor, fake: Tensor, variant: str, cfg: ToyConfig, g: torch.Generator
+) -> ToyDiscriminator:
     """L_disc, L_dsm or both on (a, v) points; bases frozen, used only through their outputs."""
     disc = ToyDiscriminator()
     opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
@@ -117,8 +119,17 @@ def train_discriminator(bases: NetworkDenoiser, real: Tensor, fake: Tensor, vari
         r = real[torch.randint(len(real), (cfg.batch,), generator=g)]
         f = fake[torch.randint(len(fake), (cfg.batch,), generator=g)]
         t = torch.randint(cfg.timesteps, (cfg.batch,), generator=g)
-        loss, _ = mmdisco_loss(disc, bases, split(r), split(f), t, g, use_disc=variant in ("disc", "both"),
-                               use_dsm=variant in ("dsm", "both"), dsm_weight=cfg.dsm_weight)
+        loss, _ = mmdisco_loss(
+            disc,
+            bases,
+            split(r),
+            split(f),
+            t,
+            g,
+            use_disc=variant in ("disc", "both"),
+            use_dsm=variant in ("dsm", "both"),
+            dsm_weight=cfg.dsm_weight,
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -133,14 +144,17 @@ def run(cfg: ToyConfig, progress=print) -> tuple[dict, dict, dict[str, dict[str,
     base = train_base(cfg, g)
     bases = independent_bases(base, cfg)
     progress(f"base trained ({time.perf_counter() - t0:.1f} s)")
-    fake = draw(bases, cfg, cfg.num_fake, g)                      # independent pairs, sampled in advance
+    fake = draw(bases, cfg, cfg.num_fake, g)  # independent pairs, sampled in advance
     results: dict[str, dict[str, float]] = {}
     exact: dict[str, dict[str, float]] = {}
     samples: dict[str, dict[str, Tensor]] = {}
     for setting, peaks in TARGETS.items():
         means = torch.tensor(peaks)
         real = mixture(means, cfg.std, cfg.num_real, g)
-        samples[setting] = {"gt": mixture(means, cfg.std, cfg.num_eval, g), "no_joint": draw(bases, cfg, cfg.num_eval, g)}
+        samples[setting] = {
+            "gt": mixture(means, cfg.std, cfg.num_eval, g),
+            "no_joint": draw(bases, cfg, cfg.num_eval, g),
+        }
         for variant in VARIANTS[1:]:
             disc = train_discriminator(bases, real, fake, variant, cfg, g)
             samples[setting][variant] = draw(DiscriminatorGuidance(bases, disc, cfg.scales), cfg, cfg.num_eval, g)

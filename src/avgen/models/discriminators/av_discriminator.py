@@ -1,4 +1,5 @@
-"""MMDisCo's audio-video discriminator (paper A.3, A.8; docs/methods.md#mmdisco): d_phi(a_t, v_t, t) -> one logit per pair.
+"""MMDisCo's audio-video discriminator (paper A.3, A.8; docs/methods.md#mmdisco): d_phi(a_t, v_t, t) -> one
+logit per pair.
 
 Two independent streams of ResBlocks (GroupNorm -> SiLU -> conv; adaptive GroupNorm scale/shift from the
 timestep embedding -> SiLU -> zero-initialised conv; residual skip), no attention in the streams. The video
@@ -21,7 +22,7 @@ features can encode position and motion, and the discriminator can see when an e
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +38,17 @@ HEADS = ("mlp", "transformer", "linear")
 class Stream(nn.Module):
     """One modality's ResBlock stream: (B, C, F, H, W) -> (B, F, C') or (B, C, T) -> (B, T, C')."""
 
-    def __init__(self, kind: str, in_channels: int, base: int, mult: Sequence[int], blocks: int, emb_dim: int,
-                 stem_stride: int = 1, coords: bool = False):
+    def __init__(
+        self,
+        kind: str,
+        in_channels: int,
+        base: int,
+        mult: Sequence[int],
+        blocks: int,
+        emb_dim: int,
+        stem_stride: int = 1,
+        coords: bool = False,
+    ):
         super().__init__()
         self.kind, self.coords = kind, coords
         if kind == "video":  # a strided stem downsamples space only (frames stay aligned with the audio)
@@ -66,26 +76,26 @@ class Stream(nn.Module):
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
         if self.kind == "video":
             return h.mean(dim=(-2, -1)).transpose(1, 2)  # (B, C, F, H, W) -> (B, F, C)
-        return h.transpose(1, 2)                         # (B, C, T) -> (B, T, C)
+        return h.transpose(1, 2)  # (B, C, T) -> (B, T, C)
 
 
 class AVDiscriminator(nn.Module):
     def __init__(
         self,
-        video_channels: int = 3,          # C of the video input
-        audio_channels: int = 1,          # C of the audio input (C*M for 2-D latents)
+        video_channels: int = 3,  # C of the video input
+        audio_channels: int = 1,  # C of the audio input (C*M for 2-D latents)
         base_channels: int = 128,
         channel_mult: Sequence[int] = (1, 2, 4),
         blocks_per_level: int = 2,
-        head: str = "mlp",                # mlp | transformer | linear
-        head_dim: int = 256,              # width of the fusion head
+        head: str = "mlp",  # mlp | transformer | linear
+        head_dim: int = 256,  # width of the fusion head
         transformer_layers: int = 2,
         transformer_heads: int = 4,
         time_embed_dim: int | None = None,  # width of the timestep embedding; None = base_channels (paper: 12.7M)
-        audio_stem_stride: int = 1,       # >1 for waveforms: samples per audio feature step (e.g. 160 at 16 kHz)
-        video_stem_stride: int = 1,       # >1: the first conv downsamples each frame (space only), e.g. 2
+        audio_stem_stride: int = 1,  # >1 for waveforms: samples per audio feature step (e.g. 160 at 16 kHz)
+        video_stem_stride: int = 1,  # >1: the first conv downsamples each frame (space only), e.g. 2
         text_dims: dict[str, int] | None = None,  # pooled text width per modality (out of domain: CLAP, CLIP)
-        video_coords: bool = False,       # x, y coordinate channels for the video stem (see the module docstring)
+        video_coords: bool = False,  # x, y coordinate channels for the video stem (see the module docstring)
     ):
         super().__init__()
         if head not in HEADS:
@@ -95,10 +105,25 @@ class AVDiscriminator(nn.Module):
         self.time_embed = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # MMDisCo §4.3: per-modality projections of pooled text embeddings, added to the timestep embedding
         self.text_proj = nn.ModuleDict({m: nn.Linear(d, emb_dim) for m, d in (text_dims or {}).items()})
-        self.video = Stream("video", video_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
-                            stem_stride=video_stem_stride, coords=video_coords)
-        self.audio = Stream("audio", audio_channels, base_channels, channel_mult, blocks_per_level, emb_dim,
-                            stem_stride=audio_stem_stride)
+        self.video = Stream(
+            "video",
+            video_channels,
+            base_channels,
+            channel_mult,
+            blocks_per_level,
+            emb_dim,
+            stem_stride=video_stem_stride,
+            coords=video_coords,
+        )
+        self.audio = Stream(
+            "audio",
+            audio_channels,
+            base_channels,
+            channel_mult,
+            blocks_per_level,
+            emb_dim,
+            stem_stride=audio_stem_stride,
+        )
         cv, ca = self.video.out_channels, self.audio.out_channels
         if head == "linear":
             self.fuse = nn.Linear(cv + ca, 1)
@@ -108,8 +133,9 @@ class AVDiscriminator(nn.Module):
         else:
             self.proj_v, self.proj_a = nn.Linear(cv, head_dim), nn.Linear(ca, head_dim)
             self.modality = nn.Parameter(torch.zeros(2, head_dim))
-            layer = nn.TransformerEncoderLayer(head_dim, transformer_heads, 4 * head_dim, dropout=0.0,
-                                               batch_first=True, norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                head_dim, transformer_heads, 4 * head_dim, dropout=0.0, batch_first=True, norm_first=True
+            )
             self.encoder = nn.TransformerEncoder(layer, transformer_layers)
             self.out = nn.Linear(head_dim, 1)
 
@@ -119,23 +145,27 @@ class AVDiscriminator(nn.Module):
         unconditional calls); returns logits (B,)."""
         emb = self.time_embed(timestep_embedding(t, self.base_channels))
         if len(self.text_proj) and text is None:
-            raise ValueError("this discriminator is text-conditioned (text_dims): pass text= (empty-prompt "
-                             "embeddings for an unconditional call)")
+            raise ValueError(
+                "this discriminator is text-conditioned (text_dims): pass text= (empty-prompt "
+                "embeddings for an unconditional call)"
+            )
         emb_v = emb + self.text_proj["video"](text["video"].to(emb)) if len(self.text_proj) else emb
         emb_a = emb + self.text_proj["audio"](text["audio"].to(emb)) if len(self.text_proj) else emb
         audio = x["audio"]
         if audio.ndim == 4:
-            audio = audio.permute(0, 1, 3, 2).flatten(1, 2)                 # (B, C, T, M) -> (B, C*M, T)
-        fv = self.video(x["video"].permute(0, 2, 1, 3, 4), emb_v)           # (B, F, C, H, W) -> (B, F, Cv)
-        fa = self.audio(audio, emb_a)                                       # (B, T, Ca)
+            audio = audio.permute(0, 1, 3, 2).flatten(1, 2)  # (B, C, T, M) -> (B, C*M, T)
+        fv = self.video(x["video"].permute(0, 2, 1, 3, 4), emb_v)  # (B, F, C, H, W) -> (B, F, Cv)
+        fa = self.audio(audio, emb_a)  # (B, T, Ca)
         if self.head_kind == "linear":  # separable: f_v(v) + f_a(a) + b
             return self.fuse(torch.cat([fv.mean(1), fa.mean(1)], dim=-1)).squeeze(-1)
         if self.head_kind == "mlp":
             fa_frames = audio_per_frame(fa.transpose(1, 2), fv.shape[1]).transpose(1, 2)  # (B, T, Ca) -> (B, F, Ca)
             return self.out(self.fuse(torch.cat([fv, fa_frames], dim=-1)).mean(1)).squeeze(-1)
-        pv, pa = self.proj_v(fv), self.proj_a(fa)                           # (B, F, D), (B, T, D)
-        tokens = torch.cat([pv + self.modality[0] + _time_code(pv.shape[1], pv),
-                            pa + self.modality[1] + _time_code(pa.shape[1], pa)], dim=1)  # (B, F+T, D)
+        pv, pa = self.proj_v(fv), self.proj_a(fa)  # (B, F, D), (B, T, D)
+        tokens = torch.cat(
+            [pv + self.modality[0] + _time_code(pv.shape[1], pv), pa + self.modality[1] + _time_code(pa.shape[1], pa)],
+            dim=1,
+        )  # (B, F+T, D)
         # the math kernel: L_dsm differentiates through the input gradient, and the fused kernels
         # (flash, memory-efficient) have no double backward
         with sdpa_kernel(SDPBackend.MATH):

@@ -18,7 +18,7 @@ their temporal phase; video tokens add row and column parts. No learned position
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,8 +107,10 @@ class DualStreamBlock(nn.Module):
         h = {m: h[m] + mods[m][2] * s.attention_out(merge_heads(out[m])) for m, s in self.streams.items()}
         if self.coupling == "cross":
             h = self._cross(h, mods, angles)
-        return {m: h[m] + mods[m][5] * s.mlp(modulate(s.norm_mlp(h[m]), mods[m][3], mods[m][4]))
-                for m, s in self.streams.items()}
+        return {
+            m: h[m] + mods[m][5] * s.mlp(modulate(s.norm_mlp(h[m]), mods[m][3], mods[m][4]))
+            for m, s in self.streams.items()
+        }
 
     def _cross(self, h: dict[str, Tensor], mods: dict, angles: dict[str, Tensor]) -> dict[str, Tensor]:
         """Each stream attends to the other's tokens (both read the states after self-attention)."""
@@ -140,17 +142,17 @@ class DualStreamDiT(nn.Module):
     def __init__(
         self,
         modalities: Sequence[str] = MODALITIES,
-        video_channels: int = 3,            # C of the video input (3 pixels, 4 SD-VAE latents)
-        audio_channels: int = 80,           # C of the audio input (mel bins; C*M for 2-D latents)
-        video_frame_seconds: float = 0.1,   # seconds per video frame (checked against the store by the method)
-        audio_frame_seconds: float = 0.016, # seconds per audio frame (mel hop / sample rate)
-        width: int = 512,                   # token width of both streams
-        depth: int = 12,                    # dual-stream blocks
+        video_channels: int = 3,  # C of the video input (3 pixels, 4 SD-VAE latents)
+        audio_channels: int = 80,  # C of the audio input (mel bins; C*M for 2-D latents)
+        video_frame_seconds: float = 0.1,  # seconds per video frame (checked against the store by the method)
+        audio_frame_seconds: float = 0.016,  # seconds per audio frame (mel hop / sample rate)
+        width: int = 512,  # token width of both streams
+        depth: int = 12,  # dual-stream blocks
         heads: int = 8,
         mlp_ratio: float = 4.0,
-        coupling: str = "joint",            # joint | cross | none
-        video_patch_size: int = 2,          # p: one token per p x p patch of a frame
-        audio_patch_frames: int = 1,        # k: one token per k audio frames
+        coupling: str = "joint",  # joint | cross | none
+        video_patch_size: int = 2,  # p: one token per p x p patch of a frame
+        audio_patch_frames: int = 1,  # k: one token per k audio frames
         rope_axes: Sequence[int] | None = None,  # channels per head for (time, row, column); default d/2, d/4, d/4
         rope_base: float = 10000.0,
     ):
@@ -166,11 +168,12 @@ class DualStreamDiT(nn.Module):
         self.video_patch, self.audio_patch = video_patch_size, audio_patch_frames
         self.seconds_per_frame = {"video": float(video_frame_seconds), "audio": float(audio_frame_seconds)}
         self.rope_axes, self.rope_base = rope_axes, rope_base
-        patch_features = {"video": video_channels * video_patch_size ** 2, "audio": audio_channels * audio_patch_frames}
+        patch_features = {"video": video_channels * video_patch_size**2, "audio": audio_channels * audio_patch_frames}
         self.embed = nn.ModuleDict({m: nn.Linear(patch_features[m], width) for m in modalities})
         self.time_embed = nn.Sequential(nn.Linear(256, width), nn.SiLU(), nn.Linear(width, width))
-        self.blocks = nn.ModuleList(DualStreamBlock(modalities, width, heads, mlp_ratio, coupling)
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            DualStreamBlock(modalities, width, heads, mlp_ratio, coupling) for _ in range(depth)
+        )
         self.final = nn.ModuleDict({m: FinalLayer(width, patch_features[m]) for m in modalities})
 
     # ---------------------------------------------------------------------------------------- positions
@@ -203,7 +206,7 @@ class DualStreamDiT(nn.Module):
             x = x.reshape(b, f, c, hh // p, p, ww // p, p).permute(0, 1, 3, 5, 2, 4, 6)  # -> (B, F, H/p, W/p, C, p, p)
             return x.reshape(b, f * (hh // p) * (ww // p), c * p * p), (f, hh // p, ww // p)
         if x.ndim == 4:
-            x = x.permute(0, 1, 3, 2).flatten(1, 2)   # (B, C, T, M) -> (B, C*M, T)
+            x = x.permute(0, 1, 3, 2).flatten(1, 2)  # (B, C, T, M) -> (B, C*M, T)
         elif x.ndim != 3:
             raise ValueError(f"audio must be (B, C, T) or (B, C, T, M), got shape {tuple(x.shape)}")
         b, c, t = x.shape

@@ -8,7 +8,7 @@ positions); the other axes (video rows and columns) take integer grid positions,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -25,8 +25,11 @@ def rotary_angles(positions: Tensor, dims: Sequence[int], base: float = 10000.0)
     """(N, len(dims)) positions -> (N, sum(dims)/2) angles, axis a using dims[a] channels."""
     if positions.shape[-1] != len(dims):
         raise ValueError(f"positions have {positions.shape[-1]} axes, dims {len(dims)}")
-    parts = [positions[:, a, None].double() * rotary_frequencies(d, base).to(positions.device)
-             for a, d in enumerate(dims) if d]
+    parts = [
+        positions[:, a, None].double() * rotary_frequencies(d, base).to(positions.device)
+        for a, d in enumerate(dims)
+        if d
+    ]
     return torch.cat(parts, dim=-1).float()
 
 

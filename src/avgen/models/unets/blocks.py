@@ -204,4 +204,4 @@ class AudioAttention(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """x (B, C, T); context (B, Cc, T) or None."""
         ctx = context.transpose(1, 2) if context is not None else None  # (B, Cc, T) -> (B, T, Cc)
-        return self.attn(x.transpose(1, 2), ctx).transpose(1, 2)      # (B, T, C) -> (B, C, T)
+        return self.attn(x.transpose(1, 2), ctx).transpose(1, 2)  # (B, T, C) -> (B, C, T)
