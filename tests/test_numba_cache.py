@@ -11,8 +11,11 @@ import pytest
 
 from avgen.utils import numba_cache
 
-# The project's own librosa paths: AV-Align onsets (peak picking), beat tracking, the synthetic metric.
+# An avgen command (it configures numba's cache where it starts, as avgen.cli.main does), then the project's
+# own librosa paths: AV-Align onsets (peak picking), beat tracking, the synthetic metric.
 CALL_METRICS = """
+from avgen.utils.numba_cache import configure
+configure()
 import numpy as np
 from avgen.metrics.av_align import onset_times
 from avgen.metrics.beats import beat_times
