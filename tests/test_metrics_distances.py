@@ -44,8 +44,12 @@ def tiny_i3d(seed: int = 0) -> InceptionI3d:
 
 def test_i3d_layout_and_size():
     keys = set(InceptionI3d().state_dict())
-    for k in ("Conv3d_1a_7x7.conv3d.weight", "Mixed_3b.b1b.bn.running_mean", "Mixed_5c.b3b.conv3d.weight",
-              "logits.conv3d.bias"):
+    for k in (
+        "Conv3d_1a_7x7.conv3d.weight",
+        "Mixed_3b.b1b.bn.running_mean",
+        "Mixed_5c.b3b.conv3d.weight",
+        "logits.conv3d.bias",
+    ):
         assert k in keys
     n = sum(p.numel() for p in InceptionI3d().parameters())
     assert 12.0e6 < n < 12.8e6  # the Kinetics-400 I3D has ~12.3M parameters
@@ -67,7 +71,7 @@ def moving_squares(n: int, seed: int, speed: float = 2.0) -> torch.Tensor:
         x0, y0 = g.integers(0, 20, 2)
         for t in range(16):
             x = int(x0 + speed * t) % 24
-            v[i, t, :, y0:y0 + 8, x:x + 8] = 1.0
+            v[i, t, :, y0 : y0 + 8, x : x + 8] = 1.0
     return torch.from_numpy(v)
 
 
@@ -127,7 +131,9 @@ def test_feature_distances_merge_like_ddp():
 def tone_clips(freqs, seconds=2.0, rate=16000, seed=0):
     g = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
-    return torch.from_numpy(np.stack([0.5 * np.sin(2 * np.pi * f * t + g.uniform(0, 6)) for f in freqs]).astype(np.float32))
+    return torch.from_numpy(
+        np.stack([0.5 * np.sin(2 * np.pi * f * t + g.uniform(0, 6)) for f in freqs]).astype(np.float32)
+    )
 
 
 def test_fad_with_a_local_clap_stand_in(tmp_path, tiny_clap):
@@ -208,17 +214,50 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     torch.jit.script(ScriptedI3D(torch.jit.trace(tiny_i3d(), torch.zeros(1, 3, 4, 32, 32)))).save(str(i3d))
     for m, angle in (("video", 0.0), ("audio", 1.0)):
         torch.jit.script(Axis(angle)).save(str(tmp_path / f"ib_{m}.pt"))
-    common = ["experiment=cmmd_synthetic", f"data.store={synthetic_store}", f"output_dir={tmp_path / 'run'}",
-              "model.base_channels=8", "model.head_dim=8", "data.batch_size=4", "sampler.steps=2",
-              "evaluate.num_samples=6", "evaluate.num_videos=1", "evaluate.batch_size=6",
-              "evaluate.num_video_to_audio=0"]
-    assert main(["train", *common, "trainer.max_steps=1", "trainer.limit_val_batches=0",
-                 "trainer.enable_progress_bar=false"]) == 0
+    common = [
+        "experiment=cmmd_synthetic",
+        f"data.store={synthetic_store}",
+        f"output_dir={tmp_path / 'run'}",
+        "model.base_channels=8",
+        "model.head_dim=8",
+        "data.batch_size=4",
+        "sampler.steps=2",
+        "evaluate.num_samples=6",
+        "evaluate.num_videos=1",
+        "evaluate.batch_size=6",
+        "evaluate.num_video_to_audio=0",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "trainer.max_steps=1",
+                "trainer.limit_val_batches=0",
+                "trainer.enable_progress_bar=false",
+            ]
+        )
+        == 0
+    )
     metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,imagebind,beats]"
-    assert main(["eval", *common, metrics_list, "evaluate.num_video_to_audio=4", "evaluate.fvd.num_frames=4", "evaluate.fvd.size=32",
-                 f"evaluate.fvd.weights={i3d}", f"evaluate.fad.weights={tiny_clap}", "evaluate.fad.window_seconds=0.5",
-                 f"evaluate.imagebind.video={tmp_path / 'ib_video.pt'}",
-                 f"evaluate.imagebind.audio={tmp_path / 'ib_audio.pt'}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                *common,
+                metrics_list,
+                "evaluate.num_video_to_audio=4",
+                "evaluate.fvd.num_frames=4",
+                "evaluate.fvd.size=32",
+                f"evaluate.fvd.weights={i3d}",
+                f"evaluate.fad.weights={tiny_clap}",
+                "evaluate.fad.window_seconds=0.5",
+                f"evaluate.imagebind.video={tmp_path / 'ib_video.pt'}",
+                f"evaluate.imagebind.audio={tmp_path / 'ib_audio.pt'}",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     for key in ("temporal_alignment", "av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av"):
         assert np.isfinite(metrics[key]), key
@@ -232,8 +271,11 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     for key in ("av_align", "ib_av", "v2a_beat_hit_rate_500ms"):
         assert {"floor", "floor_std", "ceiling"} <= set(metrics["calibration"][key]), key
     import hashlib
-    assert metrics["protocol"]["fvd"]["extractor"] == {"file": i3d.name,
-                                                       "sha256": hashlib.sha256(i3d.read_bytes()).hexdigest()}
+
+    assert metrics["protocol"]["fvd"]["extractor"] == {
+        "file": i3d.name,
+        "sha256": hashlib.sha256(i3d.read_bytes()).hexdigest(),
+    }
     assert metrics["protocol"]["fad"]["vocoder"] and metrics["protocol"]["fvd"]["resolution"] == 32
     # a listed weighted metric without weights fails before any sampling
     assert main(["eval", *common, "evaluate.metrics=[fvd]"]) == 2
@@ -246,6 +288,7 @@ class ScriptedI3D(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
-                return_features: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
+    ) -> torch.Tensor:
         return self.net(x)

@@ -1,13 +1,14 @@
-"""Uncertainty (metrics/stats.py) and the calibrated synthetic metrics (metrics/synthetic.py, evaluation/calibration.py)."""
+"""Uncertainty (metrics/stats.py) and the calibrated synthetic metrics (metrics/synthetic.py,
+evaluation/calibration.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+from test_metrics_synthetic import _test_pairs
 
 from avgen.evaluation.calibration import ceilings, synthetic_report
 from avgen.metrics.stats import bootstrap_interval, derangements, paired_difference, safe_div, sums
 from avgen.metrics.synthetic import STATISTICS, Protocol, synthetic_metrics
-from test_metrics_synthetic import _test_pairs
 
 MEAN = lambda s: safe_div(s["x"], s["one"])  # noqa: E731
 
@@ -52,8 +53,7 @@ def test_derangement_floor_equals_its_closed_form(synthetic_store):
     _, probe, videos, mels = _test_pairs(synthetic_store)
     clips = read_clips(probe, videos, mels)
     n = len(clips)
-    closed = np.mean([sum(clips[j].pitch == clips[i].colour for j in range(n) if j != i) / (n - 1)
-                      for i in range(n)])
+    closed = np.mean([sum(clips[j].pitch == clips[i].colour for j in range(n) if j != i) / (n - 1) for i in range(n)])
     scores = calibrated_scores(probe, videos, mels, Protocol(num_derangements=400), seed=3)
     mean, std = scores.floors["semantic_agreement"]
     assert abs(mean - closed) < 3 * std / np.sqrt(400) + 1e-9, (mean, closed)
@@ -61,8 +61,14 @@ def test_derangement_floor_equals_its_closed_form(synthetic_store):
 
 def test_lag_contrast_real_near_one_deranged_near_zero(synthetic_store):
     _, probe, videos, mels = _test_pairs(synthetic_store)
-    report, columns = synthetic_report(probe, {"video": _store_layout(videos), "audio": np.stack(mels)}, Protocol(),
-                                       seed=0, ceiling=None, reference="test")
+    report, columns = synthetic_report(
+        probe,
+        {"video": _store_layout(videos), "audio": np.stack(mels)},
+        Protocol(),
+        seed=0,
+        ceiling=None,
+        reference="test",
+    )
     assert report["lag_contrast"] > 0.85 and report["temporal_f1"] > 0.85
     floor = report["calibration"]["lag_contrast"]
     assert abs(floor["floor"]) < 0.1 and floor["floor_std"] > 0
@@ -75,10 +81,20 @@ def test_lag_contrast_real_near_one_deranged_near_zero(synthetic_store):
 def test_the_original_metrics_keep_their_values(synthetic_store):
     _, probe, videos, mels = _test_pairs(synthetic_store)
     old = synthetic_metrics(probe, videos, mels, seed=0)
-    new, _ = synthetic_report(probe, {"video": _store_layout(videos), "audio": np.stack(mels)}, Protocol(), seed=0,
-                              ceiling=None, reference="test")
-    for key in ("temporal_alignment", "semantic_agreement", "temporal_alignment_shuffled",
-                "semantic_agreement_shuffled"):
+    new, _ = synthetic_report(
+        probe,
+        {"video": _store_layout(videos), "audio": np.stack(mels)},
+        Protocol(),
+        seed=0,
+        ceiling=None,
+        reference="test",
+    )
+    for key in (
+        "temporal_alignment",
+        "semantic_agreement",
+        "temporal_alignment_shuffled",
+        "semantic_agreement_shuffled",
+    ):
         assert new[key] == old[key], key
 
 

@@ -48,16 +48,23 @@ def polynomial_mmd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return off(kxx) + off(kyy) - 2 * kxy.mean()
 
 
-def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int,
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def kernel_distance(
+    real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std of polynomial MMD^2 over `subsets` random subsets of `subset_size` from each set."""
     m = min(subset_size, len(real), len(fake))
     if m < 2:
         raise ValueError(f"the kernel distance needs at least 2 samples per set, got {len(real)} and {len(fake)}")
     g = torch.Generator().manual_seed(seed)
     real, fake = real.double(), fake.double()
-    vals = torch.stack([polynomial_mmd(real[torch.randperm(len(real), generator=g)[:m]],
-                                       fake[torch.randperm(len(fake), generator=g)[:m]]) for _ in range(subsets)])
+    vals = torch.stack(
+        [
+            polynomial_mmd(
+                real[torch.randperm(len(real), generator=g)[:m]], fake[torch.randperm(len(fake), generator=g)[:m]]
+            )
+            for _ in range(subsets)
+        ]
+    )
     return vals.mean(), vals.std(unbiased=False)
 
 
@@ -72,9 +79,17 @@ class FeatureDistances(Metric):
     full_state_update = False
     higher_is_better = False
 
-    def __init__(self, extractor: Callable[[torch.Tensor], torch.Tensor], prefix: str = "fd",
-                 kernel_subsets: int = 100, kernel_subset_size: int = 1000, per_sample: bool = False,
-                 bootstrap: int = 200, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        extractor: Callable[[torch.Tensor], torch.Tensor],
+        prefix: str = "fd",
+        kernel_subsets: int = 100,
+        kernel_subset_size: int = 1000,
+        per_sample: bool = False,
+        bootstrap: int = 200,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.extractor, self.prefix, self.per_sample = extractor, prefix, per_sample
         self.bootstrap, self.seed = bootstrap, seed
@@ -92,7 +107,9 @@ class FeatureDistances(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         real, fake = dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features)  # (N, n, d)
         if len(real) < 2 or len(fake) < 2:
-            raise ValueError(f"{self.prefix}: needs at least 2 reference and 2 generated clips, got {len(real)} and {len(fake)}")
+            raise ValueError(
+                f"{self.prefix}: needs at least 2 reference and 2 generated clips, got {len(real)} and {len(fake)}"
+            )
         mu_r, cov_r = gaussian_stats(real.flatten(0, 1))  # (N, n, d) -> (N*n, d)
         mu_f, cov_f = gaussian_stats(fake.flatten(0, 1))
         kd = f"k{self.prefix[1:]}"
@@ -107,12 +124,17 @@ class FeatureDistances(Metric):
         if self.bootstrap > 1:
             g = torch.Generator().manual_seed(self.seed)
             draws = [torch.randint(len(fake), (len(fake),), generator=g) for _ in range(self.bootstrap)]
-            boot = {self.prefix: [frechet_distance(mu_r, cov_r, *gaussian_stats(fake[i].flatten(0, 1))) for i in draws],
-                    kd: [kernel_distance(real.mean(1), fake.mean(1)[i], 10, self.kernel_subset_size, seed=k)[0]
-                         for k, i in enumerate(draws)]}
+            boot = {
+                self.prefix: [frechet_distance(mu_r, cov_r, *gaussian_stats(fake[i].flatten(0, 1))) for i in draws],
+                kd: [
+                    kernel_distance(real.mean(1), fake.mean(1)[i], 10, self.kernel_subset_size, seed=k)[0]
+                    for k, i in enumerate(draws)
+                ],
+            }
             if self.per_sample:
                 boot[f"{self.prefix}_per_sample"] = [per_clip[i].mean() for i in draws]
             for name, values in boot.items():
-                out[f"{name}_interval"] = torch.quantile(torch.stack(values).double(),
-                                                         torch.tensor([0.025, 0.975], dtype=torch.float64))
+                out[f"{name}_interval"] = torch.quantile(
+                    torch.stack(values).double(), torch.tensor([0.025, 0.975], dtype=torch.float64)
+                )
         return out

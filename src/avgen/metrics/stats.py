@@ -3,7 +3,8 @@ and chance floors over many derangements.
 
 A metric here is a function of per-sample column sums (a pooled F1 is 2 * sum(matched) / sum(onsets +
 events); a mean is sum(values) / sum(ones); the lag contrast combines three such F1s). Resampling samples
-with replacement and recomputing it gives the percentile bootstrap interval (Efron & Tibshirani 1993, ch. 13). For two runs
+with replacement and recomputing it gives the percentile bootstrap interval (Efron & Tibshirani 1993,
+ch. 13). For two runs
 scored on the same sample indices (generation seeded per index: same noise, same conditions), resampling the
 *same* indices for both gives the interval of their difference: a paired design, far tighter than two
 independent intervals when the runs share their per-sample difficulty.
@@ -29,8 +30,10 @@ def safe_div(a, b):
 
 def sums(columns: Columns, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Column sums over all samples, or over each row of resampled indices `idx` (num_boot, n)."""
-    return {k: (np.asarray(v, float)[idx].sum(axis=-1) if idx is not None else np.asarray(v, float).sum())
-            for k, v in columns.items()}
+    return {
+        k: (np.asarray(v, float)[idx].sum(axis=-1) if idx is not None else np.asarray(v, float).sum())
+        for k, v in columns.items()
+    }
 
 
 def _indices(n: int, num_boot: int, seed: int) -> np.ndarray:
@@ -44,8 +47,13 @@ def _length(columns: Columns) -> int:
     return lengths.pop()
 
 
-def bootstrap_interval(columns: Columns, statistic: Callable[[dict], np.ndarray], level: float = LEVEL,
-                       num_boot: int = NUM_BOOT, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    columns: Columns,
+    statistic: Callable[[dict], np.ndarray],
+    level: float = LEVEL,
+    num_boot: int = NUM_BOOT,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile interval of `statistic(sums(columns))` over samples resampled with replacement."""
     n = _length(columns)
     if n < 2:
@@ -58,7 +66,7 @@ def bootstrap_interval(columns: Columns, statistic: Callable[[dict], np.ndarray]
 
 @dataclass
 class PairedDifference:
-    difference: float   # run a - run b
+    difference: float  # run a - run b
     low: float
     high: float
 
@@ -71,8 +79,14 @@ class PairedDifference:
         return {"difference": self.difference, "interval": [self.low, self.high], "resolved": self.resolved}
 
 
-def paired_difference(a: Columns, b: Columns, statistic: Callable[[dict], np.ndarray], level: float = LEVEL,
-                      num_boot: int = NUM_BOOT, seed: int = 0) -> PairedDifference:
+def paired_difference(
+    a: Columns,
+    b: Columns,
+    statistic: Callable[[dict], np.ndarray],
+    level: float = LEVEL,
+    num_boot: int = NUM_BOOT,
+    seed: int = 0,
+) -> PairedDifference:
     """Interval of statistic(a) - statistic(b) for two runs scored on the same sample indices (index i of
     one paired with index i of the other), resampling the same indices for both."""
     n = _length(a)
@@ -98,12 +112,20 @@ def derangements(n: int, count: int, seed: int = 0) -> np.ndarray:
     return np.stack(out)
 
 
-def calibration_entry(value: float, floor: float | None = None, floor_std: float | None = None,
-                      shifted_floor: float | None = None, ceiling: float | None = None) -> dict[str, float]:
+def calibration_entry(
+    value: float,
+    floor: float | None = None,
+    floor_std: float | None = None,
+    shifted_floor: float | None = None,
+    ceiling: float | None = None,
+) -> dict[str, float]:
     """A metric's `calibration` entry: the floors and ceiling known for it, and, where both a floor and a
     ceiling above it are known, normalised = (value - floor) / (ceiling - floor): 0 at chance, 1 at real data."""
-    out = {k: v for k, v in (("floor", floor), ("floor_std", floor_std), ("shifted_floor", shifted_floor),
-                             ("ceiling", ceiling)) if v is not None}
+    out = {
+        k: v
+        for k, v in (("floor", floor), ("floor_std", floor_std), ("shifted_floor", shifted_floor), ("ceiling", ceiling))
+        if v is not None
+    }
     if floor is not None and ceiling is not None and ceiling - floor > 1e-9:
         out["normalised"] = (value - floor) / (ceiling - floor)
     return out
