@@ -34,6 +34,7 @@ def _perturbed(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net
 
 
+@pytest.mark.slow  # whole-CLI run, subprocess or compile: the slow tier
 def test_cmmd_compiles_to_the_same_outputs_and_gradients():
     eager = CMMDModule(
         _perturbed(DualUNet(**SMALL, coupling="easy_fusion")),

@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from avgen.config import experiment_names, load_config, repo_root
+from avgen.methods.base import Trainable
 
 ROOT = repo_root()
 
@@ -80,6 +81,9 @@ def test_unknown_experiment_is_named():
 def test_every_experiment_composes_and_builds(name, tmp_path, request):
     cfg = load_config("train", [f"paths.output_dir={tmp_path}"], experiment=name)  # no local runs leak in
     assert OmegaConf.is_struct(cfg) and cfg.name == name
+    cls = get_class(cfg.method._target_)  # what the registry's readers use (suite.method_of)
+    assert issubclass(cls, Trainable) and isinstance(cls.variant(cfg), str), name
+    assert all(isinstance(ckpt, str) for ckpt in cls.start_checkpoints(cfg.method)), name
     net = instantiate(cfg.model)
     bases = cfg.method.get("bases")
     if bases is not None and bases.get("text") is not None:  # out of domain: the pipeline paths are required

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from avgen.utils import doctor, numba_cache
 
 
@@ -36,6 +38,7 @@ def test_a_crash_is_named_with_its_signal():
     assert numba_cache.describe_failure(failed) == "exited with 1: ValueError: bad pickle"
 
 
+@pytest.mark.slow  # whole-CLI run, subprocess or compile: the slow tier
 def test_doctor_reports_a_corrupted_cache_and_fixes_it(tmp_path):
     """A copy of this process's warm cache with every data file overwritten: the JIT row FAILs in the
     child, the exit code is 1, the fix removes the folder, and the next process rebuilds nothing broken."""

@@ -211,6 +211,7 @@ def test_tokens_round_trip_and_lengths_are_free():
         _net("joint", modalities=["audio"])
 
 
+@pytest.mark.slow  # whole-CLI run, subprocess or compile: the slow tier
 def test_compiled_network_matches_eager():
     net = _randomised(_net())
     x, t = _inputs(), torch.tensor([250.0, 750.0])

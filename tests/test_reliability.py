@@ -148,6 +148,7 @@ def test_unwritable_output_dir_fails_before_training(synthetic_store, tmp_path, 
     assert rc == 2 and "output_dir=" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # whole-CLI run, subprocess or compile: the slow tier
 def test_checkpoint_of_another_architecture_lists_the_mismatched_keys(synthetic_store, tmp_path, capsys):
     args = ["train", "experiment=ncmmd_synthetic", f"data.store={synthetic_store}", *TINY, "trainer.max_steps=1"]
     assert main([*args, f"output_dir={tmp_path / 'a'}"]) == 0

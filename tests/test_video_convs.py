@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hydra.utils import instantiate
 
@@ -46,6 +47,7 @@ def test_auto_layout_is_per_frame_on_cuda_only(monkeypatch):
     assert blocks.use_frame_convs(torch.zeros(1))
 
 
+@pytest.mark.slow  # whole-CLI run, subprocess or compile: the slow tier
 def test_bench_times_before_and_after_and_writes_their_profiles(synthetic_store, tmp_path):
     from avgen.bench.before_after import bench_before_after
 
