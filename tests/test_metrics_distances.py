@@ -9,7 +9,15 @@ import torch
 from torch import nn
 
 from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features, video_clips_for_i3d
-from avgen.metrics.frechet import FeatureDistances, frechet_distance, gaussian_stats, kernel_distance
+from avgen.metrics.frechet import (
+    FeatureDistances,
+    SubsetFrechet,
+    SubsetKernel,
+    frechet_distance,
+    gaussian_stats,
+    kernel_distance,
+    polynomial_mmd,
+)
 from avgen.metrics.imagebind import ImageBindScore
 from avgen.models.i3d import InceptionI3d
 
@@ -23,6 +31,48 @@ def test_frechet_distance_matches_scipy_sqrtm():
     assert frechet_distance(mu1, c1, mu2, c2).item() == pytest.approx(expected, rel=1e-6)
     # equal covariances: only the squared mean difference remains
     assert frechet_distance(mu1, c1, mu1 + 2, c1).item() == pytest.approx(4 * 6, rel=1e-6)
+    # fewer samples than dimensions: a singular covariance first (no Cholesky factor)
+    (mu3, c3), (mu4, c4) = gaussian_stats(a[:4]), gaussian_stats(b)
+    covmean = scipy.linalg.sqrtm(c3.numpy() @ c4.numpy()).real
+    expected = ((mu3 - mu4) ** 2).sum().item() + np.trace(c3.numpy() + c4.numpy() - 2 * covmean)
+    assert frechet_distance(mu3, c3, mu4, c4).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("dim", [3, 40])  # moments downdated (frames >> d) | Gram matrices (d >= frames)
+def test_subset_frechet_equals_the_fd_of_the_kept_clips(dim):
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(30, 2, dim, generator=g), torch.randn(25, 2, dim, generator=g) * 1.3 + 0.2  # (N, n, d)
+    keep_r, keep_f = torch.rand(30, generator=g) > 0.3, torch.rand(25, generator=g) > 0.3
+    subset = SubsetFrechet(real, fake)
+    assert subset.use_gram == (dim == 40)
+    direct = frechet_distance(*gaussian_stats(real[keep_r].flatten(0, 1)), *gaussian_stats(fake[keep_f].flatten(0, 1)))
+    assert subset(keep_r, keep_f) == pytest.approx(direct.item(), rel=1e-7)
+
+
+def test_subset_kernel_equals_the_published_kernel_distance():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(60, 5, generator=g), torch.randn(50, 5, generator=g) + 0.3
+    subset = SubsetKernel(real, fake)
+    mean, std = kernel_distance(real, fake, subsets=7, subset_size=40, seed=3)
+    assert subset.over_subsets(7, 40, seed=3) == pytest.approx((mean.item(), std.item()), rel=1e-9)
+    keep_r, keep_f = torch.arange(60) < 45, torch.arange(50) >= 5  # 45 kept of each
+    complete = polynomial_mmd(real[:45].double(), fake[5:].double())
+    assert subset(keep_r, keep_f) == pytest.approx(complete.item(), rel=1e-9)
+
+
+def test_feature_distance_intervals_contain_their_values():
+    g = torch.Generator().manual_seed(2)
+    metric = FeatureDistances(lambda x: x, "fvd", kernel_subsets=5, kernel_subset_size=50)
+    metric.update(torch.randn(50, 6, generator=g), real=True)
+    metric.update(torch.randn(40, 6, generator=g) * 1.2 + 0.1, real=False)
+    out = metric.compute()
+    for name in ("fvd", "kvd"):
+        lo, hi = out[f"{name}_interval"].tolist()
+        assert lo <= out[name].item() <= hi and lo < hi, name
+    assert {k: v.shape for k, v in metric.features().items()} == {"reference": (50, 1, 6), "generated": (40, 1, 6)}
+    few = FeatureDistances(lambda x: x, "fvd", kernel_subsets=5)  # 3 clips: values, no intervals
+    few.update(torch.randn(3, 6, generator=g), real=True), few.update(torch.randn(3, 6, generator=g), real=False)
+    assert set(few.compute()) == {"fvd", "kvd", "kvd_std"}
 
 
 def test_kernel_distance_separates_distributions():
@@ -97,9 +147,10 @@ def test_fvd_from_local_weights(tmp_path, scripted):
     same, other = fvd(real), fvd(torch.rand_like(real))
     assert same["fvd"] == pytest.approx(0.0, abs=1e-6) and other["fvd"] > 1e-3
     assert other["kvd"] > same["kvd"]
-    # intervals: the generated set resampled against the fixed reference; apart from the real set's
+    # intervals hold their value; noise is far from the set against itself
     lo, hi = other["fvd_interval"]
-    assert 0 < lo < hi and lo > same["fvd_interval"][1] and len(other["kvd_interval"]) == 2
+    assert lo <= other["fvd"] <= hi and lo > same["fvd_interval"][1]
+    assert other["kvd_interval"][0] <= other["kvd"] <= other["kvd_interval"][1]
     # the features are the network's own: loading changed nothing
     assert torch.allclose(extractor(real[:2]), net(video_clips_for_i3d(real[:2], size=32)), atol=1e-5)
 

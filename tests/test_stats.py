@@ -4,10 +4,21 @@ evaluation/calibration.py)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from test_metrics_synthetic import _test_pairs
 
 from avgen.evaluation.calibration import ceilings, synthetic_report
-from avgen.metrics.stats import bootstrap_interval, derangements, paired_difference, safe_div, sums
+from avgen.metrics.frechet import FeatureDistances
+from avgen.metrics.stats import (
+    bootstrap_interval,
+    derangements,
+    distance_interval,
+    paired_difference,
+    paired_distance_difference,
+    safe_div,
+    sums,
+)
 from avgen.metrics.synthetic import STATISTICS, Protocol, synthetic_metrics
 
 MEAN = lambda s: safe_div(s["x"], s["one"])  # noqa: E731
@@ -115,3 +126,54 @@ def _store_layout(frames_01: list[np.ndarray]) -> np.ndarray:
 def test_sums_over_resampled_indices():
     cols = {"x": np.array([1.0, 2.0, 3.0])}
     np.testing.assert_allclose(sums(cols, np.array([[0, 0, 2], [1, 1, 1]]))["x"], [5.0, 6.0])
+
+
+@pytest.mark.parametrize("kind", ["fd", "kvd"])
+def test_distance_interval_contains_its_estimate(kind):
+    """Sizes from the smallest allowed to unequal sets, features from (N, d) to frame embeddings (N, n, d),
+    a set against itself, far apart sets: the value is always inside (the old bootstrap never held it)."""
+    g = torch.Generator().manual_seed(0)
+    cases = [
+        (4, 5, (3,), 0.0),
+        (12, 12, (6,), 0.0),
+        (40, 30, (8,), 0.5),
+        (64, 64, (50,), 0.1),
+        (30, 30, (3, 5), 2.0),
+        (200, 150, (20,), 0.0),
+    ]
+    for n, m, shape, shift in cases:
+        ref = torch.randn(n, *shape, generator=g)
+        for gen in (torch.randn(m, *shape, generator=g) * 1.1 + shift, ref):
+            d = distance_interval(ref, gen, kind, seed=n)
+            assert d.low <= d.value <= d.high, (kind, n, m, shape, shift, d)
+            assert "jackknife" in d.method
+    with pytest.raises(ValueError, match="'fd' or 'kvd'"):
+        distance_interval(ref, ref, "fid")
+
+
+def test_distance_interval_is_the_feature_distances_one():
+    g = torch.Generator().manual_seed(1)
+    ref, gen = torch.randn(48, 7, generator=g), torch.randn(40, 7, generator=g) + 0.2
+    metric = FeatureDistances(lambda x: x, "fvd", kernel_subsets=100, kernel_subset_size=1000, seed=5)
+    metric.update(ref, real=True), metric.update(gen, real=False)
+    out = metric.compute()
+    for kind, key in (("fd", "fvd"), ("kvd", "kvd")):
+        d = distance_interval(ref, gen, kind, seed=5)
+        assert [d.value, d.low, d.high] == pytest.approx([out[key].item(), *out[f"{key}_interval"].tolist()], rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["fd", "kvd"])
+def test_paired_distance_difference_resolves_a_planted_shift_and_not_a_run_with_itself(kind):
+    g = torch.Generator().manual_seed(3)
+    n, d = 160, 12
+    ref = torch.randn(n, d, generator=g)
+    run = torch.randn(n, d, generator=g)
+    itself = paired_distance_difference(ref, run, run, kind)
+    assert not itself.resolved and itself.difference == 0
+    rerun = torch.randn(n, d, generator=g)  # the same model, other noise: no evidence of a difference
+    assert not paired_distance_difference(ref, run, rerun, kind).resolved
+    shifted = run + 0.4  # a planted mean shift: run b is further from the reference
+    planted = paired_distance_difference(ref, shifted, run, kind)
+    assert planted.resolved and planted.low > 0, planted
+    with pytest.raises(ValueError, match="equal sample counts"):
+        paired_distance_difference(ref, run, run[:-1], kind)

@@ -4,10 +4,12 @@ and chance floors over many derangements.
 A metric here is a function of per-sample column sums (a pooled F1 is 2 * sum(matched) / sum(onsets +
 events); a mean is sum(values) / sum(ones); the lag contrast combines three such F1s). Resampling samples
 with replacement and recomputing it gives the percentile bootstrap interval (Efron & Tibshirani 1993,
-ch. 13). For two runs
-scored on the same sample indices (generation seeded per index: same noise, same conditions), resampling the
-*same* indices for both gives the interval of their difference: a paired design, far tighter than two
-independent intervals when the runs share their per-sample difficulty.
+ch. 13). For two runs scored on the same sample indices (generation seeded per index: same noise, same
+conditions), resampling the *same* indices for both gives the interval of their difference: a paired design,
+far tighter than two independent intervals when the runs share their per-sample difficulty.
+
+Distances between feature sets (FD, KVD) are no such function: `distance_interval` and
+`paired_distance_difference` use the corrected jackknife of `metrics/distance_intervals.py` instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from avgen.metrics.distance_intervals import DistanceInterval, jackknife_interval
+from avgen.metrics.frechet import SubsetFrechet, SubsetKernel, frechet_interval, kernel_interval
 
 LEVEL = 0.95
 NUM_BOOT = 2000
@@ -97,6 +103,55 @@ def paired_difference(
     boot = statistic(sums(a, idx)) - statistic(sums(b, idx))
     alpha = (1 - level) / 2
     return PairedDifference(diff, float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha)))
+
+
+def distance_interval(
+    reference: torch.Tensor, generated: torch.Tensor, kind: str = "fd", level: float = LEVEL, seed: int = 0
+) -> DistanceInterval:
+    """FD (`kind="fd"`) or polynomial KD (`"kvd"`, 100 subsets of up to 1000) between (N, d) reference and
+    (M, d) generated features, with an interval for its expectation at these sample counts: `value`, `low`,
+    `high`, `std`, `method` (docs/metrics.md, "Distance intervals"). (N, n, d) frame embeddings: FD pools the
+    frames, KD takes clip means, and the jackknife leaves out whole clips."""
+    if kind == "fd":
+        return frechet_interval(_clips(reference), _clips(generated), level, seed)
+    if kind == "kvd":
+        return kernel_interval(_clips(reference).mean(1), _clips(generated).mean(1), level=level, seed=seed)[0]
+    raise ValueError(f"distance kind must be 'fd' or 'kvd', got {kind!r}")
+
+
+def paired_distance_difference(
+    reference: torch.Tensor,
+    generated_a: torch.Tensor,
+    generated_b: torch.Tensor,
+    kind: str = "fd",
+    level: float = LEVEL,
+    seed: int = 0,
+) -> PairedDifference:
+    """Interval of distance(reference, a) - distance(reference, b) for two runs scored against the same
+    (N, d) reference, their (M, d) samples paired by index: the jackknife leaves out the same reference and
+    the same sample indices of both runs, so what the runs share (the reference, per-index seeds) cancels.
+    KVD: the difference of the complete statistics (all pairs, no random subsets). (N, n, d) frame
+    embeddings as in `distance_interval`."""
+    if len(generated_a) != len(generated_b):
+        raise ValueError(f"paired runs need equal sample counts, got {len(generated_a)} and {len(generated_b)}")
+    if kind not in ("fd", "kvd"):
+        raise ValueError(f"distance kind must be 'fd' or 'kvd', got {kind!r}")
+    ref = _clips(reference)
+    subset = (
+        (lambda g: SubsetFrechet(ref, _clips(g)))
+        if kind == "fd"
+        # noqa: E731
+        else (lambda g: SubsetKernel(ref.mean(1), _clips(g).mean(1)))
+    )
+    a, b = subset(generated_a), subset(generated_b)
+    difference = lambda keep_ref, keep_gen: a(keep_ref, keep_gen) - b(keep_ref, keep_gen)  # noqa: E731
+    every = (torch.ones(len(reference), dtype=torch.bool), torch.ones(len(generated_a), dtype=torch.bool))
+    d = jackknife_interval(difference(*every), difference, (len(reference), len(generated_a)), level, seed)
+    return PairedDifference(d.value, d.low, d.high)
+
+
+def _clips(features: torch.Tensor) -> torch.Tensor:
+    return features[:, None] if features.ndim == 2 else features  # (N, d) -> (N, 1, d)
 
 
 def derangements(n: int, count: int, seed: int = 0) -> np.ndarray:
