@@ -12,6 +12,10 @@ from avgen.utils.threads import set_torch_threads
 configure_numba_cache()  # as every avgen command does before librosa is imported
 set_torch_threads()
 os.environ.setdefault("WANDB_MODE", "offline")
+# the tests' tiny runs must not become the user's forecasts (utils/timings.py)
+os.environ["AVGEN_TIMINGS_FILE"] = os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"avgen_test_timings_{os.getpid()}.json"
+)
 
 
 @pytest.fixture(scope="session")

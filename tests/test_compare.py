@@ -273,3 +273,26 @@ def test_a_named_rescoring_gets_its_own_report(tmp_path):
     report = (out / "compare" / "synthetic_conditional.md").read_text()
     assert "0.310" in report and "| b |" not in report and "test_conditional/metrics.json" in report
     assert not (out / "compare" / "synthetic.md").exists()
+
+
+def test_report_gives_paired_distance_differences_from_kept_features(tmp_path):
+    """Two runs with their FVD features against one reference: the planted shift resolves, and a run whose
+    reference differs (another protocol) gets no paired difference."""
+    import torch
+
+    from avgen.metrics.stats import paired_distance_difference
+
+    out = tmp_path / "outputs"
+    g = torch.Generator().manual_seed(0)
+    reference = torch.randn(96, 1, 8, generator=g)
+    close = torch.randn(96, 1, 8, generator=g)
+    runs = {"close": (reference, close), "far": (reference, close + 0.5), "other_ref": (reference + 1, close)}
+    for name, (ref, gen) in runs.items():
+        write_run(out, name, {"dataset": "landscape", "method": name, "fvd": 1.0, "kvd": 0.1})
+        torch.save({"fvd": {"reference": ref, "generated": gen}}, out / name / "distance_features.pt")
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "landscape.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith(("| fvd |", "| kvd |"))]
+    assert [r.split(" | ")[:3] for r in rows] == [["| fvd", "close", "far"], ["| kvd", "close", "far"]], rows
+    expected = paired_distance_difference(reference, close, close + 0.5, "fd")
+    assert expected.high < 0 and f"{expected.difference:+.3f}" in rows[0] and rows[0].endswith("| yes |")

@@ -53,3 +53,43 @@ def test_dataloader_workers_run_one_thread_each(synthetic_store):
 
     reports = list(DataLoader(_ReportCaps(), batch_size=None, num_workers=2, worker_init_fn=loader.worker_init_fn))
     assert all(all(n == 1 for n in r) for r in reports), reports
+
+
+def test_usable_cores_leave_a_core_that_another_process_keeps_busy():
+    from avgen.utils.threads import usable_cores
+
+    assert usable_cores(0.0, 2) == 2 and usable_cores(0.2, 2) == 2  # background noise is not a competitor
+    assert usable_cores(0.4, 2) == 1 and usable_cores(1.0, 2) == 1 and usable_cores(3.0, 2) == 1  # never 0
+    assert usable_cores(1.1, 4) == 3 and usable_cores(1.5, 4) == 2
+
+
+def _detached_busy_loop() -> int:
+    """A busy process that is not this one's descendant (as another user's job): its pid."""
+    shell = f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!"
+    return int(subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True).stdout)
+
+
+def test_the_meter_sees_other_processes_and_not_this_ones_work():
+    """Whatever else the machine runs (`background`), this process's own work does not count and one more
+    busy process that is not its descendant counts as a core."""
+    import signal
+    import time
+
+    from avgen.utils.threads import CoreMeter, ThreadGovernor, usable_cores
+
+    meter = CoreMeter()
+    time.sleep(1.0)
+    background = meter.others()
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:  # this process busy
+        pass
+    assert abs(meter.others() - background) < 0.4
+    pid = _detached_busy_loop()
+    try:
+        governor = ThreadGovernor(limit=len(meter.cpus))
+        time.sleep(1.5)
+        assert meter.others() - background > 0.6
+        threads, others = governor.check()
+        assert threads == usable_cores(others, len(meter.cpus)) < len(meter.cpus) and others - background > 0.6
+    finally:
+        os.kill(pid, signal.SIGKILL)

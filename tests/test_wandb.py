@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from avgen.cli.main import main
 
 
 @pytest.mark.slow
-def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
+def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # must never be written anywhere
@@ -29,17 +31,21 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
         "evaluate.num_video_to_audio=0",
         "threads=1",
     ]
-    rc = main(
-        [
-            "train",
-            *common,
-            "trainer.max_steps=3",
-            "trainer.log_every_n_steps=1",
-            "trainer.val_check_interval=2",
-            "trainer.limit_val_batches=1",
-            "trainer.enable_progress_bar=false",
-        ]
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc = main(
+            [
+                "train",
+                *common,
+                "trainer.max_steps=3",
+                "trainer.log_every_n_steps=1",
+                "trainer.val_check_interval=2",
+                "trainer.limit_val_batches=1",
+                "trainer.enable_progress_bar=false",
+            ]
+        )
+    said = capsys.readouterr()
+    assert not any("anonymous" in str(w.message) for w in caught) and "anonymous" not in said.out + said.err
     assert rc == 0
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1, list(out.rglob("*"))[:20]
@@ -54,8 +60,11 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch):
         "base_channels",
         "synthetic",
         "coupling=easy_fusion",
+        "cmmd (coupling=easy_fusion, eta=0.02)",  # the job type: method and variant (nCMMD apart from CMMD)
     ):
         assert text.encode() in record, text
+    logged = (out / "config.yaml").read_text()
+    assert "group: synthetic" in logged and "job_type: cmmd (coupling=easy_fusion, eta=0.02)" in logged
     # validation media: written under the run and logged (wandb copies media into the run's files)
     assert sorted(p.name for p in (out / "val_media" / "step_0000002").iterdir()) == [
         "sample_0.mp4",

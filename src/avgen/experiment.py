@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 from hydra.utils import get_class
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from avgen.callbacks.reliability import AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint, TrainingClock
 from avgen.config import build_part, load_config
@@ -40,16 +40,16 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
 
 
 def make_logger(cfg: DictConfig, dataset: str | None = None, **overrides: Any):
-    """The configured logger; W&B runs of one dataset share a group, the method is the job type, so methods
-    sit side by side in the W&B UI."""
+    """The configured logger; W&B runs of one dataset share a group, the method and its variant are the job
+    type (nCMMD apart from CMMD), so methods sit side by side in the W&B UI. The group and job type chosen
+    are written into `cfg.logger`, so the config the run logs records them."""
     kwargs: dict[str, Any] = {}
     if cfg.logger._target_.endswith("WandbLogger") and dataset is not None:
         method = method_name(cfg)
-        kwargs = {
-            "group": cfg.logger.group or dataset,
-            "job_type": cfg.logger.job_type or method,
-            "tags": [dataset, method, variant(cfg)],
-        }
+        with open_dict(cfg):
+            cfg.logger.group = cfg.logger.group or dataset
+            cfg.logger.job_type = cfg.logger.job_type or f"{method} ({variant(cfg)})"[:64]  # W&B's limit
+        kwargs = {"tags": [dataset, method, variant(cfg)]}
     return build_part(cfg.logger, "logger", **kwargs, **overrides)
 
 
@@ -59,6 +59,9 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     # `ddp` wraps the model on the training stream (utils/ddp.py: no AccumulateGrad stream mismatch)
     extra: dict[str, Any] = {"strategy": CurrentStreamDDP()} if cfg.trainer.get("strategy") == "ddp" else {}
+    max_steps, every = cfg.trainer.get("max_steps", -1), cfg.trainer.get("log_every_n_steps", 50)
+    if max_steps and 0 < max_steps < every:  # a run shorter than the logging interval still logs its loss
+        extra["log_every_n_steps"] = max_steps
     plugins: list[Any] = [AtomicCheckpointIO()]
     if cfg.trainer.get("precision") in ("bf16-mixed", "16-mixed"):  # fused optimizers may clip (utils/precision.py)
         plugins.append(ClippingMixedPrecision(cfg.trainer.precision, autocast_device(cfg.trainer.get("accelerator"))))

@@ -108,7 +108,11 @@ class CheckpointAtEnd(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and ckpt.save_last and ckpt.dirpath:
-            trainer.save_checkpoint(Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}")
+            path = str(Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}")
+            ckpt.last_model_path = path  # part of the saved state, as ModelCheckpoint's own last saves
+            trainer.save_checkpoint(path)
+            if hasattr(ckpt, "_last_checkpoint_saved"):  # else its own end-of-fit save writes a last-v1.ckpt
+                ckpt._last_checkpoint_saved = path
 
 
 class TrainingClock(L.Callback):

@@ -2,7 +2,8 @@
 
 Reads `<outputs>/*/metrics.json` (or the run's `eval/metrics.json` where `avgen eval` re-scored it), the
 per-sample counts beside them and each run's `logs/metrics.csv`; writes `<outputs>/compare/<dataset>.md`
-with PNG plots (`avgen.evaluation.comparison` says what is in them).
+with PNG plots (`avgen.evaluation.comparison` says what is in them), and `<dataset>.html`: the same with
+the runs' sample videos side by side (`avgen.evaluation.html_report`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from avgen.config import load_config
 from avgen.evaluation.comparison import load_runs, report
+from avgen.evaluation.html_report import html_page
 from avgen.utils.io import write_text
 
 
@@ -31,7 +33,8 @@ def run(overrides: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
         label = f"{dataset}_{cfg.report_name}" if cfg.report_name else dataset
-        text, columns, plots = report(dataset, rows, out, label)
+        text, columns, plots, runs = report(dataset, rows, out, label)
         write_text(out / f"{label}.md", text)
-        print(f"{out / f'{label}.md'}: {len(columns)} metrics, plots: {', '.join(plots)}")
+        write_text(out / f"{label}.html", html_page(f"avgen: {label}", text, runs, columns, out))
+        print(f"{out / f'{label}.md'} (and .html): {len(columns)} metrics, plots: {', '.join(plots)}")
     return 0

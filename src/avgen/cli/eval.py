@@ -49,4 +49,5 @@ def run(overrides: list[str]) -> int:
         logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
         log_run_metrics(logger, metrics, state.get("global_step"))
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=1))
+    print(f"wrote {out_dir / 'metrics.json'}")
     return 0

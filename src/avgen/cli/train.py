@@ -7,6 +7,7 @@ outputs/<name>/{config.yaml, checkpoints/last.ckpt, samples/*.mp4, metrics.json,
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +20,7 @@ from avgen.callbacks.reliability import TrainingClock
 from avgen.cli.args import split_experiment
 from avgen.config import load_config
 from avgen.evaluation.report import closing_line, dataset_name, log_run_metrics
-from avgen.evaluation.scoring import score
+from avgen.evaluation.scoring import conditional_counts, score
 from avgen.experiment import (
     build,
     clear_run,
@@ -31,10 +32,13 @@ from avgen.experiment import (
     upstream_compute,
 )
 from avgen.utils.io import check_writable, redact, write_json, write_text
-from avgen.utils.threads import free_cores, set_torch_threads
+from avgen.utils.threads import CoreMeter, free_cores, set_torch_threads, usable_cores
+from avgen.utils.timings import expected, fingerprint, record
 
 
 def run(overrides: list[str]) -> int:
+    started = time.perf_counter()
+    others = CoreMeter()  # what other processes use while this one composes and builds (threads: 0)
     experiment, overrides = split_experiment(overrides)
     cfg = load_config("train", overrides, experiment=experiment)
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -43,7 +47,6 @@ def run(overrides: list[str]) -> int:
     prerequisites = missing_prerequisites(cfg, overrides)
     if prerequisites:  # the whole chain in one message, before any work
         raise FileNotFoundError(describe_missing(experiment or cfg.name, prerequisites))
-    threads = set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():  # TF32 for the float32 matmuls left outside autocast (Lightning's advice)
         torch.set_float32_matmul_precision("high")
@@ -52,6 +55,8 @@ def run(overrides: list[str]) -> int:
     # written: a failed start leaves no trace, and a finished run is never touched unless the user says so.
     dm, module, callbacks = build(cfg)
     dm.setup("fit")  # a missing store fails here, naming the path and the command that makes it
+    idle = usable_cores(others.others(), free_cores())  # cores no other process kept busy meanwhile
+    threads = set_torch_threads(cfg.threads or max(1, idle // cpu_processes(cfg.trainer)))
     dataset = dataset_name(dm)
     trainer = make_trainer(cfg, callbacks, dataset)
     ckpt_path, nothing_to_do = start_point(out_dir, cfg.resume, cfg.overwrite, cfg.trainer.max_steps)
@@ -75,15 +80,32 @@ def run(overrides: list[str]) -> int:
             flops.enabled = False
     if trainer.logger is not None:
         trainer.logger.log_hyperparams(resolved)
+    name = experiment or cfg.name
+    evaluated = cfg.evaluate.num_samples + sum(conditional_counts(module, cfg).values())
+    shape = fingerprint(*(OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "method", "data", "sampler")))
+    if rank_zero_only.rank == 0:
+        print(expected(name, threads, shape, cfg.trainer.max_steps, evaluated))
+    setup_seconds = time.perf_counter() - started
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     train_seconds = next(c for c in callbacks if isinstance(c, TrainingClock)).seconds  # resumed runs included
     if not trainer.is_global_zero:
         return 0
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
+    scoring = time.perf_counter()
     metrics = score(cfg, module, dm, out_dir)
+    record(
+        name,
+        threads,
+        shape,
+        setup_seconds,
+        train_seconds,
+        trainer.global_step,
+        time.perf_counter() - scoring,
+        evaluated,
+    )
     metrics.update(
         {
-            "experiment": experiment or cfg.name,
+            "experiment": name,
             "seed": cfg.seed,
             "steps": trainer.global_step,
             "train_seconds": train_seconds,

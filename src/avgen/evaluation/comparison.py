@@ -18,9 +18,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from avgen.evaluation.report import INFO, METRICS, RUN_INFO
 from avgen.metrics.seeds import MIN_SEEDS, paired_seed_difference, seed_interval
-from avgen.metrics.stats import paired_difference
+from avgen.metrics.stats import paired_difference, paired_distance_difference
 from avgen.metrics.synthetic import STATISTICS
 
 NESTED = ("intervals", "calibration", "protocol", "paired")
@@ -64,6 +66,7 @@ def load_runs(outputs: Path, scores_from: str = "eval", only_rescored: bool = Fa
             "dir": path.parent,
             "source": source,
             "per_sample": scored_dir / "per_sample.json",
+            "distance_features": scored_dir / "distance_features.pt",
             "dataset": metrics.get("dataset", "unknown"),
             **metrics,
             "method": f"{metrics.get('method', '')} ({metrics.get('variant', '')})",
@@ -83,6 +86,7 @@ def load_runs(outputs: Path, scores_from: str = "eval", only_rescored: bool = Fa
                     "dir": None,
                     "source": source,
                     "per_sample": None,
+                    "distance_features": None,
                     "dataset": row["dataset"],
                     **no_joint,
                     **{k: metrics[k] for k in (*GENERAL_PROTOCOL, *SAMPLING) if k in metrics},
@@ -165,6 +169,39 @@ def paired_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for metric, statistic in STATISTICS.items():
                 d = paired_difference(ca, cb, statistic)
                 out.append({"metric": f"{prefix}{metric}", "a": a, "b": b, **d.as_dict()})
+    return out + paired_distance_differences(rows)
+
+
+def distance_names(prefix: str) -> dict[str, str]:
+    """{kind: metric} of one FeatureDistances prefix: fvd -> FD "fvd" and KD "kvd"."""
+    return {"fd": prefix, "kvd": f"k{prefix[1:]}"}
+
+
+def paired_distance_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FD/FVD/FAD and KVD differences between every pair of runs that kept their features
+    (`distance_features.pt`) and scored them against the identical reference under one protocol, on the same
+    number of samples paired by index (metrics.stats.paired_distance_difference)."""
+    loaded = {}
+    for r in rows:
+        path = r.get("distance_features")
+        if path is not None and Path(path).is_file():
+            loaded[r["run"]] = torch.load(path, map_location="cpu", weights_only=True)
+    by_run, out = {r["run"]: r for r in rows}, []
+    for a, b in combinations(sorted(loaded), 2):
+        for prefix in sorted(set(loaded[a]) & set(loaded[b])):
+            fa, fb = loaded[a][prefix], loaded[b][prefix]
+            comparable = (
+                fa["reference"].shape == fb["reference"].shape
+                and torch.equal(fa["reference"], fb["reference"])
+                and len(fa["generated"]) == len(fb["generated"])
+                and protocol_of(by_run[a], prefix) == protocol_of(by_run[b], prefix)
+            )
+            if not comparable:
+                continue
+            for kind, metric in distance_names(prefix).items():
+                if isinstance(by_run[a].get(metric), (int, float)) and isinstance(by_run[b].get(metric), (int, float)):
+                    d = paired_distance_difference(fa["reference"], fa["generated"], fb["generated"], kind)
+                    out.append({"metric": metric, "a": a, "b": b, **d.as_dict()})
     return out
 
 
@@ -441,9 +478,9 @@ def _paired_table(paired: list[dict[str, Any]]) -> list[str]:
         return []
     lines = _section(
         "Paired differences",
-        "a - b on the same sample indices (same noise and conditions), 95% "
-        "bootstrap interval; resolved: the interval excludes 0. An unresolved difference is no evidence "
-        "that the runs differ.",
+        "a - b on the same sample indices (same noise and conditions), 95% interval (bootstrap over samples; "
+        "for distances FD/FVD/FAD/KVD, the jackknife over the shared reference and the paired samples); "
+        "resolved: the interval excludes 0. An unresolved difference is no evidence that the runs differ.",
         ["metric", "a", "b", "a - b", "interval", "resolved"],
     )
     for d in paired:
@@ -549,9 +586,10 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
 
 def report(
     dataset: str, rows: list[dict[str, Any]], out: Path, label: str | None = None
-) -> tuple[str, list[str], list[str]]:
-    """(markdown, metric columns, plots) of one dataset's runs; metrics scored under different protocols are
-    left out of the plots. `label` names the report and its plot files (default: the dataset)."""
+) -> tuple[str, list[str], list[str], list[dict[str, Any]]]:
+    """(markdown, metric columns, plots, the generative runs reported) of one dataset's runs; metrics scored
+    under different protocols are left out of the plots. `label` names the report and its plot files
+    (default: the dataset)."""
     subset = [r for r in rows if r["dataset"] == dataset and generative(r)]
     others = [r for r in rows if r["dataset"] == dataset and not generative(r)]
     columns = metric_columns(subset)
@@ -560,4 +598,4 @@ def report(
     text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + others_table(
         others
     )
-    return text, columns, plots
+    return text, columns, plots, subset

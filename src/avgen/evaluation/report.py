@@ -105,7 +105,25 @@ def log_run_metrics(logger, metrics: dict[str, Any], step: int | None) -> None:
         logger.experiment.finish()
 
 
+def headline(metrics: dict[str, Any], k: str) -> str:
+    """`temporal_f1 0.412 [0.35, 0.47] (floor 0.22)`: a score with its interval and floor, marked where it
+    does not rise above chance or where its floor equals its ceiling (it cannot tell models apart)."""
+    value, cal = metrics[k], metrics.get("calibration", {}).get(k, {})
+    floor, ceiling = cal.get("floor"), cal.get("ceiling")
+    if floor is not None and ceiling is not None and abs(ceiling - floor) < 1e-9:
+        return f"{k} uninformative (floor = ceiling = {floor:.3f})"
+    text = f"{k} {value:.3f}"
+    interval = metrics.get("intervals", {}).get(k)
+    if interval:
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    if floor is not None:
+        # the interval must clear chance for the score to say the model learned the property at all
+        text += f" (floor {floor:.3f}" + (", not resolved above it" if interval and interval[0] <= floor else "") + ")"
+    return text
+
+
 def closing_line(out_dir, metrics: dict[str, Any]) -> str:
-    """`done: outputs/x (metrics.json: temporal_alignment 0.624, ...)`: where the results are, the headline."""
-    head = [f"{k} {metrics[k]:.3f}" for k in METRICS if isinstance(metrics.get(k), (int, float))][:4]
-    return f"done: {out_dir} (metrics.json{': ' + ', '.join(head) if head else ''})"
+    """`done: outputs/x (metrics.json: temporal_f1 0.412 [0.35, 0.47] (floor 0.22), ...)`: where the results
+    are, the headline scores with their intervals and floors."""
+    head = [headline(metrics, k) for k in METRICS if isinstance(metrics.get(k), (int, float))][:4]
+    return f"done: {out_dir} (metrics.json{': ' + '; '.join(head) if head else ''})"

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
 from avgen.decoding.decode import AudioDecoder
-from avgen.decoding.export import frames_to_uint8
+from avgen.decoding.export import frames_to_uint8, write_sample
 from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
 from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
 from avgen.evaluation.generation import (
@@ -66,12 +66,45 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         metrics.update(guidance_kwargs(cfg))
     for known, num in counts.items():
         if num:
-            merge(metrics, _conditional(module, dm, cfg, names, audio_dec, per_sample, known, num))
+            scores, pairs = _conditional(module, dm, cfg, names, audio_dec, per_sample, known, num)
+            merge(metrics, scores)
+            _conditional_videos(dm, out_dir / "samples", cfg, (video_dec, audio_dec), pairs, known)
     if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
         write_json(
             out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()} for k, cols in per_sample.items()}
         )
     return metrics
+
+
+def _conditional_videos(dm: AVDataModule, samples_dir: Path, cfg: Any, decs: tuple, pairs: dict, known: str) -> None:
+    """The first `evaluate.num_videos` conditional pairs as `v2a_<i>.mp4` / `a2v_<i>.mp4`, beside the test
+    clips they were conditioned on (`reference_<i>.mp4`, the clip with its own sound): what the HTML
+    comparison puts side by side."""
+    num = min(cfg.evaluate.num_videos, len(pairs["video"]))
+    if num == 0:
+        return
+    video_dec, audio_dec = decs
+    kind = "v2a" if known == "video" else "a2v"
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    media = decode_pairs({m: pairs[m][:num] for m in ("video", "audio")}, video_dec, audio_dec)
+    for i in range(num):
+        write_sample(
+            samples_dir / f"{kind}_{i:03d}.mp4",
+            media["video"][i],
+            media["audio"][i],
+            video_dec.fps,
+            audio_dec.sample_rate,
+        )
+    if not all((samples_dir / f"reference_{i:03d}.mp4").is_file() for i in range(num)):
+        real = decode_pairs(reference_pairs(dm, num), video_dec, audio_dec)  # the clips the conditions came from
+        for i in range(num):
+            write_sample(
+                samples_dir / f"reference_{i:03d}.mp4",
+                real["video"][i],
+                real["audio"][i],
+                video_dec.fps,
+                audio_dec.sample_rate,
+            )
 
 
 def conditional_counts(module, cfg: Any) -> dict[str, int]:
@@ -121,6 +154,7 @@ def _joint(
         merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
     media_names = [n for n in names if n not in ("synthetic", "beats")]
     if media_names:
+        features: dict[str, dict] = {}
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
         merge(
             metrics,
@@ -133,8 +167,11 @@ def _joint(
                 audio_dec.sample_rate,
                 prompts=[str(p) for p in pairs["prompts"]] if "prompts" in pairs else None,
                 decoding=decoding_protocol(cfg, dm, audio_dec),
+                features=features,
             ),
         )
+        if features:  # FD/KD feature sets: paired distance differences between runs (avgen compare)
+            torch.save(features, out_dir / "distance_features.pt")
     return metrics
 
 
@@ -156,11 +193,13 @@ def media_metrics(
     sample_rate: int,
     prompts: list[str] | None = None,
     decoding: dict[str, Any] | None = None,
+    features: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
     (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores): each value with
     its interval, the alignment scores with their floors and ceiling, and every metric's provenance
-    (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder)."""
+    (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder). `features`, if
+    given, receives the distance metrics' feature sets by metric prefix."""
     from avgen.metrics.calibrated import calibrated_av_align
     from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features
     from avgen.metrics.frechet import FeatureDistances
@@ -200,9 +239,8 @@ def media_metrics(
         }
     if "fvd" in names:
         extractor = load_video_features(ev.fvd.weights, ev.fvd.num_frames, ev.fvd.size, key="evaluate.fvd.weights")
-        values = _distances(
-            FeatureDistances(extractor, "fvd", seed=seed), stack(reference["video"]), stack(generated["video"])
-        )
+        metric = FeatureDistances(extractor, "fvd", seed=seed)
+        values = _distances(metric, stack(reference["video"]), stack(generated["video"]), features)
         provenance = {
             **common,
             "extractor": fingerprint(ev.fvd.weights),
@@ -218,7 +256,7 @@ def media_metrics(
         metric = FeatureDistances(extractor, "fad", per_sample=ev.fad.window_seconds is not None, seed=seed)
         values = {
             k: v
-            for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"])).items()
+            for k, v in _distances(metric, stack(reference["audio"]), stack(generated["audio"]), features).items()
             if not k.startswith("kad")
         }
         provenance = {
@@ -268,10 +306,16 @@ def _split_distances(out: dict[str, Any], values: dict[str, Any], provenance: di
             out["protocol"][name] = entry
 
 
-def _distances(metric, reference: torch.Tensor, generated: torch.Tensor, batch_size: int = 16) -> dict:
+def _distances(
+    metric, reference: torch.Tensor, generated: torch.Tensor, features: dict | None, batch_size: int = 16
+) -> dict:
+    """The metric's values; its reference and generated features into `features[prefix]` (kept for paired
+    differences between runs)."""
     for x, real in ((reference, True), (generated, False)):
         for chunk in x.split(batch_size):
             metric.update(chunk, real=real)
+    if features is not None:
+        features[metric.prefix] = {k: v.float().cpu() for k, v in metric.features().items()}
     return metric.compute()
 
 
@@ -319,10 +363,10 @@ def _conditional(
     per_sample: dict,
     known: str,
     num: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The other modality generated for test-split clips of `known` by reconstruction guidance (v2a: audio
     for videos, a2v: video for audio), scored against those clips (synthetic) and, for v2a's beat hit rate,
-    against the test clips' own audio."""
+    against the test clips' own audio; (the scores, the pairs)."""
     v2a = known == "video"
     prefix = "v2a_" if v2a else "a2v_"
     pairs = conditional_pairs(
@@ -378,4 +422,4 @@ def _conditional(
                 **decoding,
             }
         merge(out, section)
-    return out
+    return out, pairs

@@ -14,6 +14,13 @@ from typing import Any
 import numpy as np
 
 
+def cache_root() -> Path:
+    """avgen's cache (`$AVGEN_CACHE_DIR`, else `$XDG_CACHE_HOME/avgen` or `~/.cache/avgen`): the numba cache,
+    weights, the phase timings."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("AVGEN_CACHE_DIR") or xdg / "avgen")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""

@@ -30,15 +30,14 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from avgen.utils.io import cache_root as avgen_cache
+
 READY = "READY"  # written last into a complete cache folder
 _CHILD_FLAG = "AVGEN_NUMBA_CACHE_CHILD"
 
 
 def cache_root() -> Path:
-    base = (
-        os.environ.get("AVGEN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avgen"
-    )
-    return Path(base) / "numba"
+    return avgen_cache() / "numba"
 
 
 def _version(package: str) -> str:

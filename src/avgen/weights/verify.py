@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from avgen.utils.io import cache_root
 from avgen.weights.registry import Weight
 
 LOCK_VERSION = 1
@@ -35,9 +36,7 @@ def weights_dir() -> Path:
     """Where URL downloads, hand-placed weights and the lock live (`AVGEN_WEIGHTS_DIR` overrides)."""
     if os.environ.get("AVGEN_WEIGHTS_DIR"):
         return Path(os.environ["AVGEN_WEIGHTS_DIR"]).expanduser()
-    # beside the numba cache (utils/numba_cache.py): one avgen cache root
-    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return Path(os.environ.get("AVGEN_CACHE_DIR") or xdg / "avgen") / "weights"
+    return cache_root() / "weights"  # beside the numba cache: one avgen cache root
 
 
 def lock_path() -> Path:

@@ -1,0 +1,1 @@
+"""Loggers: Lightning's, with what avgen needs on top."""
