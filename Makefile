@@ -10,6 +10,10 @@ DATASET ?= folder
 EXP ?= cmmd_synthetic
 RESUME ?=
 ARGS ?=
+empty :=
+space := $(empty) $(empty)
+commas = $(subst $(space),$(comma),$(strip $(1)))
+comma := ,
 BASE_ARGS ?=
 
 .PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights lint clean help
@@ -140,8 +144,9 @@ bench: data ## speed figures -> outputs/bench/results.json
 	$(AVGEN) bench $(ARGS)
 
 # Every run's metrics side by side: outputs/compare/<dataset>.md and PNG plots (offline).
-compare: $(STAMP) ## every run side by side: outputs/compare/<DATASET>.md + plots
-	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) $(ARGS)
+compare: $(STAMP) ## runs side by side: outputs/compare/<DATASET>.md/.html + plots [RUNS='glob ...'] [EXCLUDE='glob ...']
+	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) \
+	  $(if $(RUNS),'runs=[$(call commas,$(RUNS))]') $(if $(EXCLUDE),'exclude=[$(call commas,$(EXCLUDE))]') $(ARGS)
 
 # Every run of the suite registry (configs/suite/synthetic.yaml: runs x variants x seeds, one budget), each
 # re-scored on the registry's shared samples, then the report. Trained runs are kept: re-running continues.

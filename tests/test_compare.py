@@ -101,7 +101,7 @@ def test_rescored_metrics_take_precedence(tmp_path):
     )
     (out / "run" / "eval").mkdir()
     (out / "run" / "eval" / "metrics.json").write_text(json.dumps({"temporal_alignment": 0.5}))
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     assert "| 0.500 |" in report and "1.0 min" in report and "0.100" not in report
 
@@ -121,7 +121,7 @@ def test_rescored_scores_are_never_mixed_with_training_scores(tmp_path):
     )
     (out / "run" / "eval").mkdir()
     (out / "run" / "eval" / "metrics.json").write_text(json.dumps({"temporal_alignment": 0.5}))
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     assert "0.200" not in report and "| eval/metrics.json |" in report  # v2a was not re-scored: not shown
 
@@ -157,15 +157,15 @@ def calibrated(value, lo, hi, num_samples=128, tolerance=0.5):
     }
 
 
-def test_protocol_mismatch_is_named_and_kept_off_the_plot(tmp_path):
+def test_protocol_mismatch_is_named_and_drawn_apart(tmp_path):
     out = tmp_path / "outputs"
     write_run(out, "a", calibrated(0.6, 0.55, 0.65))
     write_run(out, "b", calibrated(0.5, 0.45, 0.55, num_samples=64, tolerance=1.0))
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     assert "**Warning**: `temporal_f1` was scored under different protocols" in report
     assert "num_samples=128" in report and "num_samples=64" in report and "tolerance_frames=1.0" in report
-    assert "synthetic_metrics.png" not in report  # the only metric is not drawn on one axis
+    assert "synthetic_metrics.png" in report  # drawn hatched under a warning, not dropped
 
 
 def test_a_different_extractor_behind_a_media_metric_is_a_protocol_conflict(tmp_path):
@@ -186,10 +186,10 @@ def test_a_different_extractor_behind_a_media_metric_is_a_protocol_conflict(tmp_
                 },
             },
         )
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "landscape.md").read_text()
     assert "**Warning**: `fvd` was scored under different protocols" in report and "f" * 64 in report
-    assert "landscape_metrics.png" not in report
+    assert "landscape_metrics.png" in report
 
 
 def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
@@ -208,7 +208,7 @@ def test_report_gives_intervals_calibration_and_paired_differences(tmp_path):
         }
         columns.update(matched_0=(2 * matched).tolist(), total_0=[2.0] * n, one=[1.0] * n)
         (out / name / "per_sample.json").write_text(json.dumps({"synthetic": columns}))
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     assert "**Protocol** of temporal_f1:" in report and "tolerance_frames 0.5" in report and "Warning" not in report
     assert "[0.400, 0.700]" in report and "0.200 ± 0.020" in report
@@ -238,7 +238,7 @@ def test_runs_of_several_seeds_get_a_seed_level_headline(tmp_path):
         write_run(
             out, f"two_seeds_{seed}", {**calibrated(value, value - 0.05, value + 0.05), "seed": seed, "variant": "two"}
         )
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "synthetic.md").read_text()
     # 3 seeds: mean with the t interval (t_0.975,2 = 4.303, sd 0.1: half-width 0.248), before the run table
     assert "| cmmd (coupling=easy_fusion, eta=0.02) | 0, 1, 2 | 0.600 [0.352, 0.848] |" in report
@@ -266,6 +266,7 @@ def test_a_named_rescoring_gets_its_own_report(tmp_path):
                 "scores_from=test_conditional",
                 "only_rescored=true",
                 "report_name=conditional",
+                "runs=all",
             ]
         )
         == 0
@@ -290,9 +291,24 @@ def test_report_gives_paired_distance_differences_from_kept_features(tmp_path):
     for name, (ref, gen) in runs.items():
         write_run(out, name, {"dataset": "landscape", "method": name, "fvd": 1.0, "kvd": 0.1})
         torch.save({"fvd": {"reference": ref, "generated": gen}}, out / name / "distance_features.pt")
-    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    assert main(["compare", f"paths.output_dir={out}", "runs=all"]) == 0
     report = (out / "compare" / "landscape.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith(("| fvd |", "| kvd |"))]
     assert [r.split(" | ")[:3] for r in rows] == [["| fvd", "close", "far"], ["| kvd", "close", "far"]], rows
     expected = paired_distance_difference(reference, close, close + 0.5, "fd")
     assert expected.high < 0 and f"{expected.difference:+.3f}" in rows[0] and rows[0].endswith("| yes |")
+
+
+def test_by_default_the_report_holds_the_registry_runs_and_names_the_rest(tmp_path):
+    """A 20-step trial beside the registered runs: left out by default and named; RUNS/EXCLUDE globs choose."""
+    out = tmp_path / "outputs"
+    for name in ("cmmd_synthetic", "cmmd_synthetic_seed1", "ncmmd_synthetic", "wandb_trial"):
+        write_run(out, name, {"dataset": "synthetic", "method": "cmmd", "temporal_f1": 0.4})
+    assert main(["compare", f"paths.output_dir={out}"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "| cmmd_synthetic_seed1 |" in report and "| wandb_trial |" not in report
+    assert "**Runs left out** (not in configs/suite/synthetic.yaml;" in report and "wandb_trial." in report
+    assert main(["compare", f"paths.output_dir={out}", "runs=[cmmd_*]", "exclude=[*_seed1]"]) == 0
+    report = (out / "compare" / "synthetic.md").read_text()
+    assert "| cmmd_synthetic |" in report and "| ncmmd_synthetic |" not in report
+    assert "| cmmd_synthetic_seed1 |" not in report and "excluded: *_seed1" in report

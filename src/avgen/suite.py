@@ -7,6 +7,7 @@ run's method and what it starts from come from its config (`Trainable.name`, `st
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -81,6 +82,19 @@ def runs(dataset: str, seeds: int | None = None) -> list[Run]:
 def _strings(overrides) -> list[str]:
     """Command-line overrides as written: `${...}` in them is for the run's config to resolve, not the registry's."""
     return [str(o) for o in OmegaConf.to_container(overrides, resolve=False)] if overrides else []
+
+
+def run_names(dataset: str) -> set[str] | None:
+    """The run folders a dataset's registry produces for seed 0 (every run and variant) and its extras; None
+    where the dataset has no registry. Other seeds' folders add `_seed<k>` (`is_registered`)."""
+    if dataset not in suite_names():
+        return None
+    suite = load_suite(dataset)
+    return {r.name for r in runs(dataset, seeds=1)} | set(suite.get("extras") or {})
+
+
+def is_registered(run: str, names: set[str]) -> bool:
+    return re.sub(r"_seed\d+$", "", run) in names
 
 
 def entries() -> dict[str, tuple[str, DictConfig]]:

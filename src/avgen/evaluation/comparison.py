@@ -1,6 +1,6 @@
 """Runs side by side (`avgen compare`): every metric with its interval, floor, ceiling and normalised score;
 paired differences between runs scored on the same sample indices, marked resolved or not; the protocol
-stated once, and metrics scored under different protocols named and kept off a shared axis.
+stated once, and metrics scored under different protocols named and drawn apart (hatched, under a warning).
 
 Each row takes all its scores from one file: `eval/metrics.json` where `avgen eval` re-scored the run, else
 the training run's `metrics.json` (the row says which); only what describes the run (parameters, training
@@ -533,25 +533,49 @@ def others_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path) -> list[str]:
-    """One panel per metric (intervals as error bars, each run's floor | and ceiling x), training curves."""
+def plot(
+    dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path, conflicts: dict | None = None
+) -> list[str]:
+    """Panels in a grid, one per metric (value bar, 95% interval, each run's floor | and ceiling x, a legend),
+    runs labelled with their variant; a metric whose runs were scored under different protocols is drawn
+    hatched under a warning, not dropped; then the training curves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
+    conflicts = conflicts or {}
     names = []
     if columns:
-        fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 0.45 * len(rows) + 1.5), squeeze=False)
+        ncols = min(4, len(columns))
+        nrows = math.ceil(len(columns) / ncols)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(max(3.4 * ncols, 5.0), (0.5 * len(rows) + 1.3) * nrows + 0.8), squeeze=False
+        )
         ys = list(range(len(rows)))  # every panel has every run on the same row; a missing metric has no bar
-        for ax, key in zip(axes[0], columns):
+        labels = [f"{r['run']}\n{str(r.get('variant') or '')[:40]}".strip() for r in rows]
+        for k, ax in enumerate(axes.flat):
+            if k >= len(columns):
+                ax.axis("off")
+                continue
+            key = columns[k]
             values = [r[key] if isinstance(r.get(key), (int, float)) else float("nan") for r in rows]
             errors = [[0.0] * len(rows), [0.0] * len(rows)]
             for i, r in enumerate(rows):
                 interval = r.get("intervals", {}).get(key)
                 if interval and not math.isnan(values[i]):
                     errors[0][i], errors[1][i] = max(values[i] - interval[0], 0), max(interval[1] - values[i], 0)
-            ax.barh(ys, values, color="tab:blue", xerr=errors, error_kw={"elinewidth": 1, "capsize": 2})
+            differ = key in conflicts
+            ax.barh(
+                ys,
+                values,
+                color="tab:orange" if differ else "tab:blue",
+                hatch="//" if differ else None,
+                xerr=errors,
+                error_kw={"elinewidth": 1, "capsize": 2},
+            )
             for mark, field, style in (("|", "floor", "black"), ("x", "ceiling", "tab:green")):
                 points = [(i, r.get("calibration", {}).get(key, {}).get(field)) for i, r in enumerate(rows)]
                 if field == "floor":  # the original single-shuffle chance level where no floor is recorded
@@ -561,11 +585,21 @@ def plot(dataset: str, rows: list[dict[str, Any]], columns: list[str], out: Path
                     ax.scatter(
                         [v for _, v in points], [i for i, _ in points], marker=mark, s=200, color=style, zorder=3
                     )
-            ax.set_title(key, fontsize=9)
-            ax.set_yticks(ys, [r["run"] for r in rows] if ax is axes[0][0] else [""] * len(rows))
+            title = f"{key}\n(protocols differ: not comparable)" if differ else key
+            ax.set_title(title, fontsize=9, color="tab:red" if differ else "black")
+            ax.set_yticks(ys, labels if k % ncols == 0 else [""] * len(rows))
             ax.tick_params(labelsize=7)
             ax.invert_yaxis()
-        fig.tight_layout()
+        legend = [
+            Patch(color="tab:blue", label="value"),
+            Line2D([], [], color="black", marker="_", markersize=10, label="95% interval (error bar)"),
+            Line2D([], [], color="black", marker="|", linestyle="none", markersize=12, label="floor (chance)"),
+            Line2D([], [], color="tab:green", marker="x", linestyle="none", markersize=9, label="ceiling (real data)"),
+            Patch(facecolor="tab:orange", hatch="//", label="runs scored under different protocols"),
+        ]
+        per_row = len(legend) if ncols >= 3 else 2  # legend entries per line: what fits the figure's width
+        fig.legend(handles=legend, loc="lower center", ncol=per_row, fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.22 * math.ceil(len(legend) / per_row) / fig.get_figheight(), 1, 1))
         names.append(f"{dataset}_metrics.png")
         fig.savefig(out / names[-1], dpi=110)
         plt.close(fig)
@@ -588,13 +622,13 @@ def report(
     dataset: str, rows: list[dict[str, Any]], out: Path, label: str | None = None
 ) -> tuple[str, list[str], list[str], list[dict[str, Any]]]:
     """(markdown, metric columns, plots, the generative runs reported) of one dataset's runs; metrics scored
-    under different protocols are left out of the plots. `label` names the report and its plot files
+    under different protocols are plotted hatched under a warning. `label` names the report and its plot files
     (default: the dataset)."""
     subset = [r for r in rows if r["dataset"] == dataset and generative(r)]
     others = [r for r in rows if r["dataset"] == dataset and not generative(r)]
     columns = metric_columns(subset)
     conflicts = protocol_conflicts(subset, columns)
-    plots = plot(label or dataset, subset, [c for c in columns if c not in conflicts], out)
+    plots = plot(label or dataset, subset, columns, out, conflicts)
     text = markdown(label or dataset, subset, columns, plots, conflicts, paired_differences(subset)) + others_table(
         others
     )
