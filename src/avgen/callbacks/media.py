@@ -20,27 +20,56 @@ from avgen.decoding.decode import AudioDecoder, VideoDecoder
 from avgen.decoding.export import write_sample
 
 
-def spectrogram_png(path: Path, mel: np.ndarray, video: np.ndarray, title: str) -> Path:
-    """The generated audio representation (mel; latents' first channel; waveform samples) above a strip of the
-    generated frames."""
+def spectrogram_png(
+    path: Path,
+    mel: np.ndarray,
+    video: np.ndarray,
+    title: str,
+    seconds_per_frame: float | None = None,
+    events: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """The generated audio representation (mel; latents' first channel; waveform samples) with its axes and a
+    colour bar, above a strip of the generated frames. `seconds_per_frame` puts the time axis in seconds;
+    `events` ({label: times in s}) are drawn over it (on synthetic clips: the video's bounces, which the audio
+    should hit, and the audio's detected onsets)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 4), gridspec_kw={"height_ratios": [2, 1]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 4.5), gridspec_kw={"height_ratios": [2, 1]})
     if mel.ndim == 3:  # AudioLDM latents (C, T, M): the first channel, time along x
         mel = mel[0].T
-    top.imshow(mel if mel.ndim == 2 else mel.reshape(1, -1), origin="lower", aspect="auto", cmap="magma")
-    top.set_title(title)
-    top.set_xlabel("audio frame")
+    image = mel if mel.ndim == 2 else mel.reshape(1, -1)
+    extent = None
+    if seconds_per_frame is not None:
+        extent = (0.0, image.shape[1] * seconds_per_frame, 0, image.shape[0])
+    shown = top.imshow(image, origin="lower", aspect="auto", cmap="magma", extent=extent)
+    fig.colorbar(shown, ax=top, label="value (normalised)", pad=0.01)
+    top.set_title(title, fontsize=9)
+    top.set_xlabel("time (s)" if seconds_per_frame is not None else "audio frame")
+    top.set_ylabel("mel bin" if mel.ndim == 2 else "")
+    for (label, times), (colour, style) in zip((events or {}).items(), (("cyan", "--"), ("white", ":"))):
+        for k, t in enumerate(times):
+            top.axvline(t, color=colour, linestyle=style, linewidth=1.2, label=label if k == 0 else None)
+    if events and any(len(t) for t in events.values()):
+        top.legend(loc="upper right", fontsize=7, framealpha=0.6)
     frames = video[:: max(1, len(video) // 8)]  # (F', 3, H, W), at most ~8 frames
     bottom.imshow(np.concatenate(list(frames.transpose(0, 2, 3, 1)), axis=1))  # side by side: (H, F'*W, 3)
+    bottom.set_title("frames (evenly spaced)", fontsize=8)
     bottom.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def synthetic_events(probe, frames: np.ndarray, mel: np.ndarray) -> dict[str, np.ndarray]:
+    """{label: times (s)} of a synthetic clip: the video's bounces and the audio's onsets (metrics/synthetic)."""
+    return {
+        "video bounces": probe.refined_events(frames.transpose(0, 2, 3, 1)),  # (F, 3, H, W) -> (F, H, W, 3)
+        "audio onsets": probe.audio_onsets(mel),
+    }
 
 
 class ValidationMedia(L.Callback):
@@ -86,15 +115,22 @@ class ValidationMedia(L.Callback):
         out.mkdir(parents=True, exist_ok=True)
         videos, images = [], []
         audio = x["audio"].float().cpu().numpy()
+        probe = None
+        if dm.store.metadata.get("dataset") == "synthetic" and audio.ndim == 3:  # (B, n_mels, T) log-mels
+            from avgen.metrics.synthetic import SyntheticProbe
+
+            probe = SyntheticProbe.from_metadata(*rep_metadata(dm), num_classes=len(dm.store.label_names))
         for i, wav in enumerate(audio_dec.batch(audio)):
             v, a = x["video"][i].float().cpu().numpy(), audio[i]
             frames = video_dec(v)
             videos.append(write_sample(out / f"sample_{i}.mp4", frames, wav, video_dec.fps, audio_dec.sample_rate))
-            images.append(
-                spectrogram_png(
-                    out / f"spectrogram_{i}.png", a.squeeze(), frames, f"step {trainer.global_step}, sample {i}"
-                )
-            )
+            title = f"step {trainer.global_step}, sample {i}"
+            if probe is not None:
+                hop = probe.hop_length / probe.sample_rate
+                events = synthetic_events(probe, frames, a)
+                images.append(spectrogram_png(out / f"spectrogram_{i}.png", a, frames, title, hop, events))
+            else:
+                images.append(spectrogram_png(out / f"spectrogram_{i}.png", a.squeeze(), frames, title))
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 import wandb
