@@ -62,3 +62,24 @@ def test_the_forecast_comes_from_the_last_run_on_this_machine(tmp_path, monkeypa
     (tmp_path / "timings.json").write_text("{not json")  # damaged: replaced, never fatal
     timings.record("cmmd_synthetic", 2, "abc", 1.0, 1.0, 1, None, None)
     assert "steps at 1.0 steps/s" in timings.expected("cmmd_synthetic", 2, "abc", 10, 0)
+
+
+def test_diffusers_says_accelerate_is_missing_once(capsys):
+    import logging
+
+    from avgen.utils import warnings
+
+    warnings.quiet()
+    warnings._ACCELERATE_ONCE.seen = False  # whatever this process loaded before
+    handler = logging.StreamHandler()
+    for name in ("diffusers.models.modeling_utils", "diffusers.pipelines.pipeline_utils"):
+        logging.getLogger(name).addHandler(handler)
+    try:
+        for name in ("diffusers.models.modeling_utils", "diffusers.pipelines.pipeline_utils") * 3:
+            logging.getLogger(name).warning("Cannot initialize model because `accelerate` was not found in the env")
+        logging.getLogger("diffusers.models.modeling_utils").warning("another warning")
+    finally:
+        for name in ("diffusers.models.modeling_utils", "diffusers.pipelines.pipeline_utils"):
+            logging.getLogger(name).removeHandler(handler)
+    err = capsys.readouterr().err
+    assert err.count("`accelerate` was not found") == 1 and "another warning" in err

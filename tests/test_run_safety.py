@@ -195,6 +195,11 @@ def test_missing_prerequisites_are_named_to_the_root_in_order(tmp_path, capsys):
     ]
     assert order == sorted(order) and "mmdisco_aistpp_cmmd cannot start" in err
     assert "make pipeline EXP=mmdisco_aistpp_cmmd" in err  # the upstream runs in one command
+    assert "vae_path=sd-vae-ft-mse" in err  # the SD-VAE by its registry name
+    import torch
+
+    if not torch.cuda.is_available():  # the paper setting trains on GPUs: said first
+        assert err.index("a GPU (this experiment trains with trainer=gpu") < order[0], err
     assert not (tmp_path / "out").exists()
 
 

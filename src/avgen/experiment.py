@@ -151,6 +151,12 @@ def clear_run(out_dir: Path) -> list[str]:
     return removed
 
 
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tuple[str, str]]:
     """What this experiment needs that is not there, followed to the root, in the order to make it: the
     data store, then the checkpoints its method starts from (`start_checkpoints`: a fine-tune's parent,
@@ -158,6 +164,13 @@ def missing_prerequisites(cfg: DictConfig, overrides: list[str] = ()) -> list[tu
     that makes it).
     `overrides` of `paths.*` carry over to the experiments followed."""
     out: list[tuple[str, str]] = []
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda") and not _has_gpu():
+        out.append(
+            (
+                f"a GPU (this experiment trains with trainer={cfg.trainer.get('accelerator')}; none is visible here)",
+                "run it on a GPU machine, or add trainer=cpu for a small trial",
+            )
+        )
     data = cfg.data.get("real", cfg.data) if "real" in cfg.data else cfg.data
     store = data.get("store")
     if store and not (Path(store) / "metadata.json").is_file():

@@ -93,9 +93,12 @@ def run(overrides: list[str]) -> int:
     if rc:
         return rc
     mp4s = sorted((root / "run" / "samples").glob("*.mp4"))
-    print(f"smoke-ood: passed; guided sample {mp4s[0] if mp4s else '(none)'}")
     if not mp4s:
+        print(f"smoke-ood: FAILED: no guided sample was written under {root / 'run' / 'samples'}")
         return 1
-    if not (out or keep):
+    if out or keep:
+        print(f"smoke-ood: passed; guided sample {mp4s[0]}")
+    else:
         shutil.rmtree(root, ignore_errors=True)
+        print(f"smoke-ood: passed ({len(mp4s)} guided sample decoded; its folder removed, keep=true keeps it)")
     return 0

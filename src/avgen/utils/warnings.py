@@ -33,3 +33,24 @@ def quiet() -> None:
     logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
         lambda record: "weights_only" not in record.getMessage()
     )
+    # diffusers says `accelerate` is missing once per model it loads (8 times for the out-of-domain bases):
+    # once is enough (filters act where a record is made: on the two loggers that make this one)
+    for name in ("diffusers.models.modeling_utils", "diffusers.pipelines.pipeline_utils"):
+        logging.getLogger(name).addFilter(_ACCELERATE_ONCE)  # the same filter again is not added twice
+
+
+class _Once(logging.Filter):
+    """Lets the first record that contains `text` through and drops the rest."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text, self.seen = text, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.text not in record.getMessage():
+            return True
+        seen, self.seen = self.seen, True
+        return not seen
+
+
+_ACCELERATE_ONCE = _Once("`accelerate` was not found")
