@@ -11,14 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-
-def _score(m: dict, key: str) -> str:
-    lo, hi = m.get("intervals", {}).get(key, (None, None))
-    floor = m.get("calibration", {}).get(key, {}).get("floor")
-    text = f"{key} {m[key]:.3f}"
-    if lo is not None:
-        text += f" [{lo:.3f}, {hi:.3f}]"
-    return text + (f" (chance floor {floor:.3f})" if floor is not None else "")
+from avgen.evaluation.report import headline
 
 
 def measured_text(m: dict) -> str:
@@ -27,15 +20,15 @@ def measured_text(m: dict) -> str:
         if "torch_threads" in m
         else ""
     )
-    scores = "; ".join(
-        _score(m, k) for k in ("temporal_f1", "lag_contrast", "semantic_agreement", "v2a_temporal_f1") if k in m
-    )
+    keys = ("temporal_f1", "lag_contrast", "semantic_agreement", "v2a_temporal_f1", "a2v_temporal_f1")
+    scores = "; ".join(headline(m, k) for k in keys if k in m)  # as the run's own done: line says them
     plural = "s" if m.get("cpu_cores") != 1 else ""
     cores = f"{m['cpu_cores']} CPU core{plural}" if "cpu_cores" in m else "CPU cores not recorded"
     return (
         f"Last measured run (`{m.get('experiment', '?')}`, {cores}{threads}): "
         f"{m['steps']} steps in {m['train_seconds'] / 60:.1f} min of training; on {m.get('num_samples', '?')} "
-        f"samples, {scores} (95% intervals; docs/metrics.md)."
+        f"joint samples (v2a_/a2v_: test clips given one modality), {scores} (95% intervals and chance floors; "
+        "docs/metrics.md)."
     )
 
 

@@ -19,8 +19,9 @@ def test_readme_block_is_rewritten_from_metrics(tmp_path):
         "torch_threads": 1,
         "num_samples": 128,
         "temporal_f1": 0.424,
-        "intervals": {"temporal_f1": [0.381, 0.468]},
-        "calibration": {"temporal_f1": {"floor": 0.305}},
+        "a2v_temporal_f1": 0.163,
+        "intervals": {"temporal_f1": [0.381, 0.468], "a2v_temporal_f1": [0.073, 0.262]},
+        "calibration": {"temporal_f1": {"floor": 0.305}, "a2v_temporal_f1": {"floor": 0.221}},
     }
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     readme = tmp_path / "README.md"
@@ -32,7 +33,8 @@ def test_readme_block_is_rewritten_from_metrics(tmp_path):
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "1600 steps in 10.3 min" in text and "2 CPU cores, 1 torch thread" in text
-    assert "temporal_f1 0.424 [0.381, 0.468] (chance floor 0.305)" in text
+    assert "temporal_f1 0.424 [0.381, 0.468] (floor 0.305)" in text
+    assert "a2v_temporal_f1 0.163 [0.073, 0.262] (floor 0.221, not resolved above it)" in text  # said plainly
     assert "old table" not in text and "| `cmmd_synthetic` | synthetic |" in text
 
 

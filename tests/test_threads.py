@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np  # noqa: F401 - loads the BLAS pool the caps must reach
+import pytest
 
 READ_CAPS = """
 import json, torch, threadpoolctl
@@ -78,18 +79,31 @@ def test_the_meter_sees_other_processes_and_not_this_ones_work():
     from avgen.utils.threads import CoreMeter, ThreadGovernor, usable_cores
 
     meter = CoreMeter()
-    time.sleep(1.0)
+    time.sleep(0.6)
     background = meter.others()
-    end = time.monotonic() + 1.0
+    end = time.monotonic() + 0.6
     while time.monotonic() < end:  # this process busy
         pass
     assert abs(meter.others() - background) < 0.4
     pid = _detached_busy_loop()
     try:
         governor = ThreadGovernor(limit=len(meter.cpus))
-        time.sleep(1.5)
+        time.sleep(1.0)
         assert meter.others() - background > 0.6
         threads, others = governor.check()
         assert threads == usable_cores(others, len(meter.cpus)) < len(meter.cpus) and others - background > 0.6
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_the_shared_machine_bench_measures_every_policy_beside_a_busy_process(synthetic_store):
+    from avgen.bench.shared_machine import COMPETITORS, POLICIES, bench_shared_machine
+    from avgen.config import load_config
+
+    cfg = load_config("bench", [f"data.store={synthetic_store}", "shared_seconds=1", "shared_turns=1"])
+    results = bench_shared_machine(cfg)
+    for policy in POLICIES:
+        assert results[f"shared_{policy}_none_step_ms"] > 0
+        for competitor in COMPETITORS[1:]:
+            assert results[f"shared_{policy}_{competitor}_slowdown"] > 0

@@ -16,6 +16,9 @@ Figures (name: meaning, goal):
   see `avgen.bench.before_after` (also writes profile_default_{before,after}.txt next to the results).
 - vocoder_*: seconds to decode `vocoder_mels` synthetic mels by librosa's per-clip Griffin-Lim, batched
   Griffin-Lim and band synthesis, measured in turns; vocoder_batched_speedup (goal >= 5 on the CPU).
+- shared_<policy>_<competitor>_*: the default experiment's step alone and beside one busy process, per thread
+  policy (fixed at every core, the same with passive OpenMP waits, following the idle cores: the default);
+  slowdown = beside / alone (goal for the default: <= 2.5); see `avgen.bench.shared_machine`.
 """
 
 from __future__ import annotations
