@@ -16,7 +16,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 comma := ,
 BASE_ARGS ?=
 
-.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights lint clean help
+.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -147,6 +147,9 @@ bench: data ## speed figures -> outputs/bench/results.json
 compare: $(STAMP) ## runs side by side: outputs/compare/<DATASET>.md/.html + plots [RUNS='glob ...'] [EXCLUDE='glob ...']
 	$(AVGEN) compare $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) \
 	  $(if $(RUNS),'runs=[$(call commas,$(RUNS))]') $(if $(EXCLUDE),'exclude=[$(call commas,$(EXCLUDE))]') $(ARGS)
+
+wandb-report: $(STAMP) ## the W&B dashboard of DATASET's group as code (ARGS="wandb.offline=false wandb.entity=<you>")
+	$(AVGEN) wandb-report $(if $(filter command line environment,$(origin DATASET)),dataset_name=$(DATASET)) $(ARGS)
 
 # Every run of the suite registry (configs/suite/synthetic.yaml: runs x variants x seeds, one budget), each
 # re-scored on the registry's shared samples, then the report. Trained runs are kept: re-running continues.

@@ -93,3 +93,51 @@ def test_secret_looking_keys_are_redacted():
         "x": [{"Token": "<redacted>", "ok": 1}],
         "password": None,
     }
+
+
+def test_the_dashboard_layout_is_built_offline(tmp_path):
+    """`avgen wandb-report`: the workspace (metrics side by side, the sample grid, the loss curves, the
+    dataset's group) built with wandb-workspaces and serialised without the network."""
+    import json
+
+    from test_compare import write_run
+
+    from avgen.evaluation.wandb_compare import SAMPLES_TABLE
+
+    out = tmp_path / "outputs"
+    for name in ("cmmd_synthetic", "ncmmd_synthetic"):
+        write_run(out, name, {"dataset": "synthetic", "method": "cmmd", "temporal_f1": 0.4, "lag_contrast": 0.2})
+    assert main(["wandb-report", f"paths.output_dir={out}", "dataset_name=synthetic"]) == 0
+    layout = json.loads((out / "compare" / "synthetic_wandb_workspace.json").read_text())
+    text = json.dumps(layout)
+    for key in ("val/temporal_f1", "val/lag_contrast", SAMPLES_TABLE, "train/loss", "synthetic"):
+        assert key in text, key
+    assert layout["spec"]["section"]["panelBankConfig"]["sections"][0]["name"].startswith("synthetic: metrics")
+
+
+@pytest.mark.slow
+def test_compare_logs_its_tables_to_an_offline_run(tmp_path, monkeypatch):
+    from test_compare import write_run
+    from test_html_report import clip
+
+    from avgen.decoding.export import write_sample
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "outputs"
+    for k, name in enumerate(("cmmd_synthetic", "ncmmd_synthetic")):
+        write_run(
+            out, name, {"dataset": "synthetic", "method": "cmmd", "variant": f"v{k}", "temporal_f1": 0.4 - k / 10}
+        )
+        (out / name / "samples").mkdir()
+        write_sample(out / name / "samples" / "sample_000.mp4", *clip(k), fps=8, sample_rate=8000)
+    assert main(["compare", f"paths.output_dir={out}", "wandb.log=true"]) == 0
+    records = list((out / "compare" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(records) == 1
+    record = records[0].read_bytes()
+    for text in ("compare/metrics", "compare/paired", "compare/samples", "compare-synthetic", "temporal_f1"):
+        assert text.encode() in record, text
+    # the sample grid's videos travel in the table's run artifact (staged offline, uploaded by `wandb sync`)
+    import re
+
+    videos = set(re.findall(rb"media/videos/[0-9a-f]+/sample_000\.mp4", record))
+    assert len(videos) == 2, videos  # one cell per run

@@ -65,4 +65,13 @@ def run(overrides: list[str]) -> int:
         write_text(out / f"{label}.md", text)
         write_text(out / f"{label}.html", html_page(f"avgen: {label}", text, runs, columns, out))
         print(f"{out / f'{label}.md'} (and .html): {len(columns)} metrics, plots: {', '.join(plots)}")
+        if cfg.wandb.log:
+            from avgen.evaluation.comparison import paired_differences
+            from avgen.evaluation.wandb_compare import log_comparison
+
+            w = cfg.wandb
+            folder = log_comparison(
+                dataset, runs, columns, paired_differences(runs), out, w.project, w.entity, w.offline
+            )
+            print(f"W&B: compare/metrics, compare/paired, compare/samples logged in group {dataset} ({folder})")
     return 0

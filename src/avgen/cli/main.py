@@ -34,6 +34,10 @@ COMMANDS = {
         "avgen.cli.compare",
         "runs side by side -> outputs/compare/<dataset>.md + plots (configs/compare.yaml)",
     ),
+    "wandb-report": (
+        "avgen.cli.wandb_report",
+        "the W&B dashboard of a dataset group as code: saved online, its layout written offline",
+    ),
     "suite": (
         "avgen.cli.suite",
         "train what a suite registry lists and is missing, then compare: [dataset=synthetic] [seeds=N]",

@@ -89,7 +89,7 @@ def _checkboxes(legend: str, names: list[str]) -> str:
     return f"<fieldset><legend>{legend}</legend>{boxes}</fieldset>"
 
 
-def _samples(run_dir: Path, prefix: str) -> dict[int, Path]:
+def sample_files(run_dir: Path, prefix: str) -> dict[int, Path]:
     """{sample index: mp4} of one kind (`sample_000.mp4`, `v2a_000.mp4`, ...) in a run's samples folder."""
     out = {}
     for path in (run_dir / "samples").glob(f"{prefix}_*.mp4"):
@@ -109,14 +109,14 @@ def sample_grid(rows: list[dict[str, Any]], page_dir: Path) -> str:
     runs = [(r["run"], Path(r["dir"])) for r in rows if r.get("dir") is not None]
     parts = []
     for title, prefix, condition in GRIDS:
-        found = {name: _samples(d, prefix) for name, d in runs}
+        found = {name: sample_files(d, prefix) for name, d in runs}
         found = {name: s for name, s in found.items() if s}
         if not found:
             continue
         conditions: dict[int, Path] = {}
         if condition is not None:  # the real test clips: the same for every run scored with this seed
             for _, d in runs:
-                for i, path in _samples(d, condition).items():
+                for i, path in sample_files(d, condition).items():
                     conditions.setdefault(i, path)
         indices = sorted({i for s in found.values() for i in s})
         head = "<th>sample</th>" + ("<th>condition (real clip)</th>" if conditions else "")
