@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from hydra.utils import get_class
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, open_dict
 
 from avgen.callbacks.reliability import AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint, TrainingClock
@@ -63,6 +64,8 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
     if max_steps and 0 < max_steps < every:  # a run shorter than the logging interval still logs its loss
         extra["log_every_n_steps"] = max_steps
     plugins: list[Any] = [AtomicCheckpointIO()]
+    if any(type(c).__name__ == "Preemption" for c in callbacks) and SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))  # callbacks/preemption.py handles the signal
     if cfg.trainer.get("precision") in ("bf16-mixed", "16-mixed"):  # fused optimizers may clip (utils/precision.py)
         plugins.append(ClippingMixedPrecision(cfg.trainer.precision, autocast_device(cfg.trainer.get("accelerator"))))
         extra["precision"] = None  # the plugin is the precision
@@ -98,14 +101,22 @@ def load_trained(
 RUN_OUTPUTS = ("checkpoints", "logs", "samples", "eval", "val_media", "metrics.json", "replicas.json", "config.yaml")
 
 
-def start_point(out_dir: Path, resume: bool, overwrite: bool, max_steps: int | None) -> tuple[str | None, str | None]:
+def start_point(
+    out_dir: Path, resume: bool | str, overwrite: bool, max_steps: int | None
+) -> tuple[str | None, str | None]:
     """(checkpoint to resume from, or None to start; a message when there is nothing to do). A finished run
     (metrics.json) or an unfinished one (checkpoints/last.ckpt) in `out_dir` is never replaced unless the
-    user says so: resume continues it, overwrite starts over, another `name=` starts beside it."""
+    user says so: resume continues it, overwrite starts over, another `name=` starts beside it. `resume="auto"`
+    (a requeued cluster job) continues where there is a checkpoint and starts where there is none."""
     last, metrics = out_dir / "checkpoints" / "last.ckpt", out_dir / "metrics.json"
     if overwrite:
         return None, None
     steps = _steps(metrics)
+    if resume == "auto":
+        if last.is_file() or steps is not None:
+            resume = True
+        else:
+            return None, None
     if resume:
         if not last.is_file():
             raise FileNotFoundError(

@@ -106,6 +106,10 @@ class CheckpointAtEnd(L.Callback):
     happens before the average is copied into the model, and the checkpoint holds both, like the periodic ones."""
 
     def on_train_end(self, trainer, pl_module) -> None:
+        from avgen.callbacks.preemption import Preemption
+
+        if any(isinstance(c, Preemption) and c.stopped for c in trainer.callbacks):
+            return  # its mid-epoch checkpoint resumes exactly; one written after the stop would not
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and ckpt.save_last and ckpt.dirpath:
             path = str(Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}")

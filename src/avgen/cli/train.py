@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
 from avgen.callbacks.flops import TrainingFlops
+from avgen.callbacks.preemption import EXIT_REQUEUED, Preemption
 from avgen.callbacks.reliability import TrainingClock
 from avgen.cli.args import split_experiment
 from avgen.config import load_config
@@ -88,6 +89,8 @@ def run(overrides: list[str]) -> int:
     setup_seconds = time.perf_counter() - started
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     train_seconds = next(c for c in callbacks if isinstance(c, TrainingClock)).seconds  # resumed runs included
+    if any(isinstance(c, Preemption) and c.stopped for c in callbacks):  # last.ckpt written, job requeued
+        return EXIT_REQUEUED
     if not trainer.is_global_zero:
         return 0
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
