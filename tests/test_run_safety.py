@@ -58,7 +58,9 @@ def test_training_progress_is_plain_step_lines_in_a_log(finished, capsys, synthe
     assert any(line.startswith("sampling (batches): 1/1 done") for line in lines)
     assert f"done: {out} (metrics.json: temporal_f1" in captured.out
     assert "expected on this machine: setup ~" in captured.out  # the module's first run measured this shape
-    assert "train/loss" in (out / "logs" / "metrics.csv").read_text().splitlines()[0]  # even a 3-step run logs it
+    header = (out / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss" in header  # even a 3-step run logs it
+    assert "perf/samples_per_s" in header and "perf/peak_memory_gb" in header  # throughput and memory
 
 
 @pytest.mark.parametrize(
