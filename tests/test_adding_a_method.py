@@ -147,6 +147,8 @@ def test_a_new_method_is_one_folder_and_one_line(synthetic_store, tmp_path, monk
     assert trained["method"] == "toyflow" and trained["variant"] == "hidden=8" and trained["steps"] == 3
     assert {"temporal_f1", "v2a_temporal_f1"} <= set(trained)  # joint and conditional scores, no method code
     assert trained["nfe_per_sample"] == 2 and trained["sampling_gflops_per_sample"] > 0  # what a sample cost
+    samples = outputs / "toyflow_synthetic" / "samples"
+    assert {"sample_000.mp4", "v2a_000.mp4", "reference_000.mp4"} <= {p.name for p in samples.iterdir()}
 
     assert (
         main(

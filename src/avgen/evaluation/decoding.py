@@ -61,7 +61,10 @@ def _decode_audio(clips: np.ndarray, audio: AudioDecoder, batch_size: int = 64) 
     return [w for chunk in progress(chunks, "decoding audio (batches)") for w in audio.batch(chunk, batch_size)]
 
 
-def write_videos(out_dir: Path, media: dict[str, list], num: int, fps: float, sample_rate: int) -> None:
+def write_videos(
+    out_dir: Path, media: dict[str, list], num: int, fps: float, sample_rate: int, prefix: str = "sample"
+) -> None:
+    """The first `num` decoded pairs as `<prefix>_<i>.mp4` (video with its sound)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in progress(range(min(num, len(media["video"]))), "writing mp4"):
-        write_sample(out_dir / f"sample_{i:03d}.mp4", media["video"][i], media["audio"][i], fps, sample_rate)
+        write_sample(out_dir / f"{prefix}_{i:03d}.mp4", media["video"][i], media["audio"][i], fps, sample_rate)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from avgen.data.datamodule import AVDataModule, rep_metadata
 from avgen.decoding.decode import AudioDecoder
-from avgen.decoding.export import frames_to_uint8, write_sample
+from avgen.decoding.export import frames_to_uint8
 from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
 from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
 from avgen.evaluation.generation import (
@@ -84,27 +84,12 @@ def _conditional_videos(dm: AVDataModule, samples_dir: Path, cfg: Any, decs: tup
     if num == 0:
         return
     video_dec, audio_dec = decs
-    kind = "v2a" if known == "video" else "a2v"
-    samples_dir.mkdir(parents=True, exist_ok=True)
+    rate = (video_dec.fps, audio_dec.sample_rate)
     media = decode_pairs({m: pairs[m][:num] for m in ("video", "audio")}, video_dec, audio_dec)
-    for i in range(num):
-        write_sample(
-            samples_dir / f"{kind}_{i:03d}.mp4",
-            media["video"][i],
-            media["audio"][i],
-            video_dec.fps,
-            audio_dec.sample_rate,
-        )
+    write_videos(samples_dir, media, num, *rate, prefix="v2a" if known == "video" else "a2v")
     if not all((samples_dir / f"reference_{i:03d}.mp4").is_file() for i in range(num)):
         real = decode_pairs(reference_pairs(dm, num), video_dec, audio_dec)  # the clips the conditions came from
-        for i in range(num):
-            write_sample(
-                samples_dir / f"reference_{i:03d}.mp4",
-                real["video"][i],
-                real["audio"][i],
-                video_dec.fps,
-                audio_dec.sample_rate,
-            )
+        write_videos(samples_dir, real, num, *rate, prefix="reference")
 
 
 def conditional_counts(module, cfg: Any) -> dict[str, int]:
