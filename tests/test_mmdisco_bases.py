@@ -177,3 +177,23 @@ def test_joint_checkpoint_is_a_frozen_black_box_base(tmp_path):
         build_bases(
             audio=str(tmp_path / "base_audio_x" / "checkpoints" / "last.ckpt"), video=str(tmp_path / "cmmd.ckpt")
         )
+
+
+def test_a_cache_of_other_bases_is_refused_not_reused(synthetic_store, tmp_path):
+    """A finished cache records the bases' weights (SHA-256); an unfinished one refuses parts of other bases."""
+    real = Store(synthetic_store)
+    reps = {"video": "video_pixels", "audio": "audio_mel"}
+    kwargs = dict(num=2, batch_size=2, steps=2, seed=3, progress=False)
+    mine = IndependentBases({"audio": _single("audio", 1), "video": _single("video", 2)})
+    other = IndependentBases({"audio": _single("audio", 5), "video": _single("video", 6)})
+    source = fake_cache.bases_fingerprint(mine)
+    assert source == fake_cache.bases_fingerprint(mine) != fake_cache.bases_fingerprint(other)
+    store = fake_cache.build_fake_cache(mine, real, reps, tmp_path / "cache", source=source, **kwargs)
+    assert store.metadata["bases_sha256"] == source
+    fake_cache.check_source(tmp_path / "cache", store.metadata["bases_sha256"], source)  # the same bases: reused
+    with pytest.raises(ValueError, match="sampled from other bases"):
+        fake_cache.check_source(tmp_path / "cache", store.metadata["bases_sha256"], fake_cache.bases_fingerprint(other))
+    with pytest.raises(ValueError, match="sampled from other bases"):  # its parts are kept for its own bases
+        fake_cache.build_fake_cache(
+            other, real, reps, tmp_path / "cache", source=fake_cache.bases_fingerprint(other), **kwargs
+        )

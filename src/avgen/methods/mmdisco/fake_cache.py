@@ -9,6 +9,7 @@ store's representation names and metadata), readable by `Store` and `AVDataModul
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,26 @@ from avgen.sampling.samplers import initial_noise, sample
 from avgen.utils.flops import counter
 from avgen.utils.io import write_npz
 from avgen.utils.progress import progress as report_progress
+
+SOURCE = "bases_sha256.txt"  # in parts/: the bases an unfinished cache is being sampled from
+
+
+def bases_fingerprint(bases: torch.nn.Module) -> str:
+    """SHA-256 of the bases' weights (names, shapes, values): which bases a cache was sampled from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(bases.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_source(cache: Path, recorded: str | None, source: str) -> None:
+    """A cache (or an unfinished one's parts) recorded as sampled from other bases is refused, not reused."""
+    if recorded is not None and recorded != source:
+        raise ValueError(
+            f"{cache}: this fake-pair cache was sampled from other bases (weights sha256 {recorded[:12]}..., "
+            f"these are {source[:12]}...); delete it or point data.fake_store elsewhere"
+        )
 
 
 def build_fake_cache(
@@ -38,6 +59,7 @@ def build_fake_cache(
     device: str = "cpu",
     progress: bool = True,
     prompted: Callable[[list[str]], Denoiser] | None = None,
+    source: str | None = None,
 ) -> Store:
     """Sample `num` independent pairs from `bases` shaped like the real store's clips; returns the cache store.
 
@@ -49,6 +71,9 @@ def build_fake_cache(
     out = Path(out)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
+    if source is not None:  # parts of other bases never mix into this cache
+        check_source(out, (parts / SOURCE).read_text().strip() if (parts / SOURCE).is_file() else None, source)
+        (parts / SOURCE).write_text(source)
     metas = {m: dict(real.rep(name).meta) for m, name in reps.items()}
     shapes = {}
     for m, meta in metas.items():
@@ -73,7 +98,7 @@ def build_fake_cache(
             flops=np.array(float(flops.get_total_flops())),
             **({"prompts": np.array(prompts)} if prompts else {}),
         )
-    return _consolidate(out, batches, reps, metas, shapes, real)
+    return _consolidate(out, batches, reps, metas, shapes, real, source)
 
 
 def _consolidate(
@@ -83,6 +108,7 @@ def _consolidate(
     metas: dict[str, dict],
     shapes: dict[str, list[int]],
     real: Store,
+    source: str | None = None,
 ) -> Store:
     rows, flops = [], 0.0
     for k, n in batches:
@@ -125,5 +151,6 @@ def _consolidate(
             "representations": rep_meta,
             "real_store": str(real.path),
             "sampling_tflops": flops / 1e12 if flops is not None else None,
+            "bases_sha256": source,
         },
     )

@@ -10,6 +10,8 @@ lives in `data/real_fake.py`.
 
 from __future__ import annotations
 
+import json
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from torch import Tensor, nn
 from avgen.data.clips import clips, first_clips
 from avgen.data.store import METADATA
 from avgen.methods.base import Method
-from avgen.methods.mmdisco.fake_cache import build_fake_cache
+from avgen.methods.mmdisco.fake_cache import bases_fingerprint, build_fake_cache, check_source
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
 from avgen.methods.mmdisco.losses import check_dsm_reduction, denoising_errors, logit_gradients, mmdisco_loss
 from avgen.methods.mmdisco.text_bases import TextBases, check_text_dims
@@ -156,7 +158,14 @@ class MMDisCoModule(Method):
         (resumable: finished batches are kept); False when the data module needs none (deranged fakes)."""
         if getattr(dm, "fakes", "bases") != "bases":
             return False
-        if not (Path(dm.fake_store) / METADATA).is_file():
+        source = bases_fingerprint(self.bases)
+        metadata = Path(dm.fake_store) / METADATA
+        if metadata.is_file():  # a finished cache: reused only if these bases sampled it
+            recorded = json.loads(metadata.read_text()).get("bases_sha256")
+            if recorded is None:
+                warnings.warn(f"{dm.fake_store} records no bases (made before caches did): reused", stacklevel=2)
+            check_source(Path(dm.fake_store), recorded, source)
+        else:
             self.bases.to(device)
             prompted = partial(self.bases.bind, cfg_scales=self.cfg_scales) if self.needs_prompts else None
             real = dm.real
@@ -167,6 +176,7 @@ class MMDisCoModule(Method):
                 dm.fake_store,
                 device=device,
                 prompted=prompted,
+                source=source,
                 **self.fake_cache,
             )
         return True
