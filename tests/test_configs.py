@@ -12,6 +12,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from avgen.config import experiment_names, load_config, repo_root
 from avgen.methods.base import Trainable
+from avgen.suite import load_suite
 
 ROOT = repo_root()
 
@@ -81,6 +82,8 @@ def test_unknown_experiment_is_named():
 def test_every_experiment_composes_and_builds(name, tmp_path, request):
     cfg = load_config("train", [f"paths.output_dir={tmp_path}"], experiment=name)  # no local runs leak in
     assert OmegaConf.is_struct(cfg) and cfg.name == name
+    if name in load_suite("synthetic").runs:  # the synthetic comparison's one budget (budget/synthetic_cpu)
+        assert cfg.method.optimizer.lr == 5.0e-4, name
     cls = get_class(cfg.method._target_)  # what the registry's readers use (suite.method_of)
     assert issubclass(cls, Trainable) and isinstance(cls.variant(cfg), str), name
     assert all(isinstance(ckpt, str) for ckpt in cls.start_checkpoints(cfg.method)), name
