@@ -48,3 +48,14 @@ def test_the_readme_table_lists_every_registered_experiment():
 def test_the_repository_readme_has_the_block():
     text = (Path(__file__).parents[1] / "README.md").read_text()
     assert "<!-- measured:begin" in text and "<!-- measured:end -->" in text
+
+
+def test_the_test_figures_come_from_the_pytest_logs(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- tests:begin -->\nold\n<!-- tests:end -->\nb\n")
+    fast, slow = tmp_path / "fast.log", tmp_path / "slow.log"
+    fast.write_text("....\n378 passed, 1 skipped, 40 deselected, 15 warnings in 143.16s (0:02:23)\n")
+    slow.write_text("..\n41 passed, 379 deselected in 812.50s (0:13:32)\n")
+    subprocess.run([sys.executable, str(SCRIPT), "--tests", str(fast), str(slow), str(readme)], check=True)
+    text = readme.read_text()
+    assert "ran 378 tests in 143 s" in text and "41 tests in 13.5 min" in text and "old" not in text

@@ -9,6 +9,19 @@ import pytest
 from avgen.cli.main import main
 
 
+def settled_record(path, *needed: bytes, timeout: float = 60.0) -> bytes:
+    """An offline run's record log once it holds everything `needed`: wandb's service writes it
+    asynchronously, and on a loaded machine the file may still be filling after `finish()` returns."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        record = path.read_bytes()
+        if all(n in record for n in needed) or time.time() > deadline:
+            return record
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -51,7 +64,7 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch, capsys):
     assert len(runs) == 1, list(out.rglob("*"))[:20]
     # wandb (>= 0.19) keeps an offline run as one protobuf record log, read by `wandb sync`; its strings are
     # stored verbatim, so the keys, the config values and the run's grouping can be checked in it
-    record = runs[0].read_bytes()
+    record = settled_record(runs[0], b"train/loss", b"val/samples", b"run/steps")
     for text in (
         "train/loss",
         "val/temporal_alignment",
@@ -78,7 +91,7 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch, capsys):
     # avgen eval logs its re-scored metrics as a run of its own, beside the training run
     assert main(["eval", *common]) == 0
     evals = list((out / "eval" / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(evals) == 1 and b"val/temporal_alignment" in evals[0].read_bytes()
+    assert len(evals) == 1 and b"val/temporal_alignment" in settled_record(evals[0], b"val/temporal_alignment")
     assert b"cmmd_synthetic-eval" in evals[0].read_bytes()
     everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".mp4")
     assert b"x" * 40 not in everything  # the API key is nowhere: not in the run, the config or checkpoints
@@ -133,7 +146,7 @@ def test_compare_logs_its_tables_to_an_offline_run(tmp_path, monkeypatch):
     assert main(["compare", f"paths.output_dir={out}", "wandb.log=true"]) == 0
     records = list((out / "compare" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(records) == 1
-    record = records[0].read_bytes()
+    record = settled_record(records[0], b"compare/metrics", b"compare/paired", b"compare/samples")
     for text in ("compare/metrics", "compare/paired", "compare/samples", "compare-synthetic", "temporal_f1"):
         assert text.encode() in record, text
     # the sample grid's videos travel in the table's run artifact (staged offline, uploaded by `wandb sync`)
