@@ -16,7 +16,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 comma := ,
 BASE_ARGS ?=
 
-.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
+.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -115,13 +115,7 @@ weights: $(STAMP) ## fetch + verify pretrained weights [WHICH=<name>,...] (docs/
 
 # MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines built on the spot: checks an install
 # (loading, fake cache, discriminator steps, one guided mp4) before pointing it at real weights. CPU, minutes.
-smoke-ood: $(STAMP) ## Pretrained weights by registry name (docs/weights.md): download + verify into the caches, then a table of
-# what is present. WHICH=<name>[,<name>...] (default: every entry, ~10 GB); run it where there is network.
-WHICH ?=
-weights: $(STAMP) ## fetch + verify pretrained weights [WHICH=<name>,...] (docs/weights.md), then a table
-	$(AVGEN) weights $(if $(WHICH),which=$(WHICH)) $(ARGS)
-
-# MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines (CPU, minutes)
+smoke-ood: $(STAMP) ## MMDisCo out of domain on tiny random AudioLDM + AnimateDiff pipelines (CPU, minutes)
 	$(AVGEN) smoke-ood $(ARGS)
 
 # One short DDP + bf16 run of every method of the suite registry on the visible GPUs (outputs/gpu_smoke/).
@@ -159,6 +153,12 @@ suite: data ## every run of configs/suite/synthetic.yaml, SEEDS training seeds e
 
 readme-numbers: $(STAMP) ## the README's measured numbers, from outputs/cmmd_synthetic/metrics.json
 	$(PY) scripts/readme_numbers.py outputs/$(EXP)/metrics.json README.md
+
+readme-tests: $(STAMP) ## run both test tiers and write their counts and times into the README
+	mkdir -p outputs
+	$(PY) -m pytest -q > outputs/test_fast.log || { tail -30 outputs/test_fast.log; exit 1; }
+	$(PY) -m pytest -q -m slow > outputs/test_slow.log || { tail -30 outputs/test_slow.log; exit 1; }
+	$(PY) scripts/readme_numbers.py --tests outputs/test_fast.log outputs/test_slow.log README.md
 
 clean: ## remove outputs/ (runs, reports)
 	rm -rf outputs .pytest_cache

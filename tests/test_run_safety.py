@@ -131,6 +131,7 @@ def test_resume_without_a_checkpoint_is_an_error(synthetic_store, tmp_path, caps
     assert not out.exists()
 
 
+@pytest.mark.slow  # a whole extra CLI run
 def test_overwrite_starts_over(finished, tmp_path, capsys):
     import shutil
 
@@ -143,6 +144,7 @@ def test_overwrite_starts_over(finished, tmp_path, capsys):
     assert (out / "metrics.json").is_file() and (out / "keep.txt").read_text() == "not the run's"
 
 
+@pytest.mark.slow  # a whole extra CLI run
 def test_eval_reproduces_the_training_metrics_exactly(synthetic_store, tmp_path):
     """Sample i is generated from seed + i: re-scoring the same checkpoint gives the same numbers, joint and
     video-to-audio alike."""
