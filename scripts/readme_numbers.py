@@ -2,7 +2,8 @@
 `python scripts/readme_numbers.py outputs/cmmd_synthetic/metrics.json README.md` (`make readme-numbers`).
 Replaces what stands between the `<!-- measured:begin ... -->` and `<!-- measured:end -->` lines, and the
 experiment table between `<!-- experiments:begin ... -->` and `<!-- experiments:end -->` (from the suite
-registries, configs/suite/)."""
+registries, configs/suite/). With `--tests FAST_LOG SLOW_LOG README.md` (`make readme-tests`), the test tiers'
+counts and times from the two pytest logs, between `<!-- tests:begin ... -->` and `<!-- tests:end -->`."""
 
 from __future__ import annotations
 
@@ -32,6 +33,25 @@ def measured_text(m: dict) -> str:
     )
 
 
+def pytest_summary(log: str) -> tuple[int, float]:
+    """(tests passed, seconds) from the last summary line of a pytest log."""
+    found = re.findall(r"(\d+) passed.* in ([\d.]+)s", log)
+    if not found:
+        raise ValueError("no pytest summary line ('N passed ... in Xs') in the log")
+    passed, seconds = found[-1]
+    return int(passed), float(seconds)
+
+
+def tests_text(fast_log: str, slow_log: str) -> str:
+    (fast, fast_s), (slow, slow_s) = pytest_summary(fast_log), pytest_summary(slow_log)
+    return (
+        f"`make test` (the fast tier: units, frozen values, round trips, short in-process runs) ran {fast} tests in "
+        f"{fast_s:.0f} s, `make test-slow` (whole-CLI runs, DDP, kill-and-resume, preemption, smoke-ood, the "
+        f"browser and coverage checks) {slow} tests in {slow_s / 60:.1f} min, on the 2-core dev machine "
+        "(`make readme-tests` rewrites these figures)."
+    )
+
+
 def update(readme: Path, text: str, block: str = "measured") -> None:
     content = readme.read_text()
     pattern = re.compile(rf"(<!-- {block}:begin[^\n]*-->\n).*?(<!-- {block}:end -->)", re.S)
@@ -41,6 +61,11 @@ def update(readme: Path, text: str, block: str = "measured") -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--tests":
+        fast_log, slow_log, readme_path = (Path(a) for a in sys.argv[2:5])
+        update(readme_path, tests_text(fast_log.read_text(), slow_log.read_text()), "tests")
+        print(f"{readme_path}: test counts and times from {fast_log} and {slow_log}")
+        sys.exit(0)
     metrics_path, readme_path = Path(sys.argv[1]), Path(sys.argv[2])
     if not metrics_path.is_file():
         sys.exit(f"{metrics_path} does not exist: train the run first (make train)")
