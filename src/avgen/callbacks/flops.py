@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 
+from avgen.data.clips import batch_size
 from avgen.utils.flops import counter
 
 
@@ -32,9 +33,7 @@ class TrainingFlops(L.Callback):
     ) -> None:
         # every micro-batch of a counted optimizer step (global_step advances after the last one)
         if self.enabled and trainer.global_step % self.every == 0 and self._mode is None:
-            from lightning.pytorch.utilities.data import extract_batch_size
-
-            self._step, self._samples = trainer.global_step, extract_batch_size(batch) * trainer.world_size
+            self._step, self._samples = trainer.global_step, batch_size(batch) * trainer.world_size
             self._mode = counter()
             self._mode.__enter__()
 

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 
 from avgen.callbacks.flops import TrainingFlops
+from avgen.data.clips import batch_size
 
 # dense bf16 tensor-core peaks from the vendors' datasheets (TFLOPS per GPU; SXM where there are two forms)
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
@@ -39,13 +40,11 @@ class Throughput(L.Callback):
         self._since, self._samples, self._step = None, 0, None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        from lightning.pytorch.utilities.data import extract_batch_size
-
         now, step = time.perf_counter(), trainer.global_step
         if self._since is None:  # the first step holds set-up costs: measure from its end
             self._since, self._step = now, step
             return
-        self._samples += extract_batch_size(batch) * trainer.world_size
+        self._samples += batch_size(batch) * trainer.world_size
         last = trainer.max_steps and step >= trainer.max_steps
         if step == self._step or not (step % self.every == 0 or last):
             return

@@ -34,7 +34,7 @@ from avgen.experiment import (
 )
 from avgen.utils.io import check_writable, redact, write_json, write_text
 from avgen.utils.threads import CoreMeter, free_cores, set_torch_threads, usable_cores
-from avgen.utils.timings import expected, fingerprint, record
+from avgen.utils.timings import expected, fingerprint, process_seconds, record
 
 
 def run(overrides: list[str]) -> int:
@@ -86,7 +86,7 @@ def run(overrides: list[str]) -> int:
     shape = fingerprint(*(OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "method", "data", "sampler")))
     if rank_zero_only.rank == 0:
         print(expected(name, threads, shape, cfg.trainer.max_steps, evaluated))
-    setup_seconds = time.perf_counter() - started
+    setup_seconds = process_seconds() or time.perf_counter() - started  # imports included where known
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     train_seconds = next(c for c in callbacks if isinstance(c, TrainingClock)).seconds  # resumed runs included
     if any(isinstance(c, Preemption) and c.stopped for c in callbacks):  # last.ckpt written, job requeued

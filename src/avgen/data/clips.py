@@ -35,6 +35,20 @@ def video_frames_to(frames: Tensor, seconds_per_frame: dict[str, float], modalit
     return torch.round(frames.double() * seconds_per_frame["video"] / seconds_per_frame[modality]).long()
 
 
+def batch_size(batch: Any) -> int:
+    """Samples in a batch: the leading size of its first tensor (every tensor of a batch shares it; Lightning's
+    guess warns on a dict of several)."""
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in items:
+        if isinstance(item, (Tensor, dict, list, tuple)):
+            found = batch_size(item)
+            if found:
+                return found
+    return 0
+
+
 def clips(batch: dict[str, Any], modalities: Iterable[str] = ("video", "audio")) -> dict[str, Tensor]:
     """{modality: the batch's clips without their context}."""
     return {m: narrow_time(batch[m], batch["time_axis"][m], batch["margin"][m]) for m in modalities}
