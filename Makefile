@@ -57,7 +57,7 @@ lint: $(STAMP) ## ruff: lint and format check (pyproject.toml [tool.ruff]); `ruf
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(STAMP) ## the fast tier (about 2 minutes on 2 cores): everything not marked slow
+test: $(STAMP) ## the fast tier (about 2.5 minutes on 2 cores; README "Tests"): everything not marked slow
 	$(PY) -m pytest -q $(ARGS)
 
 test-slow: $(STAMP) ## the slow tier: whole-CLI runs, DDP, kill-and-resume, smoke-ood, concurrent JIT cache
