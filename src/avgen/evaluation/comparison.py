@@ -248,9 +248,9 @@ def _protocol_lines(rows: list[dict[str, Any]], columns: list[str], conflicts: d
     for metric, how in conflicts.items():
         lines.append(
             f"**Warning**: `{metric}` was scored under different protocols ({'; '.join(how)}): "
-            "its values are not comparable and are not drawn on one axis."
+            "its values are not comparable (drawn hatched in the plots)."
         )
-    return lines
+    return [part for line in lines for part in (line, "")][:-1]  # a paragraph each
 
 
 def markdown(
