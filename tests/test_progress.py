@@ -88,7 +88,7 @@ def test_diffusers_says_accelerate_is_missing_once(capsys):
 def test_a_process_knows_how_long_it_has_run():
     import time
 
-    from avgen.utils.timings import process_seconds
+    from avgen.utils.process import process_seconds
 
     age = process_seconds()
     assert age is not None and 0 < age < time.time()  # imports included: more than a moment into the tests

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, open_dict
 
+from avgen.callbacks.preemption import Preemption
 from avgen.callbacks.reliability import AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint, TrainingClock
 from avgen.config import build_part, load_config
 from avgen.evaluation.report import method_name, variant
@@ -64,7 +65,7 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
     if max_steps and 0 < max_steps < every:  # a run shorter than the logging interval still logs its loss
         extra["log_every_n_steps"] = max_steps
     plugins: list[Any] = [AtomicCheckpointIO()]
-    if any(type(c).__name__ == "Preemption" for c in callbacks) and SLURMEnvironment.detect():
+    if any(isinstance(c, Preemption) for c in callbacks) and SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))  # callbacks/preemption.py handles the signal
     if cfg.trainer.get("precision") in ("bf16-mixed", "16-mixed"):  # fused optimizers may clip (utils/precision.py)
         plugins.append(ClippingMixedPrecision(cfg.trainer.precision, autocast_device(cfg.trainer.get("accelerator"))))

@@ -1,5 +1,6 @@
 """Preemption on clusters: SLURM sends a signal some time before a job's limit (`#SBATCH
---signal=USR1@180`, scripts/slurm/train.sbatch); the run finishes the step it is in, writes
+--signal=USR1@180`, scripts/slurm/train.sbatch); the run finishes the step it is in (with several processes,
+the next step at which they agree: every `agree_every_n_steps`), writes
 `checkpoints/last.ckpt` (atomically, like every checkpoint), asks SLURM to requeue the job (`scontrol requeue`,
 on rank 0, when `SLURM_JOB_ID` is set) and stops with exit status 3 without evaluating. The requeued job runs
 the same command with `resume=auto`, which continues from that checkpoint exactly (per-step seeds, the training
@@ -15,17 +16,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from avgen.callbacks.reliability import save_last
 
 EXIT_REQUEUED = 3  # `avgen train`'s exit status after a preemption checkpoint
 
 
 class Preemption(L.Callback):
-    def __init__(self, signal_name: str = "SIGUSR1"):
+    def __init__(self, signal_name: str = "SIGUSR1", agree_every_n_steps: int = 10):
         self.signum = getattr(signal, signal_name)
+        self.agree_every = agree_every_n_steps
         self.received = False
         self.stopped = False  # training stopped here for a preemption: no evaluation follows
 
@@ -37,18 +40,15 @@ class Preemption(L.Callback):
 
     def on_train_batch_end(self, trainer, *args) -> None:
         received = self.received
-        if trainer.world_size > 1:  # every rank stops at the same step, whichever was signalled
+        if trainer.world_size > 1:
+            # every rank stops at the same step, whichever was signalled; one collective every
+            # `agree_every_n_steps` steps, not one per step
+            if trainer.global_step % self.agree_every != 0:
+                return
             received = trainer.strategy.reduce_boolean_decision(received, all=False)
         if not received or self.stopped:
             return
-        ckpt = trainer.checkpoint_callback
-        directory = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else Path(trainer.default_root_dir)
-        path = directory / "last.ckpt"
-        if ckpt is not None:
-            ckpt.last_model_path = str(path)
-        trainer.save_checkpoint(path)
-        if ckpt is not None and hasattr(ckpt, "_last_checkpoint_saved"):
-            ckpt._last_checkpoint_saved = str(path)  # no second end-of-fit save (last-v1.ckpt)
+        path = save_last(trainer)
         self.stopped = True
         trainer.should_stop = True
         rank_zero_info(f"preempted at step {trainer.global_step}: wrote {path}; {requeue()}")

@@ -20,6 +20,7 @@ import random
 import time
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import lightning as L
 import numpy as np
@@ -106,17 +107,32 @@ class CheckpointAtEnd(L.Callback):
     happens before the average is copied into the model, and the checkpoint holds both, like the periodic ones."""
 
     def on_train_end(self, trainer, pl_module) -> None:
-        from avgen.callbacks.preemption import Preemption
-
-        if any(isinstance(c, Preemption) and c.stopped for c in trainer.callbacks):
-            return  # its mid-epoch checkpoint resumes exactly; one written after the stop would not
+        if _SAVED_AT.get(trainer) == trainer.global_step:
+            # written at this step already (a stop for preemption): a save after the stop would not resume exactly
+            return
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and ckpt.save_last and ckpt.dirpath:
-            path = str(Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}")
-            ckpt.last_model_path = path  # part of the saved state, as ModelCheckpoint's own last saves
-            trainer.save_checkpoint(path)
-            if hasattr(ckpt, "_last_checkpoint_saved"):  # else its own end-of-fit save writes a last-v1.ckpt
-                ckpt._last_checkpoint_saved = path
+            save_last(trainer)
+
+
+_SAVED_AT: WeakKeyDictionary = WeakKeyDictionary()  # trainer -> the step save_last last wrote
+
+
+def save_last(trainer) -> Path:
+    """Write the run's last.ckpt now, as ModelCheckpoint's own last saves do (its state names the file), so that
+    ModelCheckpoint writes no second one (last-v1.ckpt) when fit ends."""
+    _SAVED_AT[trainer] = trainer.global_step
+    ckpt = trainer.checkpoint_callback
+    if ckpt is None or not ckpt.dirpath:
+        path = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        trainer.save_checkpoint(path)
+        return path
+    path = Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}"
+    ckpt.last_model_path = str(path)  # part of the saved state
+    trainer.save_checkpoint(path)
+    if hasattr(ckpt, "_last_checkpoint_saved"):  # Lightning's mark that "last" was written in this fit
+        ckpt._last_checkpoint_saved = str(path)
+    return path
 
 
 class TrainingClock(L.Callback):

@@ -25,8 +25,8 @@ class FollowIdleCores(L.Callback):
             import torch
 
             # up to this process's share of the cores (CPU DDP runs one process per device)
-            self.governor = ThreadGovernor(limit=max(1, free_cores() // trainer.num_devices))
-            self.governor.threads = torch.get_num_threads()
+            limit = max(1, free_cores() // trainer.num_devices)
+            self.governor = ThreadGovernor(limit, threads=torch.get_num_threads())
             self._last = time.monotonic()
 
     def on_train_batch_end(self, trainer, *args) -> None:

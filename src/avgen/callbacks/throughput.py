@@ -6,8 +6,6 @@ utilisation, the counted FLOPs per second over that peak summed over the ranks."
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 
 import lightning as L
@@ -15,6 +13,7 @@ import torch
 
 from avgen.callbacks.flops import TrainingFlops
 from avgen.data.clips import batch_size
+from avgen.utils.process import peak_memory_gb
 
 # dense bf16 tensor-core peaks from the vendors' datasheets (TFLOPS per GPU; SXM where there are two forms)
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
@@ -25,13 +24,6 @@ def device_peak_tflops() -> float | None:
         return None
     name = torch.cuda.get_device_name()
     return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
-
-
-def peak_memory_gb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / 2**30 if sys.platform == "darwin" else rss / 2**20
 
 
 class Throughput(L.Callback):

@@ -33,8 +33,9 @@ from avgen.experiment import (
     upstream_compute,
 )
 from avgen.utils.io import check_writable, redact, write_json, write_text
+from avgen.utils.process import process_seconds
 from avgen.utils.threads import CoreMeter, free_cores, set_torch_threads, usable_cores
-from avgen.utils.timings import expected, fingerprint, process_seconds, record
+from avgen.utils.timings import expected, fingerprint, record
 
 
 def run(overrides: list[str]) -> int:

@@ -99,6 +99,14 @@ def sample_files(run_dir: Path, prefix: str) -> dict[int, Path]:
     return out
 
 
+def run_samples(rows: list[dict[str, Any]], prefix: str) -> tuple[dict[str, dict[int, Path]], list[int]]:
+    """({run: {sample index: mp4}} of the runs that wrote this kind, every index any of them wrote): the
+    columns and rows of a sample grid (the HTML page's and the W&B table's)."""
+    found = {r["run"]: sample_files(Path(r["dir"]), prefix) for r in rows if r.get("dir") is not None}
+    found = {name: s for name, s in found.items() if s}
+    return found, sorted({i for s in found.values() for i in s})
+
+
 def _video(path: Path, page_dir: Path) -> str:
     src = html.escape(Path(os.path.relpath(path, page_dir)).as_posix())
     return f'<video controls preload="metadata" src="{src}"></video>'
@@ -106,19 +114,16 @@ def _video(path: Path, page_dir: Path) -> str:
 
 def sample_grid(rows: list[dict[str, Any]], page_dir: Path) -> str:
     """The grids of every sample kind some run wrote: rows = sample indices, columns = runs."""
-    runs = [(r["run"], Path(r["dir"])) for r in rows if r.get("dir") is not None]
     parts = []
     for title, prefix, condition in GRIDS:
-        found = {name: sample_files(d, prefix) for name, d in runs}
-        found = {name: s for name, s in found.items() if s}
+        found, indices = run_samples(rows, prefix)
         if not found:
             continue
         conditions: dict[int, Path] = {}
         if condition is not None:  # the real test clips: the same for every run scored with this seed
-            for _, d in runs:
-                for i, path in sample_files(d, condition).items():
+            for clips in run_samples(rows, condition)[0].values():
+                for i, path in clips.items():
                     conditions.setdefault(i, path)
-        indices = sorted({i for s in found.values() for i in s})
         head = "<th>sample</th>" + ("<th>condition (real clip)</th>" if conditions else "")
         head += "".join(f'<th data-run="{html.escape(n)}">{html.escape(n)}</th>' for n in found)
         body = []

@@ -30,6 +30,7 @@ from avgen.metrics.stats import calibration_entry
 from avgen.metrics.synthetic import Protocol, SyntheticProbe
 from avgen.sampling.cost import SamplingCost
 from avgen.utils.io import write_json
+from avgen.utils.process import peak_memory_gb
 
 
 def score(cfg: DictConfig, module: L.LightningModule, dm: Any, out_dir: Path) -> dict[str, Any]:
@@ -158,15 +159,6 @@ def _joint(
         if features:  # FD/KD feature sets: paired distance differences between runs (avgen compare)
             torch.save(features, out_dir / "distance_features.pt")
     return metrics
-
-
-def peak_memory_gb() -> float:
-    """Peak accelerator memory since the last reset (CUDA), else the process's peak resident memory."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def media_metrics(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from avgen.evaluation.html_report import GRIDS, sample_files
+from avgen.evaluation.html_report import GRIDS, run_samples
 
 SAMPLES_TABLE = "compare/samples"
 
@@ -40,11 +40,7 @@ def metric_rows(rows: list[dict[str, Any]], columns: list[str]) -> list[list[Any
 
 def sample_grid_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """(columns, rows of mp4 paths or None) of the joint-sample grid: sample index, then one column per run."""
-    runs = [(r["run"], Path(r["dir"])) for r in rows if r.get("dir") is not None]
-    prefix = GRIDS[0][1]
-    found = {name: sample_files(d, prefix) for name, d in runs}
-    found = {name: s for name, s in found.items() if s}
-    indices = sorted({i for s in found.values() for i in s})
+    found, indices = run_samples(rows, GRIDS[0][1])
     grid = [[i, *(str(s[i]) if i in s else None for s in found.values())] for i in indices]
     return ["sample", *found], grid
 

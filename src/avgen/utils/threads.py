@@ -17,6 +17,8 @@ import math
 import os
 import time
 
+from avgen.utils.process import clock_ticks, stat_fields
+
 # Read by OpenMP, OpenBLAS, MKL, BLIS and numba when they load: set for child processes and late imports.
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -61,10 +63,6 @@ def one_thread_worker(_worker_id: int | None = None) -> None:
 BUSY_FRACTION = 0.3  # a core another process keeps at least this busy is not ours to use
 
 
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
 def _busy_ticks(cpus: set[int]) -> int | None:
     """Non-idle clock ticks of these CPUs since boot (/proc/stat), None where /proc is not there."""
     try:
@@ -81,9 +79,8 @@ def _busy_ticks(cpus: set[int]) -> int | None:
 
 
 def _process_ticks(pid: int) -> tuple[int, int]:
-    """(parent pid, user + system ticks) of a process from /proc/<pid>/stat."""
-    text = open(f"/proc/{pid}/stat").read()
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": the name may hold spaces
+    """(parent pid, user + system ticks) of a process."""
+    fields = stat_fields(pid)
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
@@ -123,7 +120,7 @@ class CoreMeter:
         if now is None or last is None or now[0] - last[0] <= 0:
             return 0.0
         seconds = now[0] - last[0]
-        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / _clock_ticks() / seconds)
+        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / clock_ticks() / seconds)
 
 
 def usable_cores(others: float, cores: int) -> int:
@@ -142,10 +139,10 @@ class ThreadGovernor:
     """Keeps this process's thread count at the cores other processes leave idle, up to `limit`: call
     `check()` now and then (every few seconds; readings are averages since the last call)."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, threads: int | None = None) -> None:
         self.limit = limit or free_cores()
         self.meter = CoreMeter()
-        self.threads = None
+        self.threads = threads  # the count in use (None: the first check sets one)
 
     def check(self) -> tuple[int, float] | None:
         """(new thread count, cores others used) when the count changed, else None."""

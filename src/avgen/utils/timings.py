@@ -27,18 +27,6 @@ from avgen.utils.io import cache_root, write_json
 from avgen.utils.progress import duration
 
 
-def process_seconds() -> float | None:
-    """Seconds since this process started, its imports included (Linux /proc; None elsewhere)."""
-    try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time after boot
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def timings_path() -> Path:
     return Path(os.environ.get("AVGEN_TIMINGS_FILE") or cache_root() / "timings.json")
 
