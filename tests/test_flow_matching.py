@@ -83,9 +83,12 @@ def test_flow_matching_loss_is_the_velocity_error_per_sample():
     s = FlowSchedule()
     x0 = {"audio": torch.zeros(2, 4, 8), "video": torch.ones(2, 3, 3, 2, 2)}
     noise = {"audio": 2 * torch.ones(2, 4, 8), "video": torch.zeros(2, 3, 3, 2, 2)}
-    loss = flow_matching_loss(ZeroNet(), s, x0, torch.tensor([100.0, 900.0]), noise)
+    loss = flow_matching_loss(ZeroNet(), s, x0, torch.tensor([100.0, 900.0]), noise, "per_modality")
     # u = eps - x0: audio 2 (squared 4), video -1 (squared 1), each averaged over its elements, then summed
     torch.testing.assert_close(loss, torch.tensor([5.0, 5.0]))
+    joint = flow_matching_loss(ZeroNet(), s, x0, torch.tensor([100.0, 900.0]), noise)
+    # one squared norm over both: (32 audio elements x 4 + 36 video elements x 1) / 68
+    torch.testing.assert_close(joint, torch.full((2,), (32 * 4 + 36 * 1) / 68))
 
 
 def test_timestep_distributions():

@@ -80,7 +80,8 @@ def test_dsm_loss_is_the_squared_norm_summed_over_modalities():
     sigma = {m: torch.ones(2, *([1] * (x.ndim - 1))) for m, x in noise.items()}
     torch.testing.assert_close(dsm_loss(noise, zero, sigma, zero, "sum"), torch.tensor([3.0 + 40.0, 43.0]))
     torch.testing.assert_close(dsm_loss(noise, zero, sigma, zero, "mean"), torch.tensor([1.0 + 4.0, 5.0]))
-    with pytest.raises(ValueError, match="sum or mean"):
+    torch.testing.assert_close(dsm_loss(noise, zero, sigma, zero, "normalized"), torch.tensor([43.0, 43.0]) / 13)
+    with pytest.raises(ValueError, match="normalized, sum, mean"):
         dsm_loss(noise, zero, sigma, zero, "max")
 
 
@@ -211,10 +212,13 @@ def test_denoising_errors_are_l_dsm_ends():
 
     real = {"audio": torch.zeros(3, 4), "video": torch.zeros(3, 2, 5)}
     t = torch.tensor([10, 500, 900])
-    base, guided = denoising_errors(LinearLogit(0.1, 0.2), ZeroBase(), real, t, torch.Generator().manual_seed(0))
+    disc, g = LinearLogit(0.1, 0.2), torch.Generator().manual_seed(0)
+    base, guided = denoising_errors(disc, ZeroBase(), real, t, g, reduction="mean")
     sigma2 = 1 - NoiseSchedule().abar(t, 1)
     torch.testing.assert_close(base, torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(guided, sigma2 * (0.1**2 + 0.2**2), rtol=1e-4, atol=1e-6)  # per element, summed
+    _, normalized = denoising_errors(disc, ZeroBase(), real, t, g)  # over all 4 + 10 elements
+    torch.testing.assert_close(normalized, sigma2 * (4 * 0.1**2 + 10 * 0.2**2) / 14, rtol=1e-4, atol=1e-6)
 
 
 def test_waveform_discriminator_uses_a_strided_stem():
@@ -352,8 +356,8 @@ def test_shifted_fakes_are_real_clips_with_their_own_audio_displaced():
 
 
 def test_variant_names_what_sets_a_run_apart():
-    """The comparison's label says which fakes, L_dsm form and video coordinates a run trained with; a run
-    from before `dsm_reduction` (no key) summed its L_dsm."""
+    """The comparison's label says which fakes, L_dsm and L_disc forms and video coordinates a run trained
+    with; a run from before `dsm_reduction` (no key) summed its L_dsm, one before `disc_reduction` averaged."""
     from omegaconf import OmegaConf
 
     from avgen.methods.mmdisco.module import MMDisCoModule
@@ -362,9 +366,13 @@ def test_variant_names_what_sets_a_run_apart():
         cfg = OmegaConf.create({"method": method, "data": data or {}, "model": {"head": "mlp", "video_coords": coords}})
         return MMDisCoModule.variant(cfg)
 
-    assert label({"dsm_reduction": "mean"}) == "head=mlp"
-    assert label({}, {"fakes": "shifted"}) == "head=mlp, fakes=shifted, L_dsm summed"
-    assert label({"use_dsm": False}, coords=False) == "head=mlp, no L_dsm, no video coordinates"
+    assert label({"dsm_reduction": "normalized", "disc_reduction": "sum"}) == "head=mlp"
+    assert label({"dsm_reduction": "mean"}) == "head=mlp, L_dsm per-modality mean, L_disc mean"
+    assert label({}, {"fakes": "shifted"}) == (
+        "head=mlp, shifted-fakes variant (p_real/p_shifted), L_dsm summed, L_disc mean"
+    )
+    no_dsm = label({"use_dsm": False, "disc_reduction": "sum"}, coords=False)
+    assert no_dsm == "head=mlp, no L_dsm, no video coordinates"
 
 
 def test_mmdisco_bench_runs_both_sides_of_each_ratio():

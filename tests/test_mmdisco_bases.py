@@ -197,3 +197,10 @@ def test_a_cache_of_other_bases_is_refused_not_reused(synthetic_store, tmp_path)
         fake_cache.build_fake_cache(
             other, real, reps, tmp_path / "cache", source=fake_cache.bases_fingerprint(other), **kwargs
         )
+    # the settings too: another sampler step count or seed is refused, naming what differs
+    settings = fake_cache.cache_settings(**{k: v for k, v in kwargs.items() if k != "progress"})
+    assert store.metadata["cache_settings"] == settings
+    with pytest.raises(ValueError, match=r"other settings \(steps: 2 there, 5 now\)"):
+        fake_cache.check_settings(tmp_path / "cache", settings, {**settings, "steps": 5})
+    with pytest.raises(ValueError, match="seed: 3 there, 4 now"):
+        fake_cache.build_fake_cache(mine, real, reps, tmp_path / "cache", source=source, **{**kwargs, "seed": 4})

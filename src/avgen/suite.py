@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from avgen.config import load_config, repo_root
 
-ENTRY_KEYS = {"what", "smoke", "seeds", "variants"}
+ENTRY_KEYS = {"what", "smoke", "seeds", "variants", "control"}
 
 
 def suite_names() -> list[str]:
@@ -110,6 +110,11 @@ def entries() -> dict[str, tuple[str, DictConfig]]:
                     )
                 out[experiment] = (dataset, entry or OmegaConf.create({}))
     return out
+
+
+def controls() -> dict[str, str]:
+    """{experiment: its control experiment} over every registry (an entry's `control`), for `make compare`."""
+    return {e: str(entry.control) for e, (_, entry) in entries().items() if entry.get("control")}
 
 
 def smoke_overrides(experiment: str) -> list[str]:

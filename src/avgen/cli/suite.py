@@ -1,9 +1,11 @@
-"""`avgen suite [dataset=synthetic] [seeds=N]` (`make suite`): every run of a dataset's suite registry
-(configs/suite/<dataset>.yaml) that is not trained yet, each scored on the registry's shared evaluation, then
-the comparison report. Trained runs are kept: running it again continues."""
+"""`avgen suite [dataset=synthetic] [seeds=N] [only=<glob>,...]` (`make suite`): every run of a dataset's suite
+registry (configs/suite/<dataset>.yaml) that is not trained yet (with `only`: those whose run names match one
+of the globs), each scored on the registry's shared evaluation, then the comparison report. Trained runs are
+kept: running it again continues."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from pathlib import Path
 
 from avgen.cli.args import pop
@@ -14,13 +16,18 @@ from avgen.suite import load_suite, runs, train
 def run(overrides: list[str]) -> int:
     dataset, overrides = pop(overrides, "dataset")
     seeds, overrides = pop(overrides, "seeds")
+    only, overrides = pop(overrides, "only")
+    patterns = [p for p in (only or "").split(",") if p]
     dataset = dataset or "synthetic"
     suite = load_suite(dataset)
     outputs = Path(
         load_config("train", [o for o in overrides if o.startswith("paths.")] + ["name=suite"]).paths.output_dir
     )
     todo = [
-        r for r in runs(dataset, int(seeds) if seeds else None) if not (outputs / r.name / "metrics.json").is_file()
+        r
+        for r in runs(dataset, int(seeds) if seeds else None)
+        if not (outputs / r.name / "metrics.json").is_file()
+        and (not patterns or any(fnmatch(r.name, p) for p in patterns))
     ]
     print(f"suite {dataset}: {len(todo)} run(s) to train: {', '.join(r.name for r in todo) or 'none'}")
     for r in todo:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import statistics
 from itertools import combinations
 from pathlib import Path
@@ -61,6 +62,7 @@ def load_runs(outputs: Path, scores_from: str = "eval", only_rescored: bool = Fa
         else:
             metrics, source, scored_dir = trained, "metrics.json", path.parent
         run = path.parent.name
+        metrics["variant"] = _variant_from_config(path.parent, metrics.get("variant"))
         row = {
             "run": run,
             "dir": path.parent,
@@ -94,6 +96,83 @@ def load_runs(outputs: Path, scores_from: str = "eval", only_rescored: bool = Fa
                 }
             )
     return rows
+
+
+def _variant_from_config(run_dir: Path, recorded: Any) -> Any:
+    """The run's variant as its method labels it today, from its saved config (runs scored before a setting
+    was named get the label of what they trained with); the recorded one where the config cannot be read."""
+    from omegaconf import OmegaConf
+
+    from avgen.evaluation.report import variant
+
+    try:
+        return variant(OmegaConf.load(run_dir / "config.yaml"))
+    except Exception:  # no config, or one of a method this checkout no longer has
+        return recorded
+
+
+def control_differences(rows: list[dict[str, Any]], paired: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run against its control (a registry entry's `control`: e.g. CMMD and the same continuation with
+    eta = 0), same training seed: the paired differences oriented run - control, then across seeds."""
+    from avgen.suite import controls
+
+    control_of = controls()
+    by_run = {r["run"]: r for r in rows}
+
+    def base(run: str) -> str:  # the registry's run of a seed's folder (variants keep their own names)
+        return re.sub(r"_seed\d+$", "", run)
+
+    def is_control(a: str, b: str) -> bool:
+        ra, rb = by_run.get(a, {}), by_run.get(b, {})
+        if ra.get("seed") != rb.get("seed") or base(a) != ra.get("experiment") or base(b) != rb.get("experiment"):
+            return False
+        return control_of.get(base(a)) == base(b)
+
+    out = []
+    for d in paired:
+        if is_control(d["a"], d["b"]):
+            out.append(d)
+        elif is_control(d["b"], d["a"]):
+            lo, hi = d["interval"]
+            out.append({**d, "a": d["b"], "b": d["a"], "difference": -d["difference"], "interval": [-hi, -lo]})
+    columns = metric_columns(rows)
+    for experiment, control in control_of.items():
+        runs = [r for r in rows if base(r["run"]) == experiment == r.get("experiment")]
+        refs = [r for r in rows if base(r["run"]) == control == r.get("experiment")]
+        for k in columns:
+            values = [{r["seed"]: r[k] for r in g if isinstance(r.get(k), (int, float))} for g in (runs, refs)]
+            diff = paired_seed_difference(*values)
+            if diff is not None:
+                out.append(
+                    {
+                        "metric": k,
+                        "a": f"{experiment} (seeds)",
+                        "b": f"{control} (seeds)",
+                        "difference": diff["mean"],
+                        "interval": [diff["low"], diff["high"]],
+                        "resolved": diff["resolved"],
+                    }
+                )
+    return out
+
+
+def _control_table(differences: list[dict[str, Any]]) -> list[str]:
+    if not differences:
+        return []
+    lines = _section(
+        "Against its control",
+        "each run minus its control (configs/suite: `control`), the same training at equal steps without the "
+        "part under test (for CMMD: eta = 0), so the difference is that part's effect: per sample on the "
+        "same indices, and across training seeds ((seeds) rows: 95% t interval over the seeds both have).",
+        ["metric", "run", "control", "run - control", "interval", "resolved"],
+    )
+    for d in differences:
+        lo, hi = d["interval"]
+        lines.append(
+            f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
+            f"{'yes' if d['resolved'] else 'no'} |"
+        )
+    return lines
 
 
 def _no_joint(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +407,8 @@ def markdown(
         head = lines.index("| " + " | ".join(header) + " |")  # the headline goes before the per-run table
         lines[head:head] = [*seeds[1:], "", "## Runs", ""]
         seeds = []
-    lines += seeds + _calibration_table(rows, columns) + _paired_table(paired or [])
+    controls = _control_table(control_differences(rows, paired or []))
+    lines += controls + seeds + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
 

@@ -6,21 +6,24 @@ from torch import Tensor, nn
 
 from avgen.diffusion.conversions import noisy, v_from_x0_eps
 from avgen.diffusion.schedule import NoiseSchedule
+from avgen.diffusion.weighting import modality_squared_error
 
 
 # CMMD Eq. 2: L_jdiff(a, v) = ||v_target(a) - v_hat_a||^2 + ||v_target(v) - v_hat_v||^2
 def joint_diffusion_loss(
-    net: nn.Module, schedule: NoiseSchedule, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]
+    net: nn.Module,
+    schedule: NoiseSchedule,
+    x0: dict[str, Tensor],
+    t: Tensor,
+    noise: dict[str, Tensor],
+    weighting: str = "joint",
 ) -> Tensor:
-    """Per-sample joint v-prediction loss, (B,).
-
-    Each modality's squared error is averaged over its elements before the sum, so that a 9k-element video
-    and a 400-element mel weigh alike (the paper's squared norms would let the larger tensor dominate).
-    """
+    """Per-sample joint v-prediction loss, (B,); `weighting` adds the modalities up as Eq. 2 does (`joint`) or
+    with each modality averaged over its own elements (`per_modality`; diffusion/weighting.py)."""
     abar = {m: schedule.abar(t, x.ndim) for m, x in x0.items()}
     x_t = {m: noisy(x0[m], noise[m], abar[m]) for m in x0}
-    v_hat = net(x_t, t)
-    return sum((v_from_x0_eps(x0[m], noise[m], abar[m]) - v_hat[m]).pow(2).flatten(1).mean(1) for m in x0)
+    target = {m: v_from_x0_eps(x0[m], noise[m], abar[m]) for m in x0}
+    return modality_squared_error(target, net(x_t, t), weighting)
 
 
 # CMMD Eq. 6: L_cont = L_jdiff(a, v) - eta E_{a'} L_jdiff(a', v) - eta E_{v'} L_jdiff(a, v')

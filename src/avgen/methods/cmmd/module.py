@@ -16,16 +16,19 @@ from torch import Tensor, nn
 
 from avgen.data.clips import clips
 from avgen.diffusion.schedule import NoiseSchedule
+from avgen.diffusion.weighting import check_weighting
 from avgen.methods.base import DenoisingMethod
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
 from avgen.methods.cmmd.negatives import NegativeSampler
+from avgen.methods.continuation import Continuation
 from avgen.utils.checkpoints import load_checkpoint
 from avgen.utils.checkpoints import load_network as load_network_weights
 
 
-def step_decay(step: int, every: int, factor: float, floor_ratio: float) -> float:
-    """CMMD App. B.2: the learning rate is multiplied by `factor` every `every` steps, down to a floor."""
-    return max(factor ** (step // every), floor_ratio)
+def step_decay(step: int, every: int, factor: float, floor_ratio: float, offset: int = 0) -> float:
+    """CMMD App. B.2: the learning rate is multiplied by `factor` every `every` steps, down to a floor;
+    `offset`: steps taken before this run (a continued parent's), so the schedule goes on where it stopped."""
+    return max(factor ** ((step + offset) // every), floor_ratio)
 
 
 class CMMDModule(DenoisingMethod):
@@ -39,8 +42,14 @@ class CMMDModule(DenoisingMethod):
     @staticmethod
     def variant(cfg: DictConfig) -> str:
         parts = [f"coupling={cfg.model.get('coupling')}", f"eta={cfg.method.get('eta')}"]
-        if cfg.method.get("eta") and cfg.method.get("negative_noise") == "independent":  # the Algorithm 1 ablation
-            parts.append("negative_noise=independent")
+        two = len(cfg.model.get("modalities", ["audio", "video"])) == 2
+        noise = noise_mode(cfg.method.get("negative_noise", "shared"))  # runs before the modes were named: shared
+        if cfg.method.get("eta") and noise != "algorithm1":  # the ablations
+            parts.append(f"negative_noise={noise}")
+        if two and cfg.method.get("modality_weighting", "per_modality") != "joint":  # before the option: per modality
+            parts.append("weighting=per_modality")
+        if cfg.method.get("init_from") and cfg.method.get("continue_schedule"):
+            parts.append("continued")
         if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
             parts.insert(0, f"{cfg.model.modalities[0]} only")
         return ", ".join(parts)
@@ -63,35 +72,45 @@ class CMMDModule(DenoisingMethod):
         lr_decay_factor: float = 0.8,
         lr_floor: float = 2e-5,
         init_from: str | None = None,
-        negative_noise: str = "shared",
+        negative_noise: str = "algorithm1",
+        modality_weighting: str = "joint",
+        continue_schedule: bool = False,
     ):
         super().__init__(net, schedule, optimizer)
         self.negatives = negatives
         self.eta, self.max_negative_loss = float(eta), max_negative_loss
         self.negatives_per_step = negatives_per_step
         self.contrastive_from_step = contrastive_from_step
-        if negative_noise not in ("shared", "independent"):
-            raise ValueError(f"method.negative_noise must be shared or independent, got {negative_noise!r}")
-        self.negative_noise = negative_noise
+        self.negative_noise = noise_mode(negative_noise)
+        self.modality_weighting = check_weighting(modality_weighting)
         self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
         if eta and len(self.modalities) < 2:
             raise ValueError("the contrastive loss needs both modalities; single-modal bases train with eta=0")
+        self.continuation: Continuation | None = None
         if init_from:
-            self.load_network(init_from)
+            self.load_network(init_from, continue_schedule)
 
-    def load_network(self, path: str) -> None:
-        """Fine-tuning start (e.g. CMMD from nCMMD): network weights from an avgen checkpoint."""
+    def load_network(self, path: str, continue_schedule: bool = False) -> None:
+        """Fine-tuning start (e.g. CMMD from nCMMD): network weights from an avgen checkpoint (its EMA weights,
+        which the EMA callback copies at setup). `continue_schedule`: the run continues its parent instead, as
+        one uninterrupted run would (training/continuation.py)."""
         ckpt = load_checkpoint(
             path, "train the run this one fine-tunes from first (for cmmd_<dataset>: `make train EXP=ncmmd_<dataset>`)"
         )
         load_network_weights(self.net, ckpt, path)
+        if continue_schedule:
+            self.continuation = Continuation.from_checkpoint(ckpt, path)
+
+    def on_fit_start(self) -> None:
+        if self.continuation is not None and self.trainer.ckpt_path is None:  # not when resuming this run itself
+            self.continuation.apply(self.net, self.optimizers(use_pl_optimizer=False))
 
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         x0 = clips(batch, self.modalities)
         t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
         if self.eta == 0.0 or self.global_step < self.contrastive_from_step:  # nCMMD: the joint loss alone
-            loss = joint_diffusion_loss(self.net, self.schedule, x0, t, _noise_like(x0)).mean()
+            loss = self.denoising_loss(x0, t, _noise_like(x0)).mean()
             self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True, batch_size=t.shape[0])
             return loss
         neg_audio, _ = self.negatives(batch, "audio")
@@ -105,13 +124,8 @@ class CMMDModule(DenoisingMethod):
             "audio": torch.cat([x0["audio"], neg_audio[sub], x0["audio"][sub]]),
             "video": torch.cat([x0["video"], x0["video"][sub], neg_video[sub]]),
         }
-        per_sample = joint_diffusion_loss(
-            self.net,
-            self.schedule,
-            pairs,
-            torch.cat([t, t[sub], t[sub]]),
-            negative_pair_noise(x0, sub, self.negative_noise),
-        )
+        noise = negative_pair_noise(x0, sub, self.negative_noise)
+        per_sample = self.denoising_loss(pairs, torch.cat([t, t[sub], t[sub]]), noise)
         positive, negative_audio, negative_video = per_sample.split([b, k, k])
         loss = contrastive_loss(
             positive.mean(), negative_audio.mean(), negative_video.mean(), self.eta, self.max_negative_loss
@@ -129,14 +143,15 @@ class CMMDModule(DenoisingMethod):
         return loss
 
     def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
-        return joint_diffusion_loss(self.net, self.schedule, x0, t, noise)
+        return joint_diffusion_loss(self.net, self.schedule, x0, t, noise, self.modality_weighting)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())
         every, factor, floor = self.lr_decay
         base_lr = optimizer.param_groups[0]["lr"]
+        offset = self.continuation.step if self.continuation is not None else 0  # the parent's steps
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr)
+            optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr, offset=offset)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -145,12 +160,39 @@ def _noise_like(x: dict[str, Tensor]) -> dict[str, Tensor]:
     return {m: torch.randn_like(v) for m, v in x.items()}
 
 
-# CMMD Algorithm 1: the negatives reuse the positive's noise (and t), so L - eta L_neg is a paired difference
-def negative_pair_noise(x0: dict[str, Tensor], sub: Tensor, mode: str = "shared") -> dict[str, Tensor]:
-    """Noise for [positives, (a', v) on `sub`, (a, v') on `sub`]: "shared" (Algorithm 1) gives each negative
-    the noise its positive got, in both modalities, so the unchanged modality enters identically noised and
-    the noise largely cancels in the difference; "independent" draws fresh noise (the ablation)."""
+NOISE_MODES = ("algorithm1", "shared_both", "independent")
+
+
+def noise_mode(mode: str) -> str:
+    """A negative-noise mode; `shared`, the name runs trained before the modes were named recorded, is what
+    is now `shared_both`."""
+    mode = {"shared": "shared_both"}.get(mode, mode)
+    if mode not in NOISE_MODES:
+        raise ValueError(f"method.negative_noise must be one of {', '.join(NOISE_MODES)}, got {mode!r}")
+    return mode
+
+
+# CMMD Algorithm 1: draw eps_a, eps_a_neg, eps_v, eps_v_neg; each negative keeps the positive's t
+def negative_pair_noise(x0: dict[str, Tensor], sub: Tensor, mode: str = "algorithm1") -> dict[str, Tensor]:
+    """Noise for [positives, (a', v) on `sub`, (a, v') on `sub`], per modality (B + 2k, ...).
+
+    - `algorithm1` (CMMD Algorithm 1): the corrupted modality of each negative is noised with its own fresh
+      eps_neg; the unchanged one gets the positive's noise, so it enters as the positive's noisy input (a_n or
+      v_n) and regresses the positive's target.
+    - `shared_both`: both modalities reuse the positive's noise (the corrupted one too).
+    - `independent`: both modalities of both negatives get fresh noise.
+    All three have the same expected objective; they differ in the variance of L - eta L_neg.
+    """
     eps = _noise_like(x0)
-    if mode == "independent":
-        return {m: torch.cat([e, torch.randn_like(e[sub]), torch.randn_like(e[sub])]) for m, e in eps.items()}
-    return {m: torch.cat([e, e[sub], e[sub]]) for m, e in eps.items()}
+    mode = noise_mode(mode)
+    out = {}
+    for m, e in eps.items():
+        own = e[sub]
+        if mode == "shared_both":
+            out[m] = torch.cat([e, own, own])
+        elif mode == "independent":
+            out[m] = torch.cat([e, torch.randn_like(own), torch.randn_like(own)])
+        else:  # audio is corrupted in (a', v), video in (a, v')
+            fresh = torch.randn_like(own)
+            out[m] = torch.cat([e, fresh, own] if m == "audio" else [e, own, fresh])
+    return out

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from avgen.data.clips import clips
 from avgen.diffusion.flow import FlowSchedule
+from avgen.diffusion.weighting import check_weighting
 from avgen.methods.base import DenoisingMethod
 from avgen.methods.flow_matching.losses import flow_matching_loss
 
@@ -38,13 +39,24 @@ class FlowMatchingModule(DenoisingMethod):
     @staticmethod
     def variant(cfg: DictConfig) -> str:
         parts = [f"coupling={cfg.model.get('coupling')}", f"t~{cfg.method.schedule.get('timestep_distribution')}"]
+        two = len(cfg.model.get("modalities", ["audio", "video"])) == 2
+        if two and cfg.method.get("modality_weighting", "per_modality") != "joint":  # before the option: per modality
+            parts.append("weighting=per_modality")
         if "modalities" in cfg.model and len(cfg.model.modalities) == 1:
             parts.insert(0, f"{cfg.model.modalities[0]} only")
         return ", ".join(parts)
 
-    def __init__(self, net: nn.Module, schedule: FlowSchedule, optimizer: partial, warmup_steps: int = 0):
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: FlowSchedule,
+        optimizer: partial,
+        warmup_steps: int = 0,
+        modality_weighting: str = "joint",
+    ):
         super().__init__(net, schedule, optimizer)
         self.warmup_steps = int(warmup_steps)
+        self.modality_weighting = check_weighting(modality_weighting)
         self._rates_checked = False
 
     def check_rates(self, seconds_per_frame: dict[str, float]) -> None:
@@ -71,7 +83,7 @@ class FlowMatchingModule(DenoisingMethod):
         return loss
 
     def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
-        return flow_matching_loss(self.net, self.schedule, x0, t, noise)
+        return flow_matching_loss(self.net, self.schedule, x0, t, noise, self.modality_weighting)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())

@@ -10,7 +10,8 @@ store's representation names and metadata), readable by `Store` and `AVDataModul
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from avgen.utils.io import write_npz
 from avgen.utils.progress import progress as report_progress
 
 SOURCE = "bases_sha256.txt"  # in parts/: the bases an unfinished cache is being sampled from
+SETTINGS = "settings.json"  # in parts/: the settings it is sampled with
 
 
 def bases_fingerprint(bases: torch.nn.Module) -> str:
@@ -43,6 +45,40 @@ def check_source(cache: Path, recorded: str | None, source: str) -> None:
             f"{cache}: this fake-pair cache was sampled from other bases (weights sha256 {recorded[:12]}..., "
             f"these are {source[:12]}...); delete it or point data.fake_store elsewhere"
         )
+
+
+def cache_settings(
+    num: int,
+    batch_size: int = 32,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    sampler_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What decides a cache's pairs besides the bases (batch k is drawn with seed (seed, k)), as JSON values."""
+    settings = {"num": num, "batch_size": batch_size, "sampler": sampler, "steps": steps, "seed": seed}
+    return json.loads(json.dumps({**settings, "sampler_kwargs": _plain(sampler_kwargs or {})}, sort_keys=True))
+
+
+def _plain(x: Any) -> Any:
+    """Mappings and sequences (config nodes included) as dicts and lists of JSON values."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, Sequence) and not isinstance(x, str):
+        return [_plain(v) for v in x]
+    return x
+
+
+def check_settings(cache: Path, recorded: dict[str, Any] | None, settings: dict[str, Any]) -> None:
+    """A cache (or an unfinished one's parts) sampled with other settings is refused, naming the difference."""
+    if recorded is None or recorded == settings:
+        return
+    differ = sorted(k for k in {*recorded, *settings} if recorded.get(k) != settings.get(k))
+    raise ValueError(
+        f"{cache}: this fake-pair cache was sampled with other settings ("
+        + "; ".join(f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
+        + "); delete it or point data.fake_store elsewhere"
+    )
 
 
 def build_fake_cache(
@@ -74,6 +110,10 @@ def build_fake_cache(
     if source is not None:  # parts of other bases never mix into this cache
         check_source(out, (parts / SOURCE).read_text().strip() if (parts / SOURCE).is_file() else None, source)
         (parts / SOURCE).write_text(source)
+    settings = cache_settings(num, batch_size, sampler, steps, seed, sampler_kwargs)
+    recorded = json.loads((parts / SETTINGS).read_text()) if (parts / SETTINGS).is_file() else None
+    check_settings(out, recorded, settings)  # nor parts of other settings
+    (parts / SETTINGS).write_text(json.dumps(settings, sort_keys=True))
     metas = {m: dict(real.rep(name).meta) for m, name in reps.items()}
     shapes = {}
     for m, meta in metas.items():
@@ -98,7 +138,7 @@ def build_fake_cache(
             flops=np.array(float(flops.get_total_flops())),
             **({"prompts": np.array(prompts)} if prompts else {}),
         )
-    return _consolidate(out, batches, reps, metas, shapes, real, source)
+    return _consolidate(out, batches, reps, metas, shapes, real, source, settings)
 
 
 def _consolidate(
@@ -109,6 +149,7 @@ def _consolidate(
     shapes: dict[str, list[int]],
     real: Store,
     source: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Store:
     rows, flops = [], 0.0
     for k, n in batches:
@@ -152,5 +193,6 @@ def _consolidate(
             "real_store": str(real.path),
             "sampling_tflops": flops / 1e12 if flops is not None else None,
             "bases_sha256": source,
+            "cache_settings": settings,
         },
     )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avgen.diffusion.conversions import eps_from_x0, noisy
+from avgen.diffusion.weighting import modality_squared_error
 
 
 # MMDisCo Eq. 10: binary cross-entropy, real noisy pairs -> 1, fake noisy pairs -> 0 (stable logits form)
@@ -21,6 +22,22 @@ def discriminator_loss(logit_real: Tensor, logit_fake: Tensor) -> Tensor:
             F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake), reduction="none"),
         ]
     )
+
+
+DISC_REDUCTIONS = ("sum", "mean")
+
+
+# MMDisCo Eq. 9: L_disc = E_real[-log d] + E_fake[-log(1 - d)]
+def reduce_discriminator_loss(per_sample: Tensor, num_real: int, reduction: str = "sum") -> Tensor:
+    """L_disc from `discriminator_loss`'s per-sample terms: `sum` = the real mean plus the fake mean (Eq. 9);
+    `mean` = one mean over real and fake together, half of Eq. 9 at equal batch sizes (runs before the
+    option: their lambda counted double against it)."""
+    if reduction not in DISC_REDUCTIONS:
+        raise ValueError(f"method.disc_reduction must be one of {', '.join(DISC_REDUCTIONS)}, got {reduction!r}")
+    if reduction == "mean":
+        return per_sample.mean()
+    real, fake = per_sample[:num_real], per_sample[num_real:]
+    return real.mean() + fake.mean()
 
 
 def logit_gradients(
@@ -65,28 +82,30 @@ def dsm_loss(
     eps_base: dict[str, Tensor],
     sigma: dict[str, Tensor],
     grads: dict[str, Tensor],
-    reduction: str = "mean",
+    reduction: str = "normalized",
 ) -> Tensor:
-    """Per-sample sum over modalities of ||eps^m - eps_joint_m||^2, (B,): the squared norm over each modality's
-    elements (`sum`, the paper's notation) or its mean (`mean`, as diffusion losses are implemented).
+    """Per-sample ||eps - eps_joint||^2 over both modalities, (B,), reduced by `reduction`:
 
-    The two differ by the element count D (9,216 for a 12x3x16x16 video), which decides what lambda = 1 means
-    against L_disc. With `sum` the regulariser's noisy gradient (mostly the bases' own, irreducible error)
-    outweighs L_disc by orders of magnitude: on the synthetic store the discriminator then stays near chance
-    on real vs fake and never tells aligned from shifted pairs (docs/methods.md#mmdisco).
+    - `normalized`: the squared norm over every element of both modalities divided by D_a + D_v: the paper's
+      L_dsm times one global constant, so lambda is re-weighted and the audio/video balance is the paper's;
+    - `sum`: the squared norm itself (the paper's notation; lambda = 1 then lets L_dsm outweigh L_disc by
+      orders of magnitude on the synthetic store, docs/methods.md#mmdisco);
+    - `mean`: each modality's mean, summed: weights lambda / D_a and lambda / D_v, so it also moves the
+      audio/video balance inside L_dsm by D_v / D_a (an ablation; runs before `normalized` used it).
     """
     check_dsm_reduction(reduction)
-    reduce = DSM_REDUCTIONS[reduction]
-    return sum(reduce((noise[m] - joint_eps(eps_base[m], sigma[m], grads[m])).pow(2)) for m in noise)
+    guided = {m: joint_eps(eps_base[m], sigma[m], grads[m]) for m in noise}
+    if reduction == "sum":
+        return sum((noise[m] - guided[m]).pow(2).flatten(1).sum(1) for m in noise)
+    return modality_squared_error(noise, guided, "joint" if reduction == "normalized" else "per_modality")
 
 
-# how ||.||^2 in L_dsm reduces a modality's (B, ...) squared errors to (B,)
-DSM_REDUCTIONS = {"sum": lambda e: e.flatten(1).sum(1), "mean": lambda e: e.flatten(1).mean(1)}
+DSM_REDUCTIONS = ("normalized", "sum", "mean")
 
 
 def check_dsm_reduction(reduction: str) -> None:
     if reduction not in DSM_REDUCTIONS:
-        raise ValueError(f"method.dsm_reduction must be sum or mean, got {reduction!r}")
+        raise ValueError(f"method.dsm_reduction must be one of {', '.join(DSM_REDUCTIONS)}, got {reduction!r}")
 
 
 def _noised_real(
@@ -117,15 +136,16 @@ def mmdisco_loss(
     dsm_weight: float = 1.0,
     real_kwargs: dict[str, Any] | None = None,
     fake_kwargs: dict[str, Any] | None = None,
-    dsm_reduction: str = "mean",
+    dsm_reduction: str = "normalized",
     gradients=logit_gradients,
+    disc_reduction: str = "sum",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """L = L_disc + lambda L_dsm for one batch (scalar), and its terms for logging (`disc`, `dsm`, and the
     discriminator's accuracy on this batch, `disc_accuracy`).
 
     One t per example for both modalities, fresh noise per modality; the bases only give outputs, under
     no_grad. `use_disc` / `use_dsm` switch the two terms off for the ablations; `dsm_reduction` as in
-    `dsm_loss`. `real_kwargs` / `fake_kwargs`
+    `dsm_loss`, `disc_reduction` as in `reduce_discriminator_loss`. `real_kwargs` / `fake_kwargs`
     go to the discriminator's calls on each side (out of domain: each pair's own prompt, `text=`).
     `gradients`: `logit_gradients` or its torch.compile'd form (`MMDisCoModule.compile_networks`).
     """
@@ -142,7 +162,9 @@ def mmdisco_loss(
         fake_t = {m: noisy(fake[m], torch.randn(fake[m].shape, generator=generator).to(fake[m]), abar[m]) for m in fake}
         logit_real = discriminator(real_t, t, **real_kwargs) if logit_real is None else logit_real
         logit_fake = discriminator(fake_t, t, **fake_kwargs)
-        terms["disc"] = discriminator_loss(logit_real, logit_fake).mean()
+        terms["disc"] = reduce_discriminator_loss(
+            discriminator_loss(logit_real, logit_fake), logit_real.shape[0], disc_reduction
+        )
         with torch.no_grad():
             terms["disc_accuracy"] = ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean()) / 2
     loss = terms.get("disc", torch.zeros(())) + dsm_weight * terms.get("dsm", torch.zeros(()))
@@ -155,7 +177,7 @@ def denoising_errors(
     real: dict[str, Tensor],
     t: Tensor,
     generator: torch.Generator | None = None,
-    reduction: str = "mean",
+    reduction: str = "normalized",
     gradients=logit_gradients,
     **disc_kwargs: Any,
 ) -> tuple[Tensor, Tensor]:

@@ -23,9 +23,21 @@ from torch import Tensor, nn
 from avgen.data.clips import clips, first_clips
 from avgen.data.store import METADATA
 from avgen.methods.base import Method
-from avgen.methods.mmdisco.fake_cache import bases_fingerprint, build_fake_cache, check_source
+from avgen.methods.mmdisco.fake_cache import (
+    bases_fingerprint,
+    build_fake_cache,
+    cache_settings,
+    check_settings,
+    check_source,
+)
 from avgen.methods.mmdisco.guidance import DiscriminatorGuidance, TextDiscriminator, drop_prompts
-from avgen.methods.mmdisco.losses import check_dsm_reduction, denoising_errors, logit_gradients, mmdisco_loss
+from avgen.methods.mmdisco.losses import (
+    check_dsm_reduction,
+    denoising_errors,
+    logit_gradients,
+    mmdisco_loss,
+    reduce_discriminator_loss,
+)
 from avgen.methods.mmdisco.text_bases import TextBases, check_text_dims
 from avgen.sampling.samplers import initial_noise, sample
 
@@ -38,13 +50,19 @@ class MMDisCoModule(Method):
     @staticmethod
     def variant(cfg: DictConfig) -> str:
         fakes = cfg.data.get("fakes", "bases")
-        parts = [f"head={cfg.model.head}"] + ([f"fakes={fakes}"] if fakes != "bases" else [])
+        # shifted fakes make the discriminator estimate p_real / p_shifted, not p_real / (p_a p_v): a variant
+        label = {"shifted": "shifted-fakes variant (p_real/p_shifted)"}.get(fakes, f"fakes={fakes}")
+        parts = [f"head={cfg.model.head}"] + ([label] if fakes != "bases" else [])
         if not cfg.method.get("use_dsm", True):
             parts.append("no L_dsm")
-        elif cfg.method.get("dsm_reduction", "sum") != "mean":  # runs before the option summed
-            parts.append("L_dsm summed")
+        else:  # runs before the option summed L_dsm; before `normalized`, the default was mean
+            reduction = cfg.method.get("dsm_reduction", "sum")
+            if reduction != "normalized":
+                parts.append({"sum": "L_dsm summed", "mean": "L_dsm per-modality mean"}.get(reduction, reduction))
         if not cfg.method.get("use_disc", True):
             parts.append("no L_disc")
+        elif cfg.method.get("disc_reduction", "mean") != "sum":  # runs before the option: one mean (half Eq. 9)
+            parts.append("L_disc mean")
         if not cfg.model.get("video_coords", False):
             parts.append("no video coordinates")
         return ", ".join(parts)
@@ -101,7 +119,8 @@ class MMDisCoModule(Method):
         use_disc: bool = True,
         use_dsm: bool = True,
         dsm_weight: float = 1.0,
-        dsm_reduction: str = "mean",
+        dsm_reduction: str = "normalized",
+        disc_reduction: str = "sum",
         guidance_scales: dict[str, float] | None = None,
         guidance_min_alpha: float = 0.0,
         cfg_scales: dict[str, float] | None = None,
@@ -121,6 +140,8 @@ class MMDisCoModule(Method):
         self.use_disc, self.use_dsm, self.dsm_weight = use_disc, use_dsm, dsm_weight
         check_dsm_reduction(dsm_reduction)  # at construction, not at the first training step
         self.dsm_reduction = dsm_reduction
+        reduce_discriminator_loss(torch.zeros(2), 1, disc_reduction)  # checks the name at construction
+        self.disc_reduction = disc_reduction
         self.guidance_scales = dict(guidance_scales or {"audio": 1.0, "video": 1.0})
         self.guidance_min_alpha = guidance_min_alpha
         self.logit_gradients = logit_gradients  # compiled by compile_networks
@@ -160,11 +181,12 @@ class MMDisCoModule(Method):
             return False
         source = bases_fingerprint(self.bases)
         metadata = Path(dm.fake_store) / METADATA
-        if metadata.is_file():  # a finished cache: reused only if these bases sampled it
-            recorded = json.loads(metadata.read_text()).get("bases_sha256")
-            if recorded is None:
+        if metadata.is_file():  # a finished cache: reused only if these bases sampled it with these settings
+            recorded = json.loads(metadata.read_text())
+            if recorded.get("bases_sha256") is None:
                 warnings.warn(f"{dm.fake_store} records no bases (made before caches did): reused", stacklevel=2)
-            check_source(Path(dm.fake_store), recorded, source)
+            check_source(Path(dm.fake_store), recorded.get("bases_sha256"), source)
+            check_settings(Path(dm.fake_store), recorded.get("cache_settings"), cache_settings(**self.fake_cache))
         else:
             self.bases.to(device)
             prompted = partial(self.bases.bind, cfg_scales=self.cfg_scales) if self.needs_prompts else None
@@ -221,6 +243,7 @@ class MMDisCoModule(Method):
             use_dsm=self.use_dsm,
             dsm_weight=self.dsm_weight,
             dsm_reduction=self.dsm_reduction,
+            disc_reduction=self.disc_reduction,
             real_kwargs=real_kwargs,
             fake_kwargs=fake_kwargs,
             gradients=self.logit_gradients,
