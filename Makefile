@@ -16,7 +16,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 comma := ,
 BASE_ARGS ?=
 
-.PHONY: fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
+.PHONY: score fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -89,6 +89,11 @@ sample: $(STAMP) ## mp4s with audio of a trained run: EXP [MODE=joint|v2a|a2v] [
 CKPT ?=
 eval: $(STAMP) ## re-score a trained run: EXP [CKPT=] -> outputs/<EXP>/eval/metrics.json
 	$(AVGEN) eval experiment=$(EXP) $(if $(CKPT),ckpt=$(CKPT)) $(ARGS)
+
+# Any folder of mp4s (with audio tracks or .wav files beside them), e.g. another project's released samples,
+# scored with our protocol: AV-Align as its reference script computes it; FVD/FAD/ImageBind against REF.
+score: $(STAMP) ## score a folder of mp4s: DIR [REF=<real clips>] [METRICS=av_align,fvd,...] -> DIR/scores/
+	$(AVGEN) score dir=$(DIR) $(if $(REF),ref=$(REF)) $(if $(METRICS),metrics=$(METRICS)) $(ARGS)
 
 # The v2a/a2v guidance lambda of a trained run, chosen on the validation split (never on test)
 LAMBDAS ?= [0,1,2,5,10]

@@ -15,6 +15,10 @@ COMMANDS = {
         "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]",
     ),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
+    "score": (
+        "avgen.cli.score",
+        "score a folder of mp4s (other projects' samples too): <dir> [ref=<dir>] [metrics=av_align,...]",
+    ),
     "guidance-sweep": ("avgen.cli.guidance_sweep", "choose a run's v2a/a2v guidance lambda on the validation split"),
     "fake-cache": (
         "avgen.cli.fake_cache",

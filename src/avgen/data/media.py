@@ -143,17 +143,21 @@ class MediaFile:
             audio = audio.astype(np.float32) / np.iinfo(audio.dtype).max
         return audio.astype(np.float32)
 
-    def audio(self, sample_rate: int, start: float, duration: float) -> np.ndarray:
-        """Mono audio at `sample_rate` for [start, start + duration) on the video's time axis: (samples,).
-
-        Channels are averaged (mono, stereo, 5.1 alike); times outside the track read as silence.
-        """
+    def track(self, sample_rate: int) -> np.ndarray:
+        """The whole audio track, mono at `sample_rate` (soxr_hq, as librosa.load), from its first sample."""
         if sample_rate not in self._audio_cache:
             mono = self._native.mean(axis=0)
             self._audio_cache[sample_rate] = librosa.resample(
                 mono, orig_sr=self.info.sample_rate, target_sr=sample_rate, res_type="soxr_hq"
             ).astype(np.float32)
-        track = self._audio_cache[sample_rate]
+        return self._audio_cache[sample_rate]
+
+    def audio(self, sample_rate: int, start: float, duration: float) -> np.ndarray:
+        """Mono audio at `sample_rate` for [start, start + duration) on the video's time axis: (samples,).
+
+        Channels are averaged (mono, stereo, 5.1 alike); times outside the track read as silence.
+        """
+        track = self.track(sample_rate)
         n = int(round(duration * sample_rate))
         first = int(round((start - self._audio_offset) * sample_rate))
         out = np.zeros(n, dtype=np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 WEIGHTED = {"fvd": ("weights",), "fad": ("weights",), "imagebind": ("video", "audio")}
+AV_ALIGN = {"av_align": "reference", "av_align_one_to_one": "one_to_one"}  # metric name -> mode (metrics/av_align.py)
 
 
 def metric_plan(cfg: Any, dataset: str) -> list[str]:
@@ -20,10 +21,10 @@ def metric_plan(cfg: Any, dataset: str) -> list[str]:
             *(["beats"] if dataset == "aistpp" else []),
             *(m for m, keys in WEIGHTED.items() if all(cfg.evaluate[m][k] for k in keys)),
         ]
-    unknown = set(names) - {"synthetic", "av_align", "beats", *WEIGHTED}
+    unknown = set(names) - {"synthetic", *AV_ALIGN, "beats", *WEIGHTED}
     if unknown:
         raise ValueError(
-            f"evaluate.metrics: unknown {sorted(unknown)}; choose from synthetic, av_align, beats, "
+            f"evaluate.metrics: unknown {sorted(unknown)}; choose from synthetic, {', '.join(AV_ALIGN)}, beats, "
             f"{', '.join(WEIGHTED)}"
         )
     for m in set(names) & set(WEIGHTED):

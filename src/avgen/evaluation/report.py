@@ -26,6 +26,7 @@ METRICS = (
     "fad",
     "fad_per_sample",
     "av_align",
+    "av_align_one_to_one",
     "v2a_beat_hit_rate_100ms",
     "v2a_beat_hit_rate_500ms",
     "ib_av",

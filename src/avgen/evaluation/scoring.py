@@ -24,7 +24,7 @@ from avgen.evaluation.generation import (
     reference_pairs,
     sampler_kwargs,
 )
-from avgen.evaluation.plan import metric_plan
+from avgen.evaluation.plan import AV_ALIGN, metric_plan
 from avgen.evaluation.report import dataset_name, method_name, variant
 from avgen.metrics.stats import calibration_entry
 from avgen.metrics.synthetic import Protocol, SyntheticProbe
@@ -177,6 +177,7 @@ def media_metrics(
     its interval, the alignment scores with their floors and ceiling, and every metric's provenance
     (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder). `features`, if
     given, receives the distance metrics' feature sets by metric prefix."""
+    from avgen.metrics.av_align import REFERENCE_SAMPLE_RATE
     from avgen.metrics.calibrated import calibrated_av_align
     from avgen.metrics.extractors import load_audio_embedding, load_imagebind, load_video_features
     from avgen.metrics.frechet import FeatureDistances
@@ -193,7 +194,8 @@ def media_metrics(
         "sample_rate": sample_rate,
         **(decoding or {}),
     }
-    if "av_align" in names:
+    for name in [n for n in AV_ALIGN if n in names]:
+        mode = AV_ALIGN[name]
         score = calibrated_av_align(
             [frames_to_uint8(v) for v in generated["video"]],
             generated["audio"],
@@ -204,15 +206,29 @@ def media_metrics(
             num_derangements=ev.synthetic.num_derangements,
             shift_seconds=ev.synthetic.shift_frames / fps,
             reference=([frames_to_uint8(v) for v in reference["video"]], reference["audio"]),
+            mode=mode,
         )
-        out["av_align"] = score.value
-        out["intervals"]["av_align"] = list(score.interval)
-        out["calibration"]["av_align"] = score.calibration()
-        out["protocol"]["av_align"] = {
+        out[name] = score.value
+        out["intervals"][name] = list(score.interval)
+        out["calibration"][name] = score.calibration()
+        out["protocol"][name] = {
             **common,
-            "window": ev.av_align.window or 1.0 / fps,
+            "mode": mode,
             "shift_seconds": ev.synthetic.shift_frames / fps,
-            "extractor": "librosa onsets + OpenCV Farneback flow peaks",
+            "frames": "the generated frames as uint8 RGB (before mp4 encoding)",
+            **(
+                {
+                    "reference": "TempoTokens av_align.py",
+                    "onset_sample_rate": REFERENCE_SAMPLE_RATE,
+                    "window": f"strict, one frame ({1.0 / fps:.4f} s), many-to-one",
+                    "extractor": "librosa onsets at 22.05 kHz + OpenCV Farneback flow, strict local maxima",
+                }
+                if mode == "reference"
+                else {
+                    "window": ev.av_align.window or 1.0 / fps,
+                    "extractor": "librosa onsets + OpenCV Farneback flow peaks (padded, >10% of max), one-to-one",
+                }
+            ),
         }
     if "fvd" in names:
         extractor = load_video_features(ev.fvd.weights, ev.fvd.num_frames, ev.fvd.size, key="evaluate.fvd.weights")

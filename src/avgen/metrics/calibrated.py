@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avgen.metrics.av_align import av_align_iou, flow_peaks, onset_times
+from avgen.metrics.av_align import match, peaks
 from avgen.metrics.beats import beat_hits, beat_times
 from avgen.metrics.stats import bootstrap_interval, calibration_entry, derangements, safe_div
 
@@ -55,36 +55,31 @@ def calibrated_av_align(
     num_derangements: int = 100,
     shift_seconds: float | None = None,
     reference: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    mode: str = "reference",
 ) -> Calibrated:
     """videos (F, H, W, 3) uint8, audios mono waveforms; `reference` (videos, audios): real pairs for the
-    ceiling. shift_seconds defaults to 3 video frames."""
-    window = 1.0 / fps if window is None else window
+    ceiling; `mode`: the reference script's AV-Align or the one-to-one variant (metrics/av_align.py; `window`
+    is the variant's). shift_seconds defaults to 3 video frames."""
     shift_seconds = 3.0 / fps if shift_seconds is None else shift_seconds
-    onsets = [onset_times(a, sample_rate) for a in audios]
-    peaks = [flow_peaks(np.asarray(v), fps) for v in videos]
+    detected = [peaks(np.asarray(v), a, fps, sample_rate, mode) for v, a in zip(videos, audios)]
+    onsets, flows = [d[0] for d in detected], [d[1] for d in detected]
+    iou = lambda a, v: match(a, v, fps, mode, window)  # noqa: E731
     duration = len(videos[0]) / fps
-    ious = np.array([av_align_iou(a, v, window) for a, v in zip(onsets, peaks)])
+    ious = np.array([iou(a, v) for a, v in zip(onsets, flows)])
     columns = {"iou": ious, "ones": np.ones(len(ious))}
     mean = lambda s: safe_div(s["iou"], s["ones"])  # noqa: E731
     floor, floor_std = _floors(
-        lambda perm: np.mean([av_align_iou(onsets[j], peaks[i], window) for i, j in enumerate(perm)]),
+        lambda perm: np.mean([iou(onsets[j], flows[i]) for i, j in enumerate(perm)]),
         len(ious),
         num_derangements,
         seed,
     )
-    shifted = float(
-        np.mean([av_align_iou(_shift(a, shift_seconds, duration), v, window) for a, v in zip(onsets, peaks)])
-    )
+    shifted = float(np.mean([iou(_shift(a, shift_seconds, duration), v) for a, v in zip(onsets, flows)]))
     ceiling = None
     if reference is not None:
         ref_videos, ref_audios = reference
         ceiling = float(
-            np.mean(
-                [
-                    av_align_iou(onset_times(a, sample_rate), flow_peaks(np.asarray(v), fps), window)
-                    for v, a in zip(ref_videos, ref_audios)
-                ]
-            )
+            np.mean([iou(*peaks(np.asarray(v), a, fps, sample_rate, mode)) for v, a in zip(ref_videos, ref_audios)])
         )
     return Calibrated(
         float(ious.mean()), bootstrap_interval(columns, mean, seed=seed), floor, floor_std, shifted, ceiling, columns
