@@ -81,6 +81,26 @@ def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | No
     )
 
 
+def launch_ranks(cfg: DictConfig) -> tuple[Any, int]:
+    """Processes to evaluate or sample a trained run on what it trained with: the trainer's accelerator,
+    devices and nodes through Lightning Fabric (DDP: one process per device, launched like the Trainer's;
+    every rank then generates its share of the samples, evaluation/sharding.py). Returns this process's
+    device and global rank; on one device, (that device, 0)."""
+    from lightning.fabric import Fabric
+
+    t = cfg.trainer
+    accelerator = t.get("accelerator", "auto")
+    if accelerator in ("gpu", "cuda") and not _has_gpu():
+        raise ValueError(f"trainer.accelerator={accelerator} but no GPU is visible; trainer=cpu evaluates on the CPU")
+    fabric = Fabric(accelerator=accelerator, devices=t.get("devices", 1), num_nodes=t.get("num_nodes", 1))
+    if fabric.world_size > 1:
+        fabric = Fabric(
+            accelerator=accelerator, devices=t.get("devices", 1), num_nodes=t.get("num_nodes", 1), strategy="ddp"
+        )
+    fabric.launch()
+    return fabric.device, fabric.global_rank
+
+
 def load_trained(
     experiment: str | None, overrides: list[str], ckpt: str | None = None
 ) -> tuple[Any, Any, Any, dict, str]:

@@ -11,6 +11,7 @@ scores from there); the training run's own `metrics.json` is left as it was. `in
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from omegaconf import OmegaConf
 from avgen.cli.args import pop, split_experiment
 from avgen.evaluation.report import dataset_name, log_run_metrics
 from avgen.evaluation.scoring import score
-from avgen.experiment import load_trained, make_logger
+from avgen.evaluation.sharding import world
+from avgen.experiment import cpu_processes, launch_ranks, load_trained, make_logger
 from avgen.utils.io import redact, write_json
-from avgen.utils.threads import set_torch_threads
+from avgen.utils.threads import free_cores, set_torch_threads
 
 
 def run(overrides: list[str]) -> int:
@@ -29,10 +31,16 @@ def run(overrides: list[str]) -> int:
     ckpt, overrides = pop(overrides, "ckpt")
     into, overrides = pop(overrides, "into")
     cfg, dm, module, state, experiment = load_trained(experiment, overrides, ckpt)
-    threads = set_torch_threads(cfg.threads or None)
+    device, rank = launch_ranks(cfg)  # every device the run trained on generates its share of the samples
+    threads = set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
+    module.to(device)
     path = state["path"]
     out_dir = Path(cfg.output_dir) / (into or "eval")
     t = time.perf_counter()
+    if rank != 0:  # its samples are gathered by every rank; rank 0 writes the run's files
+        with tempfile.TemporaryDirectory(prefix="avgen-rank") as scratch:
+            score(cfg, module, dm, Path(scratch))
+        return 0
     metrics = score(cfg, module, dm, out_dir)
     metrics.update(
         {
@@ -41,6 +49,7 @@ def run(overrides: list[str]) -> int:
             "steps": state.get("global_step"),
             "eval_seconds": time.perf_counter() - t,
             "torch_threads": threads,
+            "eval_ranks": world()[1],
         }
     )
     write_json(out_dir / "metrics.json", metrics)

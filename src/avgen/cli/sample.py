@@ -17,9 +17,9 @@ import numpy as np
 from avgen.cli.args import pop, split_experiment
 from avgen.evaluation.decoding import decode_pairs, decoders, write_videos
 from avgen.evaluation.generation import conditional_pairs, generate_pairs, guidance_kwargs, sampler_kwargs
-from avgen.experiment import load_trained
+from avgen.experiment import cpu_processes, launch_ranks, load_trained
 from avgen.utils.io import write_json
-from avgen.utils.threads import set_torch_threads
+from avgen.utils.threads import free_cores, set_torch_threads
 
 MODES = ("joint", "v2a", "a2v")
 
@@ -33,7 +33,9 @@ def run(overrides: list[str]) -> int:
     experiment, overrides = split_experiment(overrides)
     ckpt, overrides = pop(overrides, "ckpt")
     cfg, dm, module, _, name = load_trained(experiment, overrides, ckpt)
-    set_torch_threads(cfg.threads or None)
+    device, rank = launch_ranks(cfg)  # every device the run trained on draws its share (evaluation/sharding.py)
+    set_torch_threads(cfg.threads or max(1, free_cores() // cpu_processes(cfg.trainer)))
+    module.to(device)
     num = int(num) if num else cfg.evaluate.num_videos
     kwargs = sampler_kwargs(cfg)
     if mode == "joint":
@@ -52,6 +54,8 @@ def run(overrides: list[str]) -> int:
         pairs = conditional_pairs(
             module, dm, "video" if mode == "v2a" else "audio", num, cfg.evaluate.seed, **guidance_kwargs(cfg), **kwargs
         )
+    if rank != 0:  # rank 0 holds every sample too and writes them
+        return 0
     out = Path(cfg.output_dir) / f"samples_{mode}"
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", **pairs)

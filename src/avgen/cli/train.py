@@ -7,6 +7,7 @@ outputs/<name>/{config.yaml, checkpoints/last.ckpt, samples/*.mp4, metrics.json,
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from avgen.cli.args import split_experiment
 from avgen.config import load_config
 from avgen.evaluation.report import closing_line, dataset_name, log_run_metrics
 from avgen.evaluation.scoring import conditional_counts, score
+from avgen.evaluation.sharding import world
 from avgen.experiment import (
     build,
     clear_run,
@@ -92,10 +94,13 @@ def run(overrides: list[str]) -> int:
     train_seconds = next(c for c in callbacks if isinstance(c, TrainingClock)).seconds  # resumed runs included
     if any(isinstance(c, Preemption) and c.stopped for c in callbacks):  # last.ckpt written, job requeued
         return EXIT_REQUEUED
-    if not trainer.is_global_zero:
-        return 0
-    # EMAWeightAveraging has copied the averaged weights into the module at the end of fit.
+    # EMAWeightAveraging has copied the averaged weights into the module at the end of fit. Every rank
+    # generates its share of the samples (evaluation/sharding.py); rank 0 writes what the run keeps.
     scoring = time.perf_counter()
+    if not trainer.is_global_zero:
+        with tempfile.TemporaryDirectory(prefix="avgen-rank") as scratch:
+            score(cfg, module, dm, Path(scratch))
+        return 0
     metrics = score(cfg, module, dm, out_dir)
     record(
         name,
@@ -114,6 +119,7 @@ def run(overrides: list[str]) -> int:
             "steps": trainer.global_step,
             "train_seconds": train_seconds,
             "torch_threads": threads,
+            "eval_ranks": world()[1],
             "cpu_cores": free_cores(),
             **(flops.summary(trainer.global_step) if flops is not None else {}),
         }

@@ -4,12 +4,14 @@ pairs (video-to-audio, audio-to-video) for test-split clips by reconstruction gu
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
 from avgen.data.clips import clips, first_clips
 from avgen.data.datamodule import AVDataModule, clip_shapes, draw_prompts
+from avgen.evaluation.sharding import first_rank_value, gather, is_mine, mine, sum_counts
 from avgen.sampling.cost import SamplingCost, steps_for_nfe
 from avgen.utils.flops import counter
 from avgen.utils.progress import progress
@@ -53,9 +55,10 @@ def generate_pairs(
     (`cost.gflops_per_sample`)."""
     shapes = clip_shapes(dm, length_factor)
     prompted = module.needs_prompts
-    out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"prompts": []} if prompted else {})}
+    done: dict[int, dict[str, np.ndarray]] = {}
     module.eval()
-    for start in progress(range(0, num, batch_size), "sampling (batches)"):
+    before = Counter(cost.counts) if cost is not None else Counter()
+    for _, start in progress(mine(range(0, num, batch_size)), "sampling (batches)"):  # this rank's share
         b = min(batch_size, num - start)
         seeds = list(range(seed + start, seed + start + b))
         prompts = {"prompts": draw_prompts(dm, b, seeds=seeds)} if prompted else {}
@@ -68,11 +71,13 @@ def generate_pairs(
             )
         if cost is not None and start == 0:
             cost.gflops_per_sample = flops.get_total_flops() / b / 1e9
-        for m in ("video", "audio"):
-            out[m].append(x[m].float().cpu().numpy())
+        done[start] = {m: x[m].float().cpu().numpy() for m in ("video", "audio")}
         if prompted:
-            out["prompts"].append(np.array(prompts["prompts"]))
-    return {m: np.concatenate(v) for m, v in out.items()}
+            done[start]["prompts"] = np.array(prompts["prompts"])
+    if cost is not None:  # every rank's evaluations of this call; the FLOPs rank 0 measured on batch 0
+        cost.counts = before + Counter(sum_counts(dict(cost.counts - before)))
+        cost.gflops_per_sample = first_rank_value(cost.gflops_per_sample)
+    return gather(done)
 
 
 def conditional_pairs(
@@ -83,26 +88,28 @@ def conditional_pairs(
     `keep_reference`: also the test clips' own version of the generated modality, as "reference". The pair
     of test clip i is generated from seed + i: runs evaluated with one seed see the same conditions and noise."""
     other = "audio" if known == "video" else "video"
-    out: dict[str, list[np.ndarray]] = {"video": [], "audio": [], **({"reference": []} if keep_reference else {})}
     module.eval()
-    done = 0
-    for batch in dm.val_dataloader():
+    done: dict[int, dict[str, np.ndarray]] = {}
+    seen = 0
+    for k, batch in enumerate(dm.val_dataloader()):  # the global batch grid; this rank generates its share
+        if seen >= num:
+            break
         known_clips = clips(batch)
         b = known_clips["video"].shape[0]
-        seeds, done = list(range(seed + done, seed + done + b)), done + b
+        first, seen = seen, seen + b
+        if not is_mine(k):
+            continue
+        seeds = list(range(seed + first, seed + first + b))
         x = module.generate(
             {m: tuple(v.shape) for m, v in known_clips.items()},
             seeds=seeds,
             known={known: known_clips[known].to(module.device)},
             **generate_kwargs,
         )
-        for m in ("video", "audio"):
-            out[m].append((known_clips[m] if m == known else x[m]).float().cpu().numpy())
+        done[k] = {m: (known_clips[m] if m == known else x[m]).float().cpu().numpy() for m in ("video", "audio")}
         if keep_reference:
-            out["reference"].append(known_clips[other].float().numpy())
-        if sum(len(v) for v in out["video"]) >= num:
-            break
-    return {m: np.concatenate(v)[:num] for m, v in out.items()}
+            done[k]["reference"] = known_clips[other].float().numpy()
+    return {m: v[:num] for m, v in gather(done).items()}
 
 
 def reference_pairs(dm: AVDataModule, num: int) -> dict[str, np.ndarray]:

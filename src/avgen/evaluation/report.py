@@ -56,6 +56,7 @@ RUN_INFO = frozenset(
         "seed",
         "cpu_cores",
         "torch_threads",
+        "eval_ranks",
         "sampling_seconds",
         "sampler_steps",
         "num_samples",
