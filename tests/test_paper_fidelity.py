@@ -218,3 +218,61 @@ def test_cmmd_defaults_are_the_papers():
     assert control.method.eta == 0.0 and control.method.init_from == cfg.method.init_from
     assert control.method.continue_schedule and control.trainer.max_steps == cfg.trainer.max_steps
     assert CMMDModule.variant(cfg).endswith("continued")
+
+
+def test_compare_pairs_each_run_with_its_control():
+    """`make compare` lists run - control (same seed, the registry's runs, not their variants), oriented."""
+    from avgen.evaluation.comparison import control_differences
+
+    rows = [
+        {"run": "cmmd_synthetic", "experiment": "cmmd_synthetic", "seed": 0},
+        {"run": "ncmmd_synthetic", "experiment": "ncmmd_synthetic", "seed": 0},
+        {"run": "cmmd_synthetic_joint", "experiment": "cmmd_synthetic", "seed": 0},  # a variant: no control
+        {"run": "ncmmd_synthetic_seed1", "experiment": "ncmmd_synthetic", "seed": 1},
+    ]
+    d = {"metric": "lag_contrast", "difference": -0.1, "interval": [-0.2, -0.05], "resolved": True}
+    paired = [
+        {**d, "a": "ncmmd_synthetic", "b": "cmmd_synthetic"},
+        {**d, "a": "cmmd_synthetic_joint", "b": "ncmmd_synthetic"},
+        {**d, "a": "cmmd_synthetic", "b": "ncmmd_synthetic_seed1"},
+    ]
+    (only,) = control_differences(rows, paired)
+    assert (only["a"], only["b"], only["difference"], only["interval"]) == (
+        "cmmd_synthetic",
+        "ncmmd_synthetic",
+        0.1,
+        [0.05, 0.2],
+    )
+
+
+@pytest.mark.slow
+def test_a_continued_fine_tune_resumes_the_parents_schedule_and_moments(synthetic_store, tmp_path):
+    """Through `avgen train`: nCMMD 4 steps, then CMMD continuing it for 2: the child's learning rate is the
+    uninterrupted schedule's at step 6, its Adam moments start from the parent's (not from zero)."""
+    from avgen.cli.main import main
+    from avgen.suite import smoke_overrides
+    from tests.test_method_contract import workspace
+
+    common = [*workspace(tmp_path, synthetic_store), "method.lr_decay_every=3", "method.lr_decay_factor=0.5"]
+    common += ["method.lr_floor=1e-9", "callbacks.ema.decay=0.9"]
+    assert main(["train", "experiment=ncmmd_synthetic", *smoke_overrides("ncmmd_synthetic"), *common,
+                 "trainer.max_steps=4"]) == 0  # fmt: skip
+    parent = tmp_path / "outputs" / "ncmmd_synthetic" / "checkpoints" / "last.ckpt"
+    child = [
+        "train",
+        "experiment=cmmd_synthetic",
+        *smoke_overrides("cmmd_synthetic"),
+        *common,
+        f"method.init_from={parent}",
+        "method.continue_schedule=true",
+        "method.contrastive_from_step=0",
+        "trainer.max_steps=2",
+    ]
+    assert main(child) == 0
+    parent_ckpt = torch.load(parent, weights_only=True)
+    ckpt = torch.load(tmp_path / "outputs" / "cmmd_synthetic" / "checkpoints" / "last.ckpt", weights_only=True)
+    base = ckpt["optimizer_states"][0]["param_groups"][0]["initial_lr"]
+    (lr,) = ckpt["lr_schedulers"][0]["_last_lr"]
+    assert lr == pytest.approx(base * step_decay(6, 3, 0.5, 1e-9 / base))  # 4 parent + 2 own steps: 0.25 x
+    step = ckpt["optimizer_states"][0]["state"][0]["step"]
+    assert int(step) == int(parent_ckpt["optimizer_states"][0]["state"][0]["step"]) + 2  # Adam's count went on
