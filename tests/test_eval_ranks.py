@@ -100,3 +100,20 @@ def test_ddp_training_evaluates_on_both_ranks(synthetic_store, tmp_path):
     metrics = json.loads((tmp_path / "outputs" / experiment / "metrics.json").read_text())
     assert metrics["eval_ranks"] == 2 and metrics["num_samples"] == 4
     assert "v2a_temporal_f1" in metrics and np.isfinite(metrics["temporal_f1"])
+
+
+def test_the_reference_loader_is_whole_on_every_rank(synthetic_store):
+    """Training loaders shard over the ranks; evaluation's reference clips and conditions never do (before,
+    a DDP-trained run's rank 0 scored against every other test clip)."""
+    from types import SimpleNamespace
+
+    from avgen.data.datamodule import AVDataModule
+
+    def ids(dm, loader):
+        return [i for batch in getattr(dm, loader)() for i in batch["id"]]
+
+    alone = AVDataModule(store=str(synthetic_store), video="video_pixels", audio="audio_mel", batch_size=4)
+    ranked = AVDataModule(store=str(synthetic_store), video="video_pixels", audio="audio_mel", batch_size=4)
+    ranked.trainer = SimpleNamespace(world_size=2, global_rank=1)
+    assert ids(ranked, "reference_loader") == ids(alone, "reference_loader") == ids(alone, "val_dataloader")
+    assert len(ids(ranked, "val_dataloader")) == len(ids(alone, "val_dataloader")) // 2  # validation loss: sharded

@@ -152,10 +152,10 @@ class AVDataModule(L.LightningDataModule):
     def _replicas(self) -> tuple[int, int]:
         return (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
 
-    def _loader(self, stage: str) -> DataLoader:
-        """An evaluation loader: fixed order, sharded over DDP ranks."""
+    def _loader(self, stage: str, sharded: bool = True) -> DataLoader:
+        """An evaluation loader: fixed order, sharded over DDP ranks (or whole on every rank)."""
         dataset = self.dataset(stage)
-        replicas, rank = self._replicas()
+        replicas, rank = self._replicas() if sharded else (1, 0)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -195,6 +195,11 @@ class AVDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
+
+    def reference_loader(self) -> DataLoader:
+        """The `val` split in order and whole on every rank: evaluation's reference clips and conditions, the
+        same whichever rank reads them and however many ranks trained (evaluation/sharding.py)."""
+        return self._loader("val", sharded=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

@@ -83,6 +83,9 @@ class RealFakeDataModule(L.LightningDataModule):
     def val_dataloader(self):
         return self.real.val_dataloader()
 
+    def reference_loader(self):
+        return self.real.reference_loader()
+
 
 class AlignmentFakes:
     """Alignment-only fakes (ablations, MMDisCo fidelity): real clips whose audio is another clip's of the same

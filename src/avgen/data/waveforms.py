@@ -140,9 +140,9 @@ class WaveformDataModule(L.LightningDataModule):
             worker_init_fn=one_thread_worker,
         )
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self, sharded: bool = True) -> DataLoader:
         ds = self.datasets["val"]
-        replicas, rank = self._replicas()
+        replicas, rank = self._replicas() if sharded else (1, 0)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
@@ -151,3 +151,7 @@ class WaveformDataModule(L.LightningDataModule):
             collate_fn=stack_audio,
             worker_init_fn=one_thread_worker,
         )
+
+    def reference_loader(self) -> DataLoader:
+        """The validation segments in order and whole on every rank (the vocoder's scores)."""
+        return self.val_dataloader(sharded=False)

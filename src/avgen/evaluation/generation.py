@@ -91,7 +91,7 @@ def conditional_pairs(
     module.eval()
     done: dict[int, dict[str, np.ndarray]] = {}
     seen = 0
-    for k, batch in enumerate(dm.val_dataloader()):  # the global batch grid; this rank generates its share
+    for k, batch in enumerate(dm.reference_loader()):  # the global batch grid; this rank generates its share
         if seen >= num:
             break
         known_clips = clips(batch)
@@ -114,4 +114,4 @@ def conditional_pairs(
 
 def reference_pairs(dm: AVDataModule, num: int) -> dict[str, np.ndarray]:
     """The first `num` clips of the reference split (the data module's `val` split: the dataset's test split)."""
-    return {m: x.float().numpy() for m, x in first_clips(dm.val_dataloader(), num)[0].items()}
+    return {m: x.float().numpy() for m, x in first_clips(dm.reference_loader(), num)[0].items()}

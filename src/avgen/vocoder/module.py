@@ -95,7 +95,7 @@ class MelGANModule(Trainable):
         self.eval()
         griffin_lim = BatchedGriffinLim.from_metadata(self.net.mel.params, device=str(self.device))
         ours, gl = [], []
-        for i, batch in enumerate(dm.val_dataloader()):
+        for i, batch in enumerate(dm.reference_loader()):
             if i == self.score_batches:
                 break
             wav = pad_to_frames(batch["audio"], self.net.generator.hop_length).to(self.device)

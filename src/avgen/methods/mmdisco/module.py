@@ -102,7 +102,7 @@ class MMDisCoModule(Method):
             return {}
         from avgen.methods.mmdisco.diagnostics import alignment_diagnostics
 
-        real, axes = first_clips(dm.val_dataloader(), num, self.modalities, self.device)
+        real, axes = first_clips(dm.reference_loader(), num, self.modalities, self.device)
         self.eval()
         return {
             "discriminator_diagnostics": alignment_diagnostics(
