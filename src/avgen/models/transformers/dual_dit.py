@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from avgen.models.modalities import MODALITIES, check_modalities
 from avgen.models.transformers.rotary import apply_rotary, rotary_angles
@@ -155,9 +156,11 @@ class DualStreamDiT(nn.Module):
         audio_patch_frames: int = 1,  # k: one token per k audio frames
         rope_axes: Sequence[int] | None = None,  # channels per head for (time, row, column); default d/2, d/4, d/4
         rope_base: float = 10000.0,
+        checkpointing: bool = False,  # recompute each block in the backward instead of keeping its activations
     ):
         super().__init__()
         modalities = check_modalities(modalities, coupling, COUPLINGS)
+        self.checkpointing = checkpointing
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         head_dim = width // heads
@@ -240,5 +243,8 @@ class DualStreamDiT(nn.Module):
             h[m] = self.embed[m](tokens)
             angles[m] = rotary_angles(self.positions(m, grid, tokens.device), self.rope_axes, self.rope_base)
         for block in self.blocks:
-            h = block(h, c, angles)
+            if self.checkpointing and torch.is_grad_enabled():  # keeps only each block's inputs for the backward
+                h = checkpoint(block, h, c, angles, use_reentrant=False)
+            else:
+                h = block(h, c, angles)
         return {m: self.untokens(m, self.final[m](h[m], c), x[m].shape) for m in self.modalities}
