@@ -16,7 +16,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 comma := ,
 BASE_ARGS ?=
 
-.PHONY: memory score fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
+.PHONY: plan memory score fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -93,6 +93,11 @@ eval: $(STAMP) ## re-score a trained run: EXP [CKPT=] -> outputs/<EXP>/eval/metr
 # Training memory per GPU of a model (parameters, gradients, Adam, EMA, activations; DDP vs FSDP, checkpointing)
 memory: $(STAMP) ## memory per GPU of a model, computed on the meta device [MODEL=dual_dit_xl] [GPUS=8] [BATCH=8]
 	$(PY) -m avgen.bench.memory model=$(or $(MODEL),dual_dit_xl) gpus=$(or $(GPUS),8) batch=$(or $(BATCH),8)
+
+# What paper-setting runs cost before they start: FLOPs on the meta device -> GPU-hours at a stated utilisation
+plan: $(STAMP) ## FLOPs and GPU-hours of runs (default: the AIST++ CMMD chain) [EXP=a,b] [PRESET=cmmd] [GPUS=8] [MFU=0.024]
+	$(PY) -m avgen.bench.plan $(if $(filter command line,$(origin EXP)),experiment=$(EXP)) gpus=$(or $(GPUS),8) \
+	  $(if $(MFU),mfu=$(MFU)) $(if $(DEVICE),device=$(DEVICE)) $(if $(PRESET),preset=$(PRESET))
 
 # Any folder of mp4s (with audio tracks or .wav files beside them), e.g. another project's released samples,
 # scored with our protocol: AV-Align as its reference script computes it; FVD/FAD/ImageBind against REF.

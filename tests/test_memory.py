@@ -3,6 +3,7 @@ saved activations equals the count on real tensors, and the ~1B preset's table a
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from avgen.bench.memory import clip_shapes_of, memory_table, saved_bytes
@@ -54,3 +55,19 @@ def test_the_1b_preset_memory_table():
     acts = facts["activations"]
     assert 0 < acts["checkpointed"] < acts["plain"] / 3
     assert "| DDP | off |" in text and "| FSDP x8 | on |" in text
+
+
+def test_the_plans_training_flops_are_what_a_run_counts(synthetic_store, tmp_path):
+    """`make plan`'s FLOPs per sample (meta device) equal the FLOP callback's count in a real run."""
+    import json
+
+    from avgen.bench.plan import plan
+    from avgen.cli.main import main
+    from avgen.suite import smoke_overrides
+    from tests.test_method_contract import workspace
+
+    overrides = (*smoke_overrides("ncmmd_synthetic"), *workspace(tmp_path, synthetic_store))
+    assert main(["train", "experiment=ncmmd_synthetic", *overrides, "callbacks.flops.every_n_steps=1"]) == 0
+    measured = json.loads((tmp_path / "outputs" / "ncmmd_synthetic" / "metrics.json").read_text())
+    planned = plan("ncmmd_synthetic", "synthetic", gpus=1, overrides=overrides)
+    assert planned["train_gflops_per_sample"] == pytest.approx(measured["gflops_per_sample"], rel=0.01)
