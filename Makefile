@@ -16,7 +16,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 comma := ,
 BASE_ARGS ?=
 
-.PHONY: plan memory score fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
+.PHONY: consolidate plan memory score fake-cache guidance-sweep setup lock doctor gpu-check wheelhouse readme-numbers readme-tests test test-slow test-all data prepare train sample eval pipeline toy bench compare suite gpu-smoke smoke-ood weights wandb-report lint clean help
 
 help: ## this list, read from the comment beside each target
 	@echo "usage: make <target> [EXP=<experiment>] [ARGS='key=value ...']"
@@ -98,6 +98,10 @@ memory: $(STAMP) ## memory per GPU of a model, computed on the meta device [MODE
 plan: $(STAMP) ## FLOPs and GPU-hours of runs (default: the AIST++ CMMD chain) [EXP=a,b] [PRESET=cmmd] [GPUS=8] [MFU=0.024]
 	$(PY) -m avgen.bench.plan $(if $(filter command line,$(origin EXP)),experiment=$(EXP)) gpus=$(or $(GPUS),8) \
 	  $(if $(MFU),mfu=$(MFU)) $(if $(DEVICE),device=$(DEVICE)) $(if $(PRESET),preset=$(PRESET))
+
+# An FSDP run's distributed checkpoint folder as one file (make eval / sample / init_from read folders directly)
+consolidate: $(STAMP) ## a distributed checkpoint folder -> one file: CKPT=outputs/<run>/checkpoints/last.ckpt [OUT=...]
+	$(AVGEN) consolidate $(CKPT) $(if $(OUT),out=$(OUT)) $(ARGS)
 
 # Any folder of mp4s (with audio tracks or .wav files beside them), e.g. another project's released samples,
 # scored with our protocol: AV-Align as its reference script computes it; FVD/FAD/ImageBind against REF.

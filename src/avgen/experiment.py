@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import get_class
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig, open_dict
 
 from avgen.callbacks.preemption import Preemption
-from avgen.callbacks.reliability import AtomicCheckpointIO, CheckpointAtEnd, ResolvedConfigInCheckpoint, TrainingClock
+from avgen.callbacks.reliability import (
+    AtomicCheckpointIO,
+    CheckpointAtEnd,
+    ReplicaConsistencyCheck,
+    ResolvedConfigInCheckpoint,
+    TrainingClock,
+)
 from avgen.config import build_part, load_config
 from avgen.evaluation.report import method_name, variant
 from avgen.suite import producer
@@ -38,7 +46,25 @@ def build(cfg: DictConfig) -> tuple[Any, L.LightningModule, list[L.Callback]]:
         build_part(c, f"callbacks.{name}") for name, c in cfg.callbacks.items() if c is not None
     ]
     callbacks += [ResolvedConfigInCheckpoint(cfg), TrainingClock()]
+    if cfg.trainer.get("strategy") == "fsdp":
+        callbacks = fsdp_callbacks(callbacks)
     return dm, module, callbacks
+
+
+def fsdp_callbacks(callbacks: list[L.Callback]) -> list[L.Callback]:
+    """Under FSDP: the EMA of the shards (callbacks/ema.py: ShardedEMA) instead of Lightning's, which deep-copies
+    the module; no replica check (the ranks hold different shards by design) and no validation media (rank 0
+    alone cannot run a sharded network)."""
+    from avgen.callbacks.ema import MultiTensorEMA, ShardedEMA
+    from avgen.callbacks.media import ValidationMedia
+
+    out = []
+    for c in callbacks:
+        if isinstance(c, MultiTensorEMA):
+            out.append(ShardedEMA(c.decay, c.update_starting_at_step or 0))
+        elif not isinstance(c, (ValidationMedia, ReplicaConsistencyCheck)):
+            out.append(c)
+    return out
 
 
 def make_logger(cfg: DictConfig, dataset: str | None = None, **overrides: Any):
@@ -55,12 +81,26 @@ def make_logger(cfg: DictConfig, dataset: str | None = None, **overrides: Any):
     return build_part(cfg.logger, "logger", **kwargs, **overrides)
 
 
+class FSDPStrategy(ModelParallelStrategy):
+    """`trainer.strategy: fsdp`: Lightning's ModelParallelStrategy (FSDP2) over every process as one
+    data-parallel mesh, distributed checkpoints; `param_dtype` is what the units gather for compute."""
+
+    def __init__(self, trainer_cfg: DictConfig):
+        devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1)
+        per_node = devices if isinstance(devices, int) and devices > 0 else max(1, torch.cuda.device_count())
+        super().__init__(data_parallel_size=per_node * nodes, tensor_parallel_size=1)
+        # gathered for compute in bf16 under bf16 precision (autocast does the rest), else in fp32
+        self.param_dtype = "bf16" if str(trainer_cfg.get("precision", "")).startswith("bf16") else "fp32"
+
+
 def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], dataset: str | None = None) -> L.Trainer:
     """The configured Trainer, writing checkpoints atomically."""
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it may not show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     # `ddp` wraps the model on the training stream (utils/ddp.py: no AccumulateGrad stream mismatch)
     extra: dict[str, Any] = {"strategy": CurrentStreamDDP()} if cfg.trainer.get("strategy") == "ddp" else {}
+    if cfg.trainer.get("strategy") == "fsdp":  # FSDP2: the method's configure_model shards (utils/sharding.py)
+        extra["strategy"] = FSDPStrategy(cfg.trainer)
     max_steps, every = cfg.trainer.get("max_steps", -1), cfg.trainer.get("log_every_n_steps", 50)
     if max_steps and 0 < max_steps < every:  # a run shorter than the logging interval still logs its loss
         extra["log_every_n_steps"] = max_steps
@@ -134,12 +174,12 @@ def start_point(
         return None, None
     steps = _steps(metrics)
     if resume == "auto":
-        if last.is_file() or steps is not None:
+        if last.exists() or steps is not None:
             resume = True
         else:
             return None, None
     if resume:
-        if not last.is_file():
+        if not last.exists():  # a file, or a distributed checkpoint's folder (FSDP)
             raise FileNotFoundError(
                 f"resume=true (RESUME=1), but {last} does not exist: there is nothing to resume "
                 f"(drop RESUME to start the run)"

@@ -15,6 +15,10 @@ COMMANDS = {
         "mp4s with audio from a trained run: experiment=<name> [mode=joint|v2a|a2v] [num=N]",
     ),
     "eval": ("avgen.cli.eval", "score a trained run again: experiment=<name> [ckpt=<path>] -> outputs/<name>/eval/"),
+    "consolidate": (
+        "avgen.cli.consolidate",
+        "an FSDP run's distributed checkpoint folder as one checkpoint file: <folder> [out=<file>]",
+    ),
     "score": (
         "avgen.cli.score",
         "score a folder of mp4s (other projects' samples too): <dir> [ref=<dir>] [metrics=av_align,...]",

@@ -40,6 +40,20 @@ from avgen.utils.threads import CoreMeter, free_cores, set_torch_threads, usable
 from avgen.utils.timings import expected, fingerprint, record
 
 
+def unsharded(cfg, module: L.LightningModule, device: torch.device) -> L.LightningModule:
+    """The module to evaluate: itself, or under FSDP a plain copy holding the gathered weights (the EMA
+    weights ShardedEMA put in at the end of fit) on this rank's device, since ranks drawing different batches
+    cannot run a sharded network in lock-step (a collective: every rank calls it)."""
+    from avgen.utils.sharding import full_state_dict, is_sharded
+
+    if not is_sharded(module):
+        return module
+    state = full_state_dict(module)
+    _, plain, _ = build(cfg)
+    plain.load_state_dict(state)
+    return plain.to(device).eval()
+
+
 def run(overrides: list[str]) -> int:
     started = time.perf_counter()
     others = CoreMeter()  # what other processes use while this one composes and builds (threads: 0)
@@ -97,6 +111,7 @@ def run(overrides: list[str]) -> int:
     # EMAWeightAveraging has copied the averaged weights into the module at the end of fit. Every rank
     # generates its share of the samples (evaluation/sharding.py); rank 0 writes what the run keeps.
     scoring = time.perf_counter()
+    module = unsharded(cfg, module, trainer.strategy.root_device)
     if not trainer.is_global_zero:
         with tempfile.TemporaryDirectory(prefix="avgen-rank") as scratch:
             score(cfg, module, dm, Path(scratch))

@@ -139,6 +139,16 @@ class DenoisingMethod(Method, abstract=True):
         self.modalities = tuple(getattr(net, "modalities", ("audio", "video")))
         self.denoiser = NetworkDenoiser(net, {m: schedule for m in self.modalities}, prediction=self.prediction)
 
+    def configure_model(self) -> None:
+        """Under `trainer=fsdp` (a device mesh exists): the network sharded with FSDP2 (utils/sharding.py)."""
+        if self.device_mesh is None:
+            return
+        from avgen.utils.sharding import shard_network
+
+        shard_network(
+            self.net, self.device_mesh["data_parallel"], getattr(self.trainer.strategy, "param_dtype", "bf16")
+        )
+
     @abstractmethod
     def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
         """Per-sample loss (B,) of denoising `x0` noised with `noise` at `t`."""

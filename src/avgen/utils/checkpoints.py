@@ -9,11 +9,37 @@ import torch
 
 
 def load_checkpoint(path: str | Path, missing_hint: str) -> dict[str, Any]:
-    """The checkpoint dict, loaded with weights_only=True; a missing file names `missing_hint`."""
+    """The checkpoint dict, loaded with weights_only=True; a missing file names `missing_hint`. A distributed
+    checkpoint (the folder an FSDP run writes) is consolidated in memory (`consolidate`)."""
     path = Path(path)
+    if path.is_dir() and (path / ".metadata").is_file():
+        return consolidate(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {missing_hint}")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def consolidate(path: str | Path, optimizer: bool = False) -> dict[str, Any]:
+    """A distributed checkpoint folder (`trainer=fsdp`: shards + `meta.pt`) as one ordinary avgen checkpoint:
+    `state_dict` the EMA weights (its `ema.*` entries, callbacks/ema.py: ShardedEMA), `current_model_state`
+    the training weights, and the run's metadata (step, loops, callbacks, config); the optimizer state only
+    if asked. Read on one process, no process group."""
+    import tempfile
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="avgen-consolidate") as tmp:
+        dcp_to_torch_save(path, Path(tmp) / "full.pt")
+        full = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=True)
+    meta = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
+    weights = full["state_dict"]
+    ema = {k[len("ema.") :]: v for k, v in weights.items() if k.startswith("ema.")}
+    current = {k: v for k, v in weights.items() if not k.startswith("ema.")}
+    out = {**meta, "state_dict": {**current, **ema}, "current_model_state": current}
+    if optimizer:
+        out["optimizer_states"] = [full[k] for k in sorted(full) if k.startswith("optimizer_")]
+    return out
 
 
 def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
