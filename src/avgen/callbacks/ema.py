@@ -40,9 +40,11 @@ class ShardedEMA(L.Callback):
         self._last_step: int | None = None
 
     def _params(self, pl_module: L.LightningModule) -> list[torch.Tensor]:
-        for module in pl_module.modules():  # the sharded parameters, even where a forward left them gathered
-            if hasattr(module, "reshard") and hasattr(module, "unshard"):
-                module.reshard()
+        from torch.distributed.fsdp import FSDPModule
+
+        for unit in pl_module.modules():  # the sharded parameters, even where a forward left them gathered
+            if isinstance(unit, FSDPModule):
+                unit.reshard()
         named = dict(pl_module.named_parameters())
         return [named[n] for n in self.names]
 
