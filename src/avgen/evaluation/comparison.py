@@ -166,13 +166,19 @@ def _control_table(differences: list[dict[str, Any]]) -> list[str]:
         "same indices, and across training seeds ((seeds) rows: 95% t interval over the seeds both have).",
         ["metric", "run", "control", "run - control", "interval", "resolved"],
     )
+    return lines + _difference_rows(differences)
+
+
+def _difference_rows(differences: list[dict[str, Any]]) -> list[str]:
+    """| metric | a | b | a - b | interval | resolved | rows of paired differences."""
+    rows = []
     for d in differences:
         lo, hi = d["interval"]
-        lines.append(
+        rows.append(
             f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
             f"{'yes' if d['resolved'] else 'no'} |"
         )
-    return lines
+    return rows
 
 
 def _no_joint(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -563,13 +569,7 @@ def _paired_table(paired: list[dict[str, Any]]) -> list[str]:
         "resolved: the interval excludes 0. An unresolved difference is no evidence that the runs differ.",
         ["metric", "a", "b", "a - b", "interval", "resolved"],
     )
-    for d in paired:
-        lo, hi = d["interval"]
-        lines.append(
-            f"| {d['metric']} | {d['a']} | {d['b']} | {d['difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
-            f"{'yes' if d['resolved'] else 'no'} |"
-        )
-    return lines
+    return lines + _difference_rows(paired)
 
 
 def training_curve(run_dir: Path) -> tuple[list[int], list[float]]:
