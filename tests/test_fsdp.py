@@ -58,7 +58,11 @@ def test_fsdp_trains_resumes_exactly_and_consolidates(synthetic_store, tmp_path,
         for k, v in runs["straight"][state].items():
             torch.testing.assert_close(runs["preempted"][state][k], v, rtol=0, atol=0, msg=f"{state} {k}")
     ema, current = runs["straight"]["state_dict"], runs["straight"]["current_model_state"]
+    assert ema.keys() == current.keys()
     assert any(not torch.equal(ema[k], current[k]) for k in current)  # the EMA is its own average
+    for k in ema:  # a parameter under two names (denoiser.net is net) has one EMA under both
+        if k.startswith("denoiser."):
+            assert torch.equal(ema[k], ema[k[len("denoiser.") :]]), k
     # make eval reads the folder (consolidated in memory) and scores on both ranks
     evaluate = [sys.executable, "-m", "avgen.cli.main", "eval", f"experiment={experiment}", "name=straight"]
     evaluate += [*smoke_overrides(experiment), *workspace(tmp_path, synthetic_store), "threads=1"]

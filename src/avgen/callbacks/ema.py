@@ -37,6 +37,7 @@ class ShardedEMA(L.Callback):
         self.decay, self.start = float(decay), int(update_starting_at_step)
         self.names: list[str] = []
         self.shadow: list[torch.Tensor] = []
+        self.aliases: dict[str, int] = {}
         self._last_step: int | None = None
 
     def _params(self, pl_module: L.LightningModule) -> list[torch.Tensor]:
@@ -51,6 +52,12 @@ class ShardedEMA(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.names = [n for n, p in pl_module.named_parameters() if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self._params(pl_module)]
+        # a parameter reachable under several names (a method's `denoiser.net` is its `net`) gets its EMA under
+        # every name, as the state dict lists it under every name
+        index = {id(p): i for i, p in enumerate(self._params(pl_module))}
+        self.aliases = {
+            n: index[id(p)] for n, p in pl_module.named_parameters(remove_duplicate=False) if id(p) in index
+        }
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.ckpt_path:  # resumed: the averages saved with the weights
@@ -74,7 +81,7 @@ class ShardedEMA(L.Callback):
             torch._foreach_lerp_(_local(self.shadow), _local(params), 1.0 - self.decay)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        checkpoint["state_dict"].update(zip(self._keys(), self.shadow))
+        checkpoint["state_dict"].update({f"ema.{n}": self.shadow[i] for n, i in self.aliases.items()})
 
     @torch.no_grad()
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
