@@ -49,6 +49,9 @@ class StepSeeding(L.Callback):
         torch.manual_seed(value)
         np.random.seed(value % 2**32)
         random.seed(value)
+        # the same on every rank: each sample's training noise is keyed by it and its store row
+        # (methods/base.py: training_draws), so the noise does not depend on the rank or the batch split
+        pl_module.noise_seed = (self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9) % 2**63
 
 
 class NonFiniteGuard(L.Callback):

@@ -82,6 +82,7 @@ class ClipDataset(Dataset):
             block = np.take(block, np.arange(first, first + length), axis=axis + 1)
             batch[key] = torch.from_numpy(block[inverse].astype(np.float32))
         batch["label"] = self.labels[positions]
+        batch["row"] = torch.from_numpy(rows.astype(np.int64))  # store rows: what keys each sample's noise
         batch["id"] = [self.ids[p] for p in positions]
         batch["caption"] = [self.captions[p] for p in positions]
         batch["margin"] = dict(self.margin)

@@ -149,6 +149,26 @@ class DenoisingMethod(Method, abstract=True):
             self.net, self.device_mesh["data_parallel"], getattr(self.trainer.strategy, "param_dtype", "bf16")
         )
 
+    def training_draws(self, batch: dict[str, Any], x0: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The timestep and noise of each training sample, (B,) and {modality: like x0}.
+
+        When the run seeds its steps (callbacks.reliability.StepSeeding sets `noise_seed`) and the batch names
+        its store rows, sample i draws from its own generator keyed by (seed, step, row): the same wherever it
+        lands, so 1 process x batch 16 and 2 x 8 train alike (docs/performance.md#world-size-invariance).
+        Otherwise (a module stepped by hand) from the global generator."""
+        b = next(iter(x0.values())).shape[0]
+        key, rows = getattr(self, "noise_seed", None), batch.get("row")
+        if key is None or rows is None:
+            t = self.schedule.sample_timesteps(b, self.device)
+            return t, {m: torch.randn_like(x) for m, x in x0.items()}
+        ts, noise = [], {m: [] for m in x0}
+        for row in rows.tolist():
+            g = torch.Generator().manual_seed((key + row * 0x94D049BB133111EB) % 2**63)
+            ts.append(self.schedule.sample_timesteps(1, torch.device("cpu"), generator=g))
+            for m in sorted(x0):  # drawn on the CPU: the same on any device
+                noise[m].append(torch.randn(x0[m].shape[1:], generator=g))
+        return torch.cat(ts).to(self.device), {m: torch.stack(v).to(x0[m]) for m, v in noise.items()}
+
     @abstractmethod
     def denoising_loss(self, x0: dict[str, Tensor], t: Tensor, noise: dict[str, Tensor]) -> Tensor:
         """Per-sample loss (B,) of denoising `x0` noised with `noise` at `t`."""

@@ -108,9 +108,9 @@ class CMMDModule(DenoisingMethod):
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         x0 = clips(batch, self.modalities)
-        t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
+        t, eps = self.training_draws(batch, x0)
         if self.eta == 0.0 or self.global_step < self.contrastive_from_step:  # nCMMD: the joint loss alone
-            loss = self.denoising_loss(x0, t, _noise_like(x0)).mean()
+            loss = self.denoising_loss(x0, t, eps).mean()
             self.log_dict({"train/loss": loss, "train/loss_positive": loss}, prog_bar=True, batch_size=t.shape[0])
             return loss
         neg_audio, _ = self.negatives(batch, "audio")
@@ -124,7 +124,7 @@ class CMMDModule(DenoisingMethod):
             "audio": torch.cat([x0["audio"], neg_audio[sub], x0["audio"][sub]]),
             "video": torch.cat([x0["video"], x0["video"][sub], neg_video[sub]]),
         }
-        noise = negative_pair_noise(x0, sub, self.negative_noise)
+        noise = negative_pair_noise(x0, sub, self.negative_noise, eps)
         per_sample = self.denoising_loss(pairs, torch.cat([t, t[sub], t[sub]]), noise)
         positive, negative_audio, negative_video = per_sample.split([b, k, k])
         loss = contrastive_loss(
@@ -173,7 +173,9 @@ def noise_mode(mode: str) -> str:
 
 
 # CMMD Algorithm 1: draw eps_a, eps_a_neg, eps_v, eps_v_neg; each negative keeps the positive's t
-def negative_pair_noise(x0: dict[str, Tensor], sub: Tensor, mode: str = "algorithm1") -> dict[str, Tensor]:
+def negative_pair_noise(
+    x0: dict[str, Tensor], sub: Tensor, mode: str = "algorithm1", eps: dict[str, Tensor] | None = None
+) -> dict[str, Tensor]:
     """Noise for [positives, (a', v) on `sub`, (a, v') on `sub`], per modality (B + 2k, ...).
 
     - `algorithm1` (CMMD Algorithm 1): the corrupted modality of each negative is noised with its own fresh
@@ -181,9 +183,10 @@ def negative_pair_noise(x0: dict[str, Tensor], sub: Tensor, mode: str = "algorit
       v_n) and regresses the positive's target.
     - `shared_both`: both modalities reuse the positive's noise (the corrupted one too).
     - `independent`: both modalities of both negatives get fresh noise.
-    All three have the same expected objective; they differ in the variance of L - eta L_neg.
+    All three have the same expected objective; they differ in the variance of L - eta L_neg. `eps`: the
+    positives' noise (drawn here if not given).
     """
-    eps = _noise_like(x0)
+    eps = _noise_like(x0) if eps is None else eps
     mode = noise_mode(mode)
     out = {}
     for m, e in eps.items():

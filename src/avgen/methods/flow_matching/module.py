@@ -77,8 +77,8 @@ class FlowMatchingModule(DenoisingMethod):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self.check_rates(batch["seconds_per_frame"])
         x0 = clips(batch, self.modalities)
-        t = self.schedule.sample_timesteps(batch["label"].shape[0], self.device)
-        loss = self.denoising_loss(x0, t, {m: torch.randn_like(x) for m, x in x0.items()}).mean()
+        t, noise = self.training_draws(batch, x0)
+        loss = self.denoising_loss(x0, t, noise).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=t.shape[0])
         return loss
 
