@@ -2,9 +2,10 @@
 batches in the same order and draw the same noise per sample (keyed by seed, step and store row), so they
 train the same weights, up to the order of floating-point sums.
 
-The stated tolerance: nearly every tensor agrees to 1e-6; every one to 1e-4. The exceptions are parameters
-whose gradient is at rounding level (biases behind zero-initialised output convolutions in the first
-steps): summation order can flip its sign, and Adam turns any sign into a step of about the learning rate."""
+The stated tolerance: 90% of the tensors agree to 1e-6 (most exactly); every one within 2 x lr per step. The
+exceptions are parameters whose gradient is at rounding level (zero-initialised output layers and the biases
+behind them in the first steps): the order of the sums (a gradient all-reduce, FSDP's reduce-scatter) can
+flip its sign, and Adam turns any sign into a step of about the learning rate."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import torch
 
 from avgen.suite import smoke_overrides
 from tests.test_method_contract import workspace
+
+LR = 5e-4  # budget/synthetic_cpu's learning rate, which these runs train with
 
 
 def _train(experiment, root, store, name, *extra):
@@ -56,8 +59,10 @@ def test_one_process_and_two_train_the_same_weights(synthetic_store, tmp_path, e
     for state in ("current_model_state", "state_dict"):  # the training weights and their EMA
         floats = {k: v for k, v in one[state].items() if v.is_floating_point()}
         diffs = {k: (two[state][k] - v).abs().max().item() for k, v in floats.items()}
-        assert max(diffs.values()) < 1e-4, max(diffs.items(), key=lambda kv: kv[1])
-        assert sum(d < 1e-6 for d in diffs.values()) >= 0.95 * len(diffs)
+        # Adam moves a parameter by at most about lr per step whatever its gradient: a sign flipped by the
+        # order of the sums (zero-initialised output layers in the first steps) costs at most 2 lr per step
+        assert max(diffs.values()) < 2 * LR * 3, max(diffs.items(), key=lambda kv: kv[1])
+        assert sum(d < 1e-6 for d in diffs.values()) >= 0.9 * len(diffs)
     # training moved the weights: not two untouched initialisations compared
     start = _train(experiment, tmp_path, synthetic_store, "zero", "data.batch_size=4", "trainer.max_steps=1", *settings)
     assert any((start["current_model_state"][k] - v).abs().max() > 1e-4 for k, v in one["current_model_state"].items())
