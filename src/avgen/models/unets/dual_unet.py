@@ -12,10 +12,12 @@ C*M channels). Fully convolutional in time: train on 18 frames, generate 36.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from avgen.models.modalities import MODALITIES, check_modalities
 from avgen.models.unets.blocks import (
@@ -113,10 +115,12 @@ class DualUNet(nn.Module):
         rs_window_frames: int = 1,  # RS-MMA window, in video frames
         dropout: float = 0.0,
         video_patch_size: int = 1,  # >1: space-to-depth of each frame before the U-Net (CPU configs)
+        checkpointing: bool = False,  # recompute residual and attention blocks in the backward
     ):
         super().__init__()
         modalities = check_modalities(modalities, coupling, COUPLINGS)
         self.modalities, self.coupling = modalities, coupling
+        self.checkpointing = checkpointing
         self.levels = len(channel_mult)
         self.base_channels = base_channels
         emb_dim = 4 * base_channels
@@ -171,14 +175,20 @@ class DualUNet(nn.Module):
                 if kind in ("in", "out", "down"):
                     h[m] = layer(h[m])
                 elif kind == "res":
-                    h[m] = layer(h[m], emb)
+                    h[m] = self._run(layer, h[m], emb)
                 elif kind == "push":
                     skips[m].append(h[m])
                 elif kind == "pop_res":
-                    h[m] = layer(torch.cat([h[m], skips[m].pop()], dim=1), emb)
+                    h[m] = self._run(layer, torch.cat([h[m], skips[m].pop()], dim=1), emb)
                 elif kind == "up":
                     h[m] = layer(h[m], skips[m][-1].shape[2:])
         return {m: self._from_internal(m, h[m], shapes[m]) for m in self.modalities}
+
+    def _run(self, layer: nn.Module, *args: Any) -> Tensor:
+        """A residual or attention block; with `checkpointing`, only its inputs are kept for the backward."""
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(layer, *args, use_reentrant=False)
+        return layer(*args)
 
     def _attention(self, i: int, attn_index: int, h: dict[str, Tensor]) -> dict[str, Tensor]:
         if self.coupling == "easy_fusion":
@@ -186,10 +196,10 @@ class DualUNet(nn.Module):
             ctx_video = audio_per_frame(a, v.shape[2])  # (B, C, T) -> (B, C, F)
             ctx_audio = video_per_audio_step(v, a.shape[-1])  # (B, C, F, H, W) -> (B, C, T)
             return {
-                "video": self.branches["video"].layers[i](v, ctx_video),
-                "audio": self.branches["audio"].layers[i](a, ctx_audio),
+                "video": self._run(self.branches["video"].layers[i], v, ctx_video),
+                "audio": self._run(self.branches["audio"].layers[i], a, ctx_audio),
             }
-        h = {m: self.branches[m].layers[i](h[m]) for m in self.modalities}
+        h = {m: self._run(self.branches[m].layers[i], h[m]) for m in self.modalities}
         if self.coupling == "rs_mma":
             h["video"], h["audio"] = self.cross[attn_index](h["video"], h["audio"])
         return h
