@@ -19,6 +19,9 @@ UNINFORMATIVE = (
     r"`algorithm_types dpmsolver and sde-dpmsolver` is deprecated",
     # avgen loads its own checkpoints with weights_only=True; Lightning's resume path warns regardless
     r".*`weights_only` was not set",
+    # the methods' configure_model shards only under trainer.strategy=fsdp, where ShardedEMA replaces
+    # Lightning's weight averaging (experiment.fsdp_callbacks); otherwise it does nothing
+    r"You're using the WeightAveraging callback with a model that overrides the configure_model",
 )
 
 
