@@ -30,7 +30,11 @@ def test_fsdp_trains_resumes_exactly_and_consolidates(synthetic_store, tmp_path,
     common += [*smoke_overrides(experiment), *workspace(tmp_path, synthetic_store), *FSDP, "threads=1"]
     common += ["trainer.max_steps=24", "trainer.val_check_interval=1000", "trainer.enable_progress_bar=true"]
     common += ["callbacks.progress.every_seconds=0"]  # a progress line per step: when to send the signal
-    done = subprocess.run([*common, "name=straight"], capture_output=True, text=True, env=env, timeout=600)
+    scoring = ["evaluate.num_samples=2", "evaluate.batch_size=1", "evaluate.num_videos=0", "sampler.steps=2"]
+    scoring += ["evaluate.num_video_to_audio=0", "evaluate.num_audio_to_video=0"]
+    done = subprocess.run(  # scored after fit from the gathered EMA weights
+        [*common, "name=straight", *scoring], capture_output=True, text=True, env=env, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     job = subprocess.Popen(
         [*common, "name=preempted", "resume=auto"],
@@ -66,12 +70,15 @@ def test_fsdp_trains_resumes_exactly_and_consolidates(synthetic_store, tmp_path,
     # make eval reads the folder (consolidated in memory) and scores on both ranks
     evaluate = [sys.executable, "-m", "avgen.cli.main", "eval", f"experiment={experiment}", "name=straight"]
     evaluate += [*smoke_overrides(experiment), *workspace(tmp_path, synthetic_store), "threads=1"]
-    evaluate += ["trainer.accelerator=cpu", "trainer.devices=2", "evaluate.num_samples=2", "evaluate.batch_size=1"]
-    evaluate += ["evaluate.num_videos=0", "evaluate.num_video_to_audio=0", "evaluate.num_audio_to_video=0"]
-    scored = subprocess.run([*evaluate, "sampler.steps=2"], capture_output=True, text=True, env=env, timeout=600)
+    evaluate += ["trainer.accelerator=cpu", "trainer.devices=2", *scoring]
+    scored = subprocess.run(evaluate, capture_output=True, text=True, env=env, timeout=600)
     assert scored.returncode == 0, scored.stderr[-3000:]
     metrics = json.loads((out / "straight" / "eval" / "metrics.json").read_text())
     assert metrics["steps"] == 24 and metrics["num_samples"] == 2 and metrics["eval_ranks"] == 2
+    # the consolidated weights sample what the sharded run's gathered weights sampled after fit
+    trained = json.loads((out / "straight" / "metrics.json").read_text())
+    for key in ("temporal_f1", "lag_contrast", "semantic_agreement", "nfe_per_sample"):
+        assert metrics[key] == trained[key], key
     # and one file for anything else
     file = out / "straight.ckpt"
     folder = out / "straight" / "checkpoints" / "last.ckpt"
