@@ -132,11 +132,8 @@ def launch_ranks(cfg: DictConfig) -> tuple[Any, int]:
     accelerator = t.get("accelerator", "auto")
     if accelerator in ("gpu", "cuda") and not _has_gpu():
         raise ValueError(f"trainer.accelerator={accelerator} but no GPU is visible; trainer=cpu evaluates on the CPU")
+    # Fabric's default strategy is DDP over several devices, a single device otherwise
     fabric = Fabric(accelerator=accelerator, devices=t.get("devices", 1), num_nodes=t.get("num_nodes", 1))
-    if fabric.world_size > 1:
-        fabric = Fabric(
-            accelerator=accelerator, devices=t.get("devices", 1), num_nodes=t.get("num_nodes", 1), strategy="ddp"
-        )
     fabric.launch()
     return fabric.device, fabric.global_rank
 

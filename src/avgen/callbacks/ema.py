@@ -41,20 +41,16 @@ class ShardedEMA(L.Callback):
         self._last_step: int | None = None
 
     def _params(self, pl_module: L.LightningModule) -> list[torch.Tensor]:
-        from torch.distributed.fsdp import FSDPModule
-
-        for unit in pl_module.modules():  # the sharded parameters, even where a forward left them gathered
-            if isinstance(unit, FSDPModule):
-                unit.reshard()
         named = dict(pl_module.named_parameters())
         return [named[n] for n in self.names]
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.names = [n for n, p in pl_module.named_parameters() if p.requires_grad]
-        self.shadow = [p.detach().clone() for p in self._params(pl_module)]
+        params = self._params(pl_module)
+        self.shadow = [p.detach().clone() for p in params]
         # a parameter reachable under several names (a method's `denoiser.net` is its `net`) gets its EMA under
         # every name, as the state dict lists it under every name
-        index = {id(p): i for i, p in enumerate(self._params(pl_module))}
+        index = {id(p): i for i, p in enumerate(params)}
         self.aliases = {
             n: index[id(p)] for n, p in pl_module.named_parameters(remove_duplicate=False) if id(p) in index
         }
@@ -85,6 +81,11 @@ class ShardedEMA(L.Callback):
 
     @torch.no_grad()
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from torch.distributed.fsdp import FSDPModule
+
+        for unit in pl_module.modules():  # a stop mid-loop (preemption) can leave parameters gathered
+            if isinstance(unit, FSDPModule):
+                unit.reshard()
         torch._foreach_copy_(_local(self._params(pl_module)), _local(self.shadow))
 
 

@@ -42,16 +42,15 @@ class StepSeeding(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # distinct streams per (step, rank); 64-bit mixing keeps neighbouring steps unrelated
-        value = (
-            self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9 + trainer.global_rank
-        ) % 2**63
+        # 64-bit mixing keeps neighbouring steps unrelated; the step's key is the same on every rank: each
+        # sample's training noise is keyed by it and its store row (methods/base.py: training_draws), so the
+        # noise does not depend on the rank or the batch split; the global streams differ per rank
+        step_key = (self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9) % 2**63
+        pl_module.noise_seed = step_key
+        value = (step_key + trainer.global_rank) % 2**63
         torch.manual_seed(value)
         np.random.seed(value % 2**32)
         random.seed(value)
-        # the same on every rank: each sample's training noise is keyed by it and its store row
-        # (methods/base.py: training_draws), so the noise does not depend on the rank or the batch split
-        pl_module.noise_seed = (self.seed * 0x9E3779B97F4A7C15 + trainer.global_step * 0xBF58476D1CE4E5B9) % 2**63
 
 
 class NonFiniteGuard(L.Callback):

@@ -23,23 +23,38 @@ def consolidate(path: str | Path, optimizer: bool = False) -> dict[str, Any]:
     """A distributed checkpoint folder (`trainer=fsdp`: shards + `meta.pt`) as one ordinary avgen checkpoint:
     `state_dict` the EMA weights (its `ema.*` entries, callbacks/ema.py: ShardedEMA), `current_model_state`
     the training weights, and the run's metadata (step, loops, callbacks, config); the optimizer state only
-    if asked. Read on one process, no process group."""
-    import tempfile
-
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+    if asked (otherwise its shards are not read). Read on one process, no process group."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="avgen-consolidate") as tmp:
-        dcp_to_torch_save(path, Path(tmp) / "full.pt")
-        full = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=True)
+    reader = dcp.FileSystemReader(str(path))
+    stored = reader.read_metadata().state_dict_metadata  # flattened keys: "state_dict.<name>", "optimizer_0..."
+    weights = {
+        k[len("state_dict.") :]: torch.empty(m.size, dtype=m.properties.dtype)
+        for k, m in stored.items()
+        if k.startswith("state_dict.") and isinstance(m, TensorStorageMetadata)
+    }
+    dcp.load({"state_dict": weights}, storage_reader=reader, no_dist=True)
     meta = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
-    weights = full["state_dict"]
     ema = {k[len("ema.") :]: v for k, v in weights.items() if k.startswith("ema.")}
     current = {k: v for k, v in weights.items() if not k.startswith("ema.")}
     out = {**meta, "state_dict": {**current, **ema}, "current_model_state": current}
     if optimizer:
-        out["optimizer_states"] = [full[k] for k in sorted(full) if k.startswith("optimizer_")]
+        out["optimizer_states"] = _optimizer_states(path)
     return out
+
+
+def _optimizer_states(path: Path) -> list[dict[str, Any]]:
+    """The optimizers' states of a distributed checkpoint, whole (the full checkpoint is read once)."""
+    import tempfile
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    with tempfile.TemporaryDirectory(prefix="avgen-consolidate") as tmp:
+        dcp_to_torch_save(path, Path(tmp) / "full.pt")
+        full = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=True)
+    return [full[k] for k in sorted(full) if k.startswith("optimizer_")]
 
 
 def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
