@@ -222,7 +222,7 @@ def test_cmmd_defaults_are_the_papers():
 
 def test_compare_pairs_each_run_with_its_control():
     """`make compare` lists run - control (same seed, the registry's runs, not their variants), oriented."""
-    from avgen.evaluation.comparison import control_differences
+    from avgen.evaluation.differences import control_differences
 
     rows = [
         {"run": "cmmd_synthetic", "experiment": "cmmd_synthetic", "seed": 0},
@@ -236,7 +236,7 @@ def test_compare_pairs_each_run_with_its_control():
         {**d, "a": "cmmd_synthetic_joint", "b": "ncmmd_synthetic"},
         {**d, "a": "cmmd_synthetic", "b": "ncmmd_synthetic_seed1"},
     ]
-    (only,) = control_differences(rows, paired)
+    (only,) = control_differences(rows, paired, [])
     assert (only["a"], only["b"], only["difference"], only["interval"]) == (
         "cmmd_synthetic",
         "ncmmd_synthetic",

@@ -66,7 +66,7 @@ def run(overrides: list[str]) -> int:
         write_text(out / f"{label}.html", html_page(f"avgen: {label}", text, runs, columns, out))
         print(f"{out / f'{label}.md'} (and .html): {len(columns)} metrics, plots: {', '.join(plots)}")
         if cfg.wandb.log:
-            from avgen.evaluation.comparison import paired_differences
+            from avgen.evaluation.differences import paired_differences
             from avgen.evaluation.wandb_compare import log_comparison
 
             w = cfg.wandb

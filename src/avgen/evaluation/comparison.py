@@ -13,18 +13,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import statistics
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from avgen.evaluation.differences import GENERAL_PROTOCOL, control_differences, paired_differences, protocol_of
 from avgen.evaluation.report import INFO, METRICS, RUN_INFO
 from avgen.metrics.seeds import MIN_SEEDS, paired_seed_difference, seed_interval
-from avgen.metrics.stats import paired_difference, paired_distance_difference
-from avgen.metrics.synthetic import STATISTICS
 
 NESTED = ("intervals", "calibration", "protocol", "paired")
 DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", "upstream", *RUN_INFO} - {
@@ -36,7 +32,6 @@ DESCRIBES = {"dataset", "method", "variant", "experiment", "modalities", "upstre
 }
 # What every score of a row depends on, beside a metric's own protocol entry. The sampler and its steps are
 # not among them: they are part of what is compared (a method's own solver), shown per row.
-GENERAL_PROTOCOL = ("num_samples", "metrics_reference")
 SAMPLING = ("sampler", "sampler_steps", "sampling_seconds", "peak_memory_gb")
 
 
@@ -111,51 +106,6 @@ def _variant_from_config(run_dir: Path, recorded: Any) -> Any:
         return recorded
 
 
-def control_differences(rows: list[dict[str, Any]], paired: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each run against its control (a registry entry's `control`: e.g. CMMD and the same continuation with
-    eta = 0), same training seed: the paired differences oriented run - control, then across seeds."""
-    from avgen.suite import controls
-
-    control_of = controls()
-    by_run = {r["run"]: r for r in rows}
-
-    def base(run: str) -> str:  # the registry's run of a seed's folder (variants keep their own names)
-        return re.sub(r"_seed\d+$", "", run)
-
-    def is_control(a: str, b: str) -> bool:
-        ra, rb = by_run.get(a, {}), by_run.get(b, {})
-        if ra.get("seed") != rb.get("seed") or base(a) != ra.get("experiment") or base(b) != rb.get("experiment"):
-            return False
-        return control_of.get(base(a)) == base(b)
-
-    out = []
-    for d in paired:
-        if is_control(d["a"], d["b"]):
-            out.append(d)
-        elif is_control(d["b"], d["a"]):
-            lo, hi = d["interval"]
-            out.append({**d, "a": d["b"], "b": d["a"], "difference": -d["difference"], "interval": [-hi, -lo]})
-    columns = metric_columns(rows)
-    for experiment, control in control_of.items():
-        runs = [r for r in rows if base(r["run"]) == experiment == r.get("experiment")]
-        refs = [r for r in rows if base(r["run"]) == control == r.get("experiment")]
-        for k in columns:
-            values = [{r["seed"]: r[k] for r in g if isinstance(r.get(k), (int, float))} for g in (runs, refs)]
-            diff = paired_seed_difference(*values)
-            if diff is not None:
-                out.append(
-                    {
-                        "metric": k,
-                        "a": f"{experiment} (seeds)",
-                        "b": f"{control} (seeds)",
-                        "difference": diff["mean"],
-                        "interval": [diff["low"], diff["high"]],
-                        "resolved": diff["resolved"],
-                    }
-                )
-    return out
-
-
 def _control_table(differences: list[dict[str, Any]]) -> list[str]:
     if not differences:
         return []
@@ -202,16 +152,6 @@ def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
     return [k for k in METRICS if k in present] + extra
 
 
-def protocol_of(row: dict[str, Any], metric: str) -> dict[str, Any]:
-    """What a metric's value depends on besides the model: sample count, reference split, and the metric's
-    own settings (the synthetic tolerance, lags and derangements; a media metric's extractor and its SHA-256,
-    rates, sizes, scale, vocoder)."""
-    prefix = next((p for p in ("v2a_", "a2v_") if metric.startswith(p)), "")
-    family = f"{prefix}synthetic" if metric[len(prefix) :] in STATISTICS else metric
-    own = row.get("protocol", {}).get(family, {})
-    return {**{k: row.get(k) for k in GENERAL_PROTOCOL}, **own}
-
-
 def protocol_conflicts(rows: list[dict[str, Any]], columns: list[str]) -> dict[str, list[str]]:
     """metric -> how the runs' protocols differ (empty where every run scoring it shares one)."""
     conflicts = {}
@@ -224,70 +164,6 @@ def protocol_conflicts(rows: list[dict[str, Any]], columns: list[str]) -> dict[s
                 f"{r['run']}: " + ", ".join(f"{k}={p.get(k)}" for k in keys) for r, p in zip(scored, protocols)
             ]
     return conflicts
-
-
-def paired_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every pair of runs with per-sample counts on the same sample indices and the same protocol: each
-    statistic's difference with its 95% interval (the runs' own in-run pairs, e.g. guided - no joint, too)."""
-    loaded = {}
-    for r in rows:
-        path = r.get("per_sample")
-        if path is not None and Path(path).is_file():
-            loaded[r["run"]] = json.loads(Path(path).read_text())
-    out = []
-    for r in rows:  # in-run pairs written by evaluation
-        for name, d in r.get("paired", {}).items():
-            metric, label = name.split(": ", 1)
-            out.append({"metric": metric, "a": r["run"], "b": label, **d})
-    by_run = {r["run"]: r for r in rows}
-    for a, b in combinations(sorted(loaded), 2):
-        for family in sorted(set(loaded[a]) & set(loaded[b])):
-            if family.startswith("no_joint_"):
-                continue
-            prefix = family[: -len("synthetic")]
-            ca, cb = loaded[a][family], loaded[b][family]
-            same = len(next(iter(ca.values()))) == len(next(iter(cb.values()))) and protocol_of(
-                by_run[a], f"{prefix}temporal_f1"
-            ) == protocol_of(by_run[b], f"{prefix}temporal_f1")
-            if not same:
-                continue
-            for metric, statistic in STATISTICS.items():
-                d = paired_difference(ca, cb, statistic)
-                out.append({"metric": f"{prefix}{metric}", "a": a, "b": b, **d.as_dict()})
-    return out + paired_distance_differences(rows)
-
-
-def distance_names(prefix: str) -> dict[str, str]:
-    """{kind: metric} of one FeatureDistances prefix: fvd -> FD "fvd" and KD "kvd"."""
-    return {"fd": prefix, "kvd": f"k{prefix[1:]}"}
-
-
-def paired_distance_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """FD/FVD/FAD and KVD differences between every pair of runs that kept their features
-    (`distance_features.pt`) and scored them against the identical reference under one protocol, on the same
-    number of samples paired by index (metrics.stats.paired_distance_difference)."""
-    loaded = {}
-    for r in rows:
-        path = r.get("distance_features")
-        if path is not None and Path(path).is_file():
-            loaded[r["run"]] = torch.load(path, map_location="cpu", weights_only=True)
-    by_run, out = {r["run"]: r for r in rows}, []
-    for a, b in combinations(sorted(loaded), 2):
-        for prefix in sorted(set(loaded[a]) & set(loaded[b])):
-            fa, fb = loaded[a][prefix], loaded[b][prefix]
-            comparable = (
-                fa["reference"].shape == fb["reference"].shape
-                and torch.equal(fa["reference"], fb["reference"])
-                and len(fa["generated"]) == len(fb["generated"])
-                and protocol_of(by_run[a], prefix) == protocol_of(by_run[b], prefix)
-            )
-            if not comparable:
-                continue
-            for kind, metric in distance_names(prefix).items():
-                if isinstance(by_run[a].get(metric), (int, float)) and isinstance(by_run[b].get(metric), (int, float)):
-                    d = paired_distance_difference(fa["reference"], fa["generated"], fb["generated"], kind)
-                    out.append({"metric": metric, "a": a, "b": b, **d.as_dict()})
-    return out
 
 
 def _fmt(value: Any, key: str) -> str:
@@ -413,7 +289,7 @@ def markdown(
         head = lines.index("| " + " | ".join(header) + " |")  # the headline goes before the per-run table
         lines[head:head] = [*seeds[1:], "", "## Runs", ""]
         seeds = []
-    controls = _control_table(control_differences(rows, paired or []))
+    controls = _control_table(control_differences(rows, paired or [], columns))
     lines += controls + seeds + _calibration_table(rows, columns) + _paired_table(paired or [])
     lines += ["", *(f"![{p}]({p})" for p in plots), ""]
     return "\n".join(lines)
