@@ -313,7 +313,8 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     for key in ("temporal_alignment", "av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av"):
         assert np.isfinite(metrics[key]), key
     assert metrics["ib_av"] == pytest.approx(np.cos(1.0), abs=1e-5)
-    assert metrics["fvd"] > 0 and 0 <= metrics["av_align"] <= 1
+    # the reference AV-Align counts several onsets against one flow peak, so it can exceed 1 (docs/metrics.md)
+    assert metrics["fvd"] > 0 and metrics["av_align"] >= 0
     assert 0 <= metrics["v2a_beat_hit_rate_100ms"] <= metrics["v2a_beat_hit_rate_500ms"] <= 1
     # every media score with its interval and provenance; the alignment ones with floors and a ceiling
     for key in ("av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av", "v2a_beat_hit_rate_100ms"):

@@ -73,11 +73,12 @@ def test_wandb_offline_run(synthetic_store, tmp_path, monkeypatch, capsys):
         "base_channels",
         "synthetic",
         "coupling=easy_fusion",
-        "cmmd (coupling=easy_fusion, eta=0.02)",  # the job type: method and variant (nCMMD apart from CMMD)
+        "cmmd (coupling=easy_fusion, eta=0.02, weighting=per_modality)",  # the job type: method and variant
     ):
         assert text.encode() in record, text
     logged = (out / "config.yaml").read_text()
-    assert "group: synthetic" in logged and "job_type: cmmd (coupling=easy_fusion, eta=0.02)" in logged
+    assert "group: synthetic" in logged
+    assert "job_type: cmmd (coupling=easy_fusion, eta=0.02, weighting=per_modality)" in logged
     # validation media: written under the run and logged (wandb copies media into the run's files)
     assert sorted(p.name for p in (out / "val_media" / "step_0000002").iterdir()) == [
         "sample_0.mp4",
