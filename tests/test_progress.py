@@ -59,6 +59,13 @@ def test_the_forecast_comes_from_the_last_run_on_this_machine(tmp_path, monkeypa
     assert line.startswith("expected on this machine: setup ~20s, training ~10m40s (1600 steps at 2.5 steps/s)")
     assert "evaluation ~32s" in line and "rough guide" not in line
     assert "another run shape: a rough guide" in timings.expected("flowdit_synthetic", 2, "xyz", 100, 0)
+    # without its own record, the nearest run: the same network before a later run of another one
+    timings.record("cmmd_synthetic", 2, "abc2", 1.0, 100.0, 100, None, None, model_shape="unet")
+    timings.record("base_audio_synthetic", 2, "def", 1.0, 10.0, 100, None, None, model_shape="audio")
+    assert "(100 steps at 1.0 steps/s) (measured by cmmd_synthetic" in timings.expected(
+        "cmmd_quick_synthetic", 2, "new", 100, 0, model_shape="unet"
+    )
+    assert "measured by base_audio_synthetic" in timings.expected("other", 2, "new", 100, 0, model_shape="dit")
     (tmp_path / "timings.json").write_text("{not json")  # damaged: replaced, never fatal
     timings.record("cmmd_synthetic", 2, "abc", 1.0, 1.0, 1, None, None)
     assert "steps at 1.0 steps/s" in timings.expected("cmmd_synthetic", 2, "abc", 10, 0)

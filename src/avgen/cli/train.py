@@ -101,8 +101,9 @@ def run(overrides: list[str]) -> int:
     name = experiment or cfg.name
     evaluated = cfg.evaluate.num_samples + sum(conditional_counts(module, cfg).values())
     shape = fingerprint(*(OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "method", "data", "sampler")))
+    model_shape = fingerprint(OmegaConf.to_container(cfg.model, resolve=True), cfg.data.get("batch_size"))
     if rank_zero_only.rank == 0:
-        print(expected(name, threads, shape, cfg.trainer.max_steps, evaluated))
+        print(expected(name, threads, shape, cfg.trainer.max_steps, evaluated, model_shape))
     setup_seconds = process_seconds() or time.perf_counter() - started  # imports included where known
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     train_seconds = next(c for c in callbacks if isinstance(c, TrainingClock)).seconds  # resumed runs included
@@ -126,6 +127,7 @@ def run(overrides: list[str]) -> int:
         trainer.global_step,
         time.perf_counter() - scoring,
         evaluated,
+        model_shape,
     )
     metrics.update(
         {

@@ -4,8 +4,8 @@ After a run, `record` keeps its phases (setup: composing and building until trai
 per optimizer step; evaluation: seconds per generated sample) under the experiment's name, the thread count
 and a fingerprint of what sets the step's cost (model, batch size, method), in `<avgen cache>/timings.json`
 (`$AVGEN_TIMINGS_FILE` overrides). At the start of a run, `expected` turns the record of the same experiment,
-threads and fingerprint (else the latest of any run with these threads, marked as a rough guide) into one
-line:
+threads and fingerprint into one line; without one it takes, marked as a rough guide, the latest run with
+these threads of the same fingerprint, else of the same model (`model_shape`), else of any model:
 
     expected on this machine: setup ~20s, training ~11m40s (1600 steps at 2.3 steps/s), evaluation ~40s
     (measured by cmmd_synthetic on 2026-12-06)
@@ -49,6 +49,7 @@ def record(
     steps: int,
     eval_s: float | None,
     eval_samples: int | None,
+    model_shape: str | None = None,
 ) -> None:
     """Keep this run's phases (a run that took no steps teaches nothing about training speed)."""
     if steps <= 0:
@@ -61,9 +62,12 @@ def record(
     table[_key(experiment, threads, shape)] = {
         "experiment": experiment,
         "date": time.strftime("%Y-%m-%d"),
+        "time": time.time(),  # "latest" among runs of one day
         "setup_s": setup_s,
         "seconds_per_step": train_s / steps,
         "eval_s_per_sample": eval_s / eval_samples if eval_s is not None and eval_samples else None,
+        "shape": shape,
+        "model_shape": model_shape,
     }
     try:
         write_json(path, table)
@@ -71,7 +75,9 @@ def record(
         pass  # a read-only cache costs the next prediction, not this run
 
 
-def expected(experiment: str, threads: int, shape: str, max_steps: int, eval_samples: int) -> str:
+def expected(
+    experiment: str, threads: int, shape: str, max_steps: int, eval_samples: int, model_shape: str | None = None
+) -> str:
     """The one-line forecast for a run of `max_steps` steps and `eval_samples` evaluated samples."""
     try:
         table: dict[str, Any] = json.loads(timings_path().read_text())
@@ -84,7 +90,15 @@ def expected(experiment: str, threads: int, shape: str, max_steps: int, eval_sam
         same_host = [v for k, v in table.items() if k.startswith(f"{host}/") and f"/threads={threads}/" in k]
         if not same_host:
             return "expected: no run measured on this machine yet (this one records its phases for the next)"
-        entry = max(same_host, key=lambda v: v["date"])
+        # the nearest run: the same step cost, else the same network, else the latest
+        entry = max(
+            same_host,
+            key=lambda v: (
+                v.get("shape") == shape,
+                model_shape is not None and v.get("model_shape") == model_shape,
+                v.get("time", 0.0),
+            ),
+        )
     parts = [f"setup ~{duration(entry['setup_s'])}"]
     if max_steps > 0:
         rate = 1 / entry["seconds_per_step"]
