@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avgen.data.media import MediaFile
-from avgen.data.synthetic import CLASS_COLOURS, SyntheticConfig, class_pitches, generate, make_clip
+from avgen.data.synthetic import CLASS_COLOURS, SyntheticConfig, class_pitches, generate, make_clip, render_video
 
 
 def test_clip_is_deterministic_and_independent_of_dataset_size():
@@ -19,6 +19,21 @@ def test_clip_is_deterministic_and_independent_of_dataset_size():
     np.testing.assert_array_equal(a[2], b[2])
     c = make_clip(SyntheticConfig(seed=1), "train", 7)
     assert c[0].event_times != a[0].event_times
+
+
+@pytest.mark.parametrize("size,radius", [(64, 0.12), (16, 0.3), (8, 0.49)])
+def test_frames_are_the_disc_shaded_over_the_whole_frame(size, radius):
+    """render_video shades only the rows the disc reaches: bit for bit what shading every pixel gives (the
+    stores, and every run trained on them, depend on these bytes)."""
+    cfg = SyntheticConfig(size=size, ball_radius=radius)
+    rng = np.random.default_rng(size)
+    for label in range(4):
+        xs, y, colour = rng.uniform(0, 1, 24), float(rng.uniform(0, 1)), CLASS_COLOURS[label]
+        grid = (np.arange(size, dtype=np.float32) + 0.5) / size
+        dist = np.sqrt((grid[None, None, :] - xs[:, None, None]) ** 2 + (grid[None, :, None] - y) ** 2) * size
+        alpha = np.clip(radius * size + 0.5 - dist, 0.0, 1.0)[..., None]
+        whole = ((cfg.background * (1 - alpha) + colour * alpha) * 255 + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(render_video(cfg, xs, y, colour), whole)
 
 
 def test_generate_twice_gives_the_same_dataset(tmp_path):

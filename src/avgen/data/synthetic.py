@@ -129,10 +129,18 @@ def render_video(cfg: SyntheticConfig, xs: np.ndarray, y: float, colour: np.ndar
     s = cfg.size
     grid = (np.arange(s, dtype=np.float32) + 0.5) / s
     gy, gx = grid[:, None], grid[None, :]
-    dist = np.sqrt((gx[None] - xs[:, None, None]) ** 2 + (gy[None] - y) ** 2) * s  # (F, H, W) in pixels
-    alpha = np.clip(cfg.ball_radius * s + 0.5 - dist, 0.0, 1.0)[..., None]
-    frames = cfg.background * (1 - alpha) + colour[None, None, None, :] * alpha
-    return (frames * 255 + 0.5).astype(np.uint8)
+
+    def shade(alpha: np.ndarray) -> np.ndarray:  # (..., 1) coverage -> uint8 RGB
+        frames = cfg.background * (1 - alpha) + colour[None, None, None, :] * alpha
+        return (frames * 255 + 0.5).astype(np.uint8)
+
+    # only the rows the disc can reach (its edge lies within ball_radius * s + 0.5 px of y) are shaded: every
+    # other pixel has coverage 0, i.e. the background, so the frames are those of shading the whole frame
+    band = np.flatnonzero(np.abs(gy[:, 0] - y) * s < cfg.ball_radius * s + 0.5)
+    dist = np.sqrt((gx[None] - xs[:, None, None]) ** 2 + (gy[None, band] - y) ** 2) * s  # (F, rows, W) in pixels
+    out = np.broadcast_to(shade(np.zeros((1, 1, 1, 1))), (len(xs), s, s, 3)).copy()
+    out[:, band] = shade(np.clip(cfg.ball_radius * s + 0.5 - dist, 0.0, 1.0)[..., None])
+    return out
 
 
 def render_audio(cfg: SyntheticConfig, events: list[float], pitch: float, rng: np.random.Generator) -> np.ndarray:
