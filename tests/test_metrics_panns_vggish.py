@@ -1,0 +1,89 @@
+"""PANNs Cnn14 and VGGish (av-benchmark's FD-PANNs, FD-VGGish, KL-PANNs, IS-PANNs): the public checkpoints'
+layouts, the front ends against their references, the scores against a transcription of av-benchmark's
+formulas, and the media metrics end to end with randomly initialised stand-in weights."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from avgen.metrics.extractors import load_panns, load_vggish
+from avgen.models.panns import Cnn14
+from avgen.models.vggish import VGGish, log_mel_examples
+from tests.reference import audio_checkpoint_layouts as layouts
+from tests.reference import vggish_mel_features
+
+
+def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("rate,layout", [(16000, layouts.CNN14_16K), (32000, layouts.CNN14_32K)])
+def test_cnn14_has_the_public_checkpoint_layout_and_round_trips(tmp_path, rate, layout):
+    torch.manual_seed(0)
+    net = Cnn14(rate)
+    assert shapes(net) == layout
+    path = tmp_path / "cnn14.pth"
+    torch.save({"model": net.state_dict(), "iteration": 0}, path)  # the published checkpoints' wrapping
+    fresh = Cnn14(rate)
+    fresh.load_state_dict(torch.load(path, weights_only=True)["model"], strict=True)
+    loaded = load_panns(path, rate)
+    assert loaded.net.sample_rate == rate
+    for a, b in zip(net.state_dict().values(), loaded.net.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_vggish_has_the_public_checkpoint_layout_and_round_trips(tmp_path):
+    net = VGGish()
+    assert shapes(net) == layouts.VGGISH
+    path = tmp_path / "vggish.pth"
+    torch.save(net.state_dict(), path)
+    VGGish().load_state_dict(torch.load(path, weights_only=True), strict=True)
+    assert torch.equal(load_vggish(path, 16000).net.embeddings[4].weight, net.embeddings[4].weight)
+
+
+def test_loaders_name_the_key_and_what_was_expected(tmp_path):
+    path = tmp_path / "vggish.pth"
+    torch.save(VGGish().state_dict(), path)
+    with pytest.raises(ValueError, match="evaluate.panns.weights: .* not a PANNs Cnn14 state dict"):
+        load_panns(path, 16000)
+    torch.save({"model": Cnn14(16000).state_dict()}, tmp_path / "cnn14.pth")
+    with pytest.raises(ValueError, match="evaluate.vggish.weights: .* not a torchvggish VGGish state dict"):
+        load_vggish(tmp_path / "cnn14.pth", 16000)
+
+
+@pytest.mark.parametrize("rate", [16000, 32000])
+def test_cnn14_log_mel_is_librosa_power_to_db(rate):
+    """torchlibrosa's front end reproduces librosa (centred reflect-padded frames, Slaney mel, dB, no top_db)."""
+    net = Cnn14(rate)
+    wave = np.random.default_rng(0).standard_normal(rate // 2).astype(np.float32) * 0.1
+    ours = net.logmel_extractor(net.spectrogram_extractor(torch.from_numpy(wave)[None]))[0, 0].numpy()  # (T, 64)
+    f = net.front
+    mel = librosa.feature.melspectrogram(
+        y=wave.astype(np.float64),
+        sr=rate,
+        n_fft=f.window,
+        hop_length=f.hop,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=64,
+        fmin=f.fmin,
+        fmax=f.fmax,
+    )
+    expected = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=2e-3)
+
+
+def test_vggish_examples_match_the_reference_pipeline():
+    wave = np.random.default_rng(1).standard_normal(16000 * 2 + 1234) * 0.1
+    expected = vggish_mel_features.waveform_to_examples(wave, 16000, return_tensor=False)
+    ours = log_mel_examples(wave)
+    assert ours.shape == expected.shape == (2, 96, 64)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="VGGish needs at least"):
+        log_mel_examples(wave[:8000])
