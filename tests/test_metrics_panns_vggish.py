@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from avgen.metrics.classifier_scores import inception_scores, kl_mean, kl_per_pair
 from avgen.metrics.extractors import load_panns, load_vggish
 from avgen.models.panns import Cnn14
 from avgen.models.vggish import VGGish, log_mel_examples
 from tests.reference import audio_checkpoint_layouts as layouts
 from tests.reference import vggish_mel_features
+from tests.reference.av_benchmark_scores import compute_isc, compute_kl
 
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -87,3 +89,28 @@ def test_vggish_examples_match_the_reference_pipeline():
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="VGGish needs at least"):
         log_mel_examples(wave[:8000])
+
+
+def test_kl_and_inception_score_match_av_benchmark():
+    g = torch.Generator().manual_seed(0)
+    generated, reference = (
+        torch.randn(40, 527, generator=g, dtype=torch.float64) * 3,
+        torch.randn(40, 527, generator=g, dtype=torch.float64) * 3,
+    )
+    expected = compute_kl([generated], reference)["kl_softmax"]
+    assert kl_mean(generated, reference) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert kl_per_pair(generated, generated).abs().max() < 1e-12
+    # the direction: KL(reference || generated), not its reverse
+    assert kl_mean(generated, reference) != pytest.approx(compute_kl([reference], generated)["kl_softmax"], rel=1e-3)
+    # float32 logits as av-benchmark stores them: the reference computes in float32, ours in float64
+    assert kl_mean(generated.float(), reference.float()) == pytest.approx(
+        compute_kl([generated.float()], reference.float())["kl_softmax"], rel=1e-5
+    )
+    for n, splits in ((53, 10), (12, 3)):
+        logits = torch.randn(n, 527, generator=g) * 2
+        ref = compute_isc({"logits": logits}, "logits", rng_seed=2020, samples_shuffle=True, splits=splits)
+        scores = inception_scores(logits, splits, seed=2020)
+        assert scores.mean() == pytest.approx(ref["inception_score_mean"], rel=1e-6, abs=1e-6)
+        assert scores.std() == pytest.approx(ref["inception_score_std"], rel=1e-6, abs=1e-6)
+    with pytest.raises(ValueError, match="needs at least 10 clips"):
+        inception_scores(torch.randn(5, 527), 10)
