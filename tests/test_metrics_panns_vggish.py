@@ -8,7 +8,9 @@ import librosa
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from avgen.evaluation.scoring import audio_classifier_metrics, media_metrics, prefixed
 from avgen.metrics.classifier_scores import inception_scores, kl_mean, kl_per_pair
 from avgen.metrics.extractors import load_panns, load_vggish
 from avgen.models.panns import Cnn14
@@ -114,3 +116,70 @@ def test_kl_and_inception_score_match_av_benchmark():
         assert scores.std() == pytest.approx(ref["inception_score_std"], rel=1e-6, abs=1e-6)
     with pytest.raises(ValueError, match="needs at least 10 clips"):
         inception_scores(torch.randn(5, 527), 10)
+
+
+@pytest.fixture(scope="module")
+def stand_in_weights(tmp_path_factory):
+    """Randomly initialised Cnn14 (16 kHz front end) and VGGish, saved as the public files are."""
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    torch.save({"model": Cnn14(16000).state_dict(), "iteration": 0}, d / "cnn14_16k.pth")
+    torch.save(VGGish().state_dict(), d / "vggish.pth")
+    return d / "cnn14_16k.pth", d / "vggish.pth"
+
+
+def evaluate_cfg(panns, vggish):
+    return OmegaConf.create(
+        {
+            "evaluate": {
+                "seed": 0,
+                "panns": {"weights": str(panns), "is_splits": 10, "is_seed": 2020},
+                "vggish": {"weights": str(vggish), "is_splits": 10},
+            }
+        }
+    )
+
+
+def test_media_metrics_panns_and_vggish_end_to_end(stand_in_weights):
+    torch.set_num_threads(1)
+    rate, n, seconds = 22050, 6, 1.1  # resampled to 16 kHz; one VGGish example per clip
+    rng = np.random.default_rng(0)
+    t = np.arange(int(rate * seconds)) / rate
+    tone = lambda f: (0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)  # noqa: E731
+    reference = {
+        "video": [np.zeros((2, 3, 8, 8), np.float32)] * n,
+        "audio": [tone(440 * (1 + i / 10)) for i in range(n)],
+    }
+    generated = {"video": reference["video"], "audio": [tone(900 + 50 * i) + 0.2 for i in range(n)]}  # with DC
+    cfg = evaluate_cfg(*stand_in_weights)
+    features: dict = {}
+    out = media_metrics(["panns", "vggish"], generated, reference, cfg, fps=8.0, sample_rate=rate, features=features)
+    for name in ("fd_panns", "is_panns", "fd_vggish"):
+        lo, hi = out["intervals"][name]
+        assert np.isfinite(out[name]) and lo <= out[name] <= hi, name
+        protocol = out["protocol"][name]
+        assert protocol["extractor"]["sha256"] and protocol["scale"] == 1 and protocol["num_samples"] == n, name
+    assert out["protocol"]["fd_panns"]["model_rate"] == 16000 and out["protocol"]["fd_vggish"]["model_rate"] == 16000
+    assert out["protocol"]["is_panns"]["splits"] == n  # fewer clips than av-benchmark's 10 splits
+    assert out["fd_panns"] > 0 and out["fd_vggish"] > 0 and out["is_panns"] >= 1.0
+    assert "kl_panns" not in out  # joint samples are not paired with the reference clips
+    assert not any(k.startswith("kd_") for k in out)
+    assert features["fd_vggish"]["generated"].shape == (n, 1, 128)
+    assert features["fd_panns"]["reference"].shape == (n, 1, 2048)
+
+
+def test_paired_kl_panns_and_its_v2a_names(stand_in_weights):
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(1)
+    real = [rng.standard_normal(16000).astype(np.float32) * 0.1 for _ in range(5)]
+    fake = [w + rng.standard_normal(16000).astype(np.float32) * 0.05 for w in real]
+    cfg = evaluate_cfg(*stand_in_weights)
+    common = {"num_samples": 5, "sample_rate": 16000}
+    out = audio_classifier_metrics(["panns"], fake, real, cfg, 16000, common, paired=True)
+    lo, hi = out["intervals"]["kl_panns"]
+    assert out["kl_panns"] >= 0 and lo <= out["kl_panns"] <= hi
+    assert out["protocol"]["kl_panns"]["direction"].startswith("KL(reference || generated)")
+    same = audio_classifier_metrics(["panns"], real, real, cfg, 16000, common, paired=True)
+    assert same["kl_panns"] == pytest.approx(0.0, abs=1e-9)
+    v2a = prefixed(out, "v2a_")
+    assert {"v2a_kl_panns", "v2a_fd_panns", "v2a_is_panns"} <= set(v2a) and "v2a_kl_panns" in v2a["intervals"]

@@ -29,8 +29,8 @@ from torch import nn
 
 from avgen.models.i3d import InceptionI3d
 from avgen.models.panns import Cnn14, checkpoint_state, rate_of_state
+from avgen.models.vggish import EXAMPLE_FRAMES, HOP, WINDOW, VGGish
 from avgen.models.vggish import SAMPLE_RATE as VGGISH_RATE
-from avgen.models.vggish import VGGish
 from avgen.weights import resolve
 
 
@@ -195,6 +195,9 @@ def load_imagebind(paths: dict[str, str | None], key: str = "metrics.imagebind")
     return encoders
 
 
+VGGISH_MIN_SECONDS = (WINDOW + (EXAMPLE_FRAMES - 1) * HOP) / VGGISH_RATE  # 0.975 s: one complete example
+
+
 def centred_waves(wave: torch.Tensor, sample_rate: int, model_rate: int) -> np.ndarray:
     """(B, S) at `sample_rate` -> (B, S') at `model_rate`, each clip's mean removed first (av-benchmark's
     AudioDataset: `waveform - waveform.mean()`, then resampled)."""
@@ -248,6 +251,11 @@ class VggishAudio(nn.Module):
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] / self.sample_rate < VGGISH_MIN_SECONDS:
+            raise ValueError(
+                f"fd_vggish: clips of {wave.shape[-1] / self.sample_rate:.3f} s are shorter than one VGGish example "
+                f"({VGGISH_MIN_SECONDS} s: 96 frames of 25 ms every 10 ms)"
+            )
         return self.net.embed(centred_waves(wave, self.sample_rate, VGGISH_RATE)).cpu()
 
 
