@@ -16,6 +16,7 @@ from avgen.metrics.extractors import load_panns, load_vggish
 from avgen.models.panns import Cnn14
 from avgen.models.vggish import VGGish, log_mel_examples
 from tests.reference import audio_checkpoint_layouts as layouts
+from tests.reference import panns_cnn14 as reference_panns
 from tests.reference import vggish_mel_features
 from tests.reference.av_benchmark_scores import compute_isc, compute_kl
 
@@ -81,6 +82,30 @@ def test_cnn14_log_mel_is_librosa_power_to_db(rate):
     expected = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
     assert ours.shape == expected.shape
     np.testing.assert_allclose(ours, expected, atol=2e-3)
+
+
+@pytest.mark.parametrize("rate", [16000, 32000])
+def test_cnn14_matches_the_reference_forward(rate):
+    """Same weights (random, batch-norm statistics included) in ours and the reference transcription: the same
+    front-end tensors at construction, the same embedding, logits and probabilities."""
+    torch.manual_seed(0)
+    ours = Cnn14(rate).eval()
+    for name, buffer in ours.named_buffers():
+        if name.endswith("running_mean") or name.endswith("running_var"):
+            buffer.copy_(torch.rand_like(buffer) + (0.5 if name.endswith("var") else -0.5))
+    f = ours.front
+    ref = reference_panns.Cnn14(rate, f.window, f.hop, 64, f.fmin, f.fmax, 527).eval()
+    built = ref.state_dict()
+    for key in ("spectrogram_extractor.stft.conv_real.weight", "logmel_extractor.melW"):
+        torch.testing.assert_close(ours.state_dict()[key], built[key], rtol=0, atol=1e-6)
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    wave = torch.randn(2, rate, generator=torch.Generator().manual_seed(1)) * 0.1
+    with torch.no_grad():
+        a, b = ours(wave), ref(wave)
+    assert (a["embedding"] > 0).float().mean() > 0.1  # a live embedding, not ReLU-dead
+    torch.testing.assert_close(a["embedding"], b["2048"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a["logits"], b["logits"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a["probabilities"], b["clipwise_output"], rtol=1e-4, atol=1e-6)
 
 
 def test_vggish_examples_match_the_reference_pipeline():
