@@ -54,7 +54,10 @@ def test_loaders_name_the_key_and_what_was_expected(tmp_path):
     torch.save(VGGish().state_dict(), path)
     with pytest.raises(ValueError, match="evaluate.panns.weights: .* not a PANNs Cnn14 state dict"):
         load_panns(path, 16000)
-    torch.save({"model": Cnn14(16000).state_dict()}, tmp_path / "cnn14.pth")
+    # as published: the training sampler's numpy state beside the model (refused by the tensors-only loader)
+    sampler = {"random_state": np.random.RandomState(0).get_state(), "indexes_per_class": [np.arange(3)]}
+    torch.save({"model": Cnn14(16000).state_dict(), "sampler": sampler}, tmp_path / "cnn14.pth")
+    assert load_panns(tmp_path / "cnn14.pth", 16000).net.sample_rate == 16000
     with pytest.raises(ValueError, match="evaluate.vggish.weights: .* not a torchvggish VGGish state dict"):
         load_vggish(tmp_path / "cnn14.pth", 16000)
 
