@@ -290,7 +290,12 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
         )
         == 0
     )
-    metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,imagebind,beats]"
+    from avgen.models.panns import Cnn14
+    from avgen.models.vggish import VGGish
+
+    torch.save({"model": Cnn14(16000).state_dict()}, tmp_path / "cnn14.pth")  # random stand-ins, public layouts
+    torch.save(VGGish().state_dict(), tmp_path / "vggish.pth")
+    metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,panns,vggish,imagebind,beats]"
     assert (
         main(
             [
@@ -303,6 +308,8 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
                 f"evaluate.fvd.weights={i3d}",
                 f"evaluate.fad.weights={tiny_clap}",
                 "evaluate.fad.window_seconds=0.5",
+                f"evaluate.panns.weights={tmp_path / 'cnn14.pth'}",
+                f"evaluate.vggish.weights={tmp_path / 'vggish.pth'}",
                 f"evaluate.imagebind.video={tmp_path / 'ib_video.pt'}",
                 f"evaluate.imagebind.audio={tmp_path / 'ib_audio.pt'}",
             ]
@@ -317,7 +324,8 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     assert metrics["fvd"] > 0 and metrics["av_align"] >= 0
     assert 0 <= metrics["v2a_beat_hit_rate_100ms"] <= metrics["v2a_beat_hit_rate_500ms"] <= 1
     # every media score with its interval and provenance; the alignment ones with floors and a ceiling
-    for key in ("av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av", "v2a_beat_hit_rate_100ms"):
+    panns_vggish = ("fd_panns", "is_panns", "fd_vggish", "v2a_fd_panns", "v2a_kl_panns", "v2a_fd_vggish")
+    for key in ("av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av", "v2a_beat_hit_rate_100ms", *panns_vggish):
         lo, hi = metrics["intervals"][key]
         assert lo <= hi and metrics["protocol"][key]["num_samples"] > 0, key
     for key in ("av_align", "ib_av", "v2a_beat_hit_rate_500ms"):

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from avgen.data.datamodule import AVDataModule, rep_metadata
 from avgen.decoding.decode import AudioDecoder
 from avgen.decoding.export import frames_to_uint8
-from avgen.evaluation.calibration import ceilings, merge, paired_report, synthetic_report
+from avgen.evaluation.calibration import NESTED, ceilings, merge, paired_report, synthetic_report
 from avgen.evaluation.decoding import decode_pairs, decoders, decoding_protocol, write_videos
 from avgen.evaluation.generation import (
     conditional_pairs,
@@ -173,7 +173,8 @@ def media_metrics(
     features: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
-    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores): each value with
+    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores; PANNs and VGGish
+    metrics through `audio_classifier_metrics`, unpaired: no KL): each value with
     its interval, the alignment scores with their floors and ceiling, and every metric's provenance
     (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder). `features`, if
     given, receives the distance metrics' feature sets by metric prefix."""
@@ -260,6 +261,9 @@ def media_metrics(
             "scale": 1,
         }
         _split_distances(out, values, {"fad": provenance, "fad_per_sample": provenance})
+    merge(
+        out, audio_classifier_metrics(names, generated["audio"], reference["audio"], cfg, sample_rate, common, features)
+    )
     if "imagebind" in names:
         paths = {"video": ev.imagebind.video, "audio": ev.imagebind.audio, "text": ev.imagebind.text}
         encoders = load_imagebind(paths)
@@ -285,6 +289,87 @@ def media_metrics(
                 "extractor": {m: fingerprint(p) for m, p in paths.items() if p},
             }
     return {k: v for k, v in out.items() if v != {}}
+
+
+def audio_classifier_metrics(
+    names: list[str],
+    generated: list,
+    reference: list,
+    cfg: Any,
+    sample_rate: int,
+    common: dict[str, Any],
+    features: dict[str, dict] | None = None,
+    paired: bool = False,
+) -> dict[str, Any]:
+    """av-benchmark's PANNs and VGGish metrics of generated against reference waves at `sample_rate`: `fd_panns`,
+    `is_panns` (+ `is_panns_std`), `fd_vggish`, and with `paired` (generated clip i made for reference clip i,
+    as v2a) `kl_panns`; each with its interval and provenance."""
+    from avgen.metrics.classifier_scores import inception_scores, kl_per_pair
+    from avgen.metrics.extractors import load_panns, load_vggish
+    from avgen.metrics.frechet import FeatureDistances
+    from avgen.metrics.stats import bootstrap_interval
+    from avgen.weights import fingerprint
+
+    ev, seed = cfg.evaluate, cfg.evaluate.seed
+    out: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}
+    stack = lambda xs: torch.from_numpy(np.stack(xs)).float()  # noqa: E731
+    if "panns" in names:
+        panns = load_panns(ev.panns.weights, sample_rate, key="evaluate.panns.weights")
+        real, fake = panns(stack(reference)), panns(stack(generated))
+        provenance = {
+            **common,
+            "extractor": fingerprint(ev.panns.weights),
+            "model_rate": panns.net.sample_rate,
+            "window": "the whole clip (one output per clip)",
+            "scale": 1,
+            "reference": "av-benchmark (FD-PANN, KL-PANNS-softmax, ISC-PANNS)",
+        }
+        metric = FeatureDistances(lambda f: f, "fd_panns", seed=seed)
+        values = _distances(metric, real["embedding"], fake["embedding"], features)
+        _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kd_")}, {"fd_panns": provenance})
+        splits = min(ev.panns.is_splits, len(generated))  # av-benchmark: 10; one clip per split below that
+        scores = inception_scores(fake["logits"], splits, seed=ev.panns.is_seed)
+        out["is_panns"], out["is_panns_std"] = float(scores.mean()), float(scores.std())
+        out["intervals"]["is_panns"] = _mean_interval(scores)
+        out["protocol"]["is_panns"] = {**provenance, "splits": splits, "shuffle_seed": ev.panns.is_seed}
+        if paired:
+            kl = kl_per_pair(fake["logits"], real["logits"]).numpy()  # (N,) KL(reference || generated)
+            out["kl_panns"] = float(kl.mean())
+            out["intervals"]["kl_panns"] = list(bootstrap_interval({"kl": kl}, lambda s: s["kl"] / len(kl), seed=seed))
+            out["protocol"]["kl_panns"] = {**provenance, "direction": "KL(reference || generated), softmax of logits"}
+    if "vggish" in names:
+        vggish = load_vggish(ev.vggish.weights, sample_rate, key="evaluate.vggish.weights")
+        metric = FeatureDistances(vggish, "fd_vggish", seed=seed)
+        values = _distances(metric, stack(reference), stack(generated), features)
+        provenance = {
+            **common,
+            "extractor": fingerprint(ev.vggish.weights),
+            "model_rate": 16000,
+            "window": "0.96 s examples every 0.96 s, pooled over clips (no PCA)",
+            "scale": 1,
+            "reference": "av-benchmark (FD-VGG)",
+        }
+        _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kd_")}, {"fd_vggish": provenance})
+    return {k: v for k, v in out.items() if v != {}}
+
+
+def _mean_interval(scores: np.ndarray, level: float = 0.95) -> list[float]:
+    """Student-t interval of the mean of per-split scores (disjoint splits of the clips); a point with one split."""
+    from scipy import stats
+
+    mean = float(scores.mean())
+    if len(scores) < 2:
+        return [mean, mean]
+    half = float(stats.t.ppf((1 + level) / 2, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores)))
+    return [mean - half, mean + half]
+
+
+def prefixed(section: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A metrics section with every metric name (values and the nested intervals, protocol...) prefixed."""
+    return {
+        k if k in NESTED else prefix + k: {prefix + n: e for n, e in v.items()} if k in NESTED else v
+        for k, v in section.items()
+    }
 
 
 def _split_distances(out: dict[str, Any], values: dict[str, Any], provenance: dict[str, dict]) -> None:
@@ -368,7 +453,7 @@ def _conditional(
         known,
         num,
         cfg.evaluate.seed,
-        keep_reference=v2a and "beats" in names,
+        keep_reference=v2a and bool({"beats", "panns", "vggish"} & set(names)),
         **guidance_kwargs(cfg),
         **sampler_kwargs(cfg),
     )
@@ -415,4 +500,13 @@ def _conditional(
                 **decoding,
             }
         merge(out, section)
+    audio_names = [n for n in ("panns", "vggish") if n in names]
+    if audio_names and v2a:  # av-benchmark's setting: each generated audio against its video's own audio
+        generated, real = audio_dec.batch(pairs["audio"]), audio_dec.batch(pairs["reference"])
+        common = {"num_samples": len(generated), "num_reference": len(real), "sample_rate": audio_dec.sample_rate}
+        common.update(decoding_protocol(cfg, dm, audio_dec))
+        section = audio_classifier_metrics(
+            audio_names, list(generated), list(real), cfg, audio_dec.sample_rate, common, paired=True
+        )
+        merge(out, prefixed(section, prefix))
     return out, pairs

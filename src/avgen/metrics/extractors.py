@@ -7,6 +7,9 @@ docs/weights.md: `i3d-torchscript`, `i3d-videogpt`, `clap-htsat-unfused`, fetche
   resized (shorter side) to 224 and centre-cropped, scaled to [-1, 1].
 - audio (FAD): a local CLAP directory (transformers `ClapModel` + its feature extractor) or a TorchScript
   module `wave (B, S) -> (B, d) | (B, n, d)` at a stated sample rate (e.g. an exported VGGish).
+- PANNs Cnn14 (FD-PANNs, KL-PANNs, IS-PANNs) and VGGish (FD-VGGish), as av-benchmark runs them: the published
+  checkpoints (`panns-cnn14-16k`, `vggish`) as state dicts for `avgen.models.panns.Cnn14` / `avgen.models.vggish`;
+  each clip's mean removed, resampled to the model's rate, the whole clip (PANNs) or its 0.96 s examples (VGGish).
 - ImageBind (IB-AV/TV/TA): the official code has no pip release, so its modality encoders are used as
   TorchScript exports: `video (B, T, 3, H, W) in [0, 1] -> (B, d)`, `audio (B, S) -> (B, d)`,
   `text list[str] -> (B, d)` (docs/metrics.md shows the export).
@@ -14,6 +17,7 @@ docs/weights.md: `i3d-torchscript`, `i3d-videogpt`, `clap-htsat-unfused`, fetche
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -24,6 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from avgen.models.i3d import InceptionI3d
+from avgen.models.panns import Cnn14, checkpoint_state, rate_of_state
+from avgen.models.vggish import EXAMPLE_FRAMES, HOP, WINDOW, VGGish
+from avgen.models.vggish import SAMPLE_RATE as VGGISH_RATE
 from avgen.weights import resolve
 
 
@@ -186,3 +193,84 @@ def load_imagebind(paths: dict[str, str | None], key: str = "metrics.imagebind")
             )
         encoders[m] = torch.jit.load(str(f), map_location="cpu").eval()
     return encoders
+
+
+VGGISH_MIN_SECONDS = (WINDOW + (EXAMPLE_FRAMES - 1) * HOP) / VGGISH_RATE  # 0.975 s: one complete example
+
+
+def centred_waves(wave: torch.Tensor, sample_rate: int, model_rate: int) -> np.ndarray:
+    """(B, S) at `sample_rate` -> (B, S') at `model_rate`, each clip's mean removed first (av-benchmark's
+    AudioDataset: `waveform - waveform.mean()`, then resampled)."""
+    x = wave.detach().float().cpu()
+    return resample(x - x.mean(-1, keepdim=True), sample_rate, model_rate)
+
+
+def load_state(path: Path, key: str) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors. The published PANNs checkpoints also pickle their training sampler's numpy
+    state, which the tensors-only loader refuses: those are read in full (their bytes pinned by avgen.weights)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{key}: {path} holds a {type(checkpoint).__name__}, not a state dict")
+    return checkpoint_state(checkpoint)
+
+
+def load_strict(net: nn.Module, state: dict, path: Path, key: str, what: str) -> nn.Module:
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{key}: {path} is not {what}: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    return net.eval()
+
+
+class PannsAudio(nn.Module):
+    """PANNs Cnn14 outputs of whole clips: (B, S) at `sample_rate` -> {"embedding": (B, 2048), "logits": (B, 527),
+    "probabilities": (B, 527)}, in batches of `batch_size`."""
+
+    def __init__(self, net: Cnn14, sample_rate: int, batch_size: int = 16):
+        super().__init__()
+        self.net, self.sample_rate, self.batch_size = net.eval(), sample_rate, batch_size
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = torch.from_numpy(centred_waves(wave, self.sample_rate, self.net.sample_rate))
+        device = next(self.net.parameters()).device
+        outs = [self.net(chunk.to(device)) for chunk in x.split(self.batch_size)]
+        return {k: torch.cat([o[k] for o in outs]).float().cpu() for k in outs[0]}
+
+
+class VggishAudio(nn.Module):
+    """VGGish embeddings of each clip's 0.96 s examples: (B, S) at `sample_rate` -> (B, n, 128)."""
+
+    def __init__(self, net: VGGish, sample_rate: int):
+        super().__init__()
+        self.net, self.sample_rate = net.eval(), sample_rate
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] / self.sample_rate < VGGISH_MIN_SECONDS:
+            raise ValueError(
+                f"fd_vggish: clips of {wave.shape[-1] / self.sample_rate:.3f} s are shorter than one VGGish example "
+                f"({VGGISH_MIN_SECONDS} s: 96 frames of 25 ms every 10 ms)"
+            )
+        return self.net.embed(centred_waves(wave, self.sample_rate, VGGISH_RATE)).cpu()
+
+
+def load_panns(path: str | Path, sample_rate: int, key: str = "evaluate.panns.weights") -> PannsAudio:
+    """Cnn14 from a published checkpoint (its `model` entry) or a bare state dict, at the rate its front end has."""
+    p = require_file(path, key)
+    state = load_state(p, key)
+    if "logmel_extractor.melW" not in state:
+        raise ValueError(f"{key}: {p} is not a PANNs Cnn14 state dict (no logmel_extractor.melW)")
+    net = Cnn14(rate_of_state(state))
+    return PannsAudio(load_strict(net, state, p, key, "a PANNs Cnn14 state dict"), sample_rate)
+
+
+def load_vggish(path: str | Path, sample_rate: int, key: str = "evaluate.vggish.weights") -> VggishAudio:
+    """VGGish from torchvggish's state dict (`vggish-10086976.pth` layout)."""
+    p = require_file(path, key)
+    net = load_strict(VGGish(), load_state(p, key), p, key, "a torchvggish VGGish state dict")
+    return VggishAudio(net, sample_rate)

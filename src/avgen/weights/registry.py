@@ -181,6 +181,31 @@ REGISTRY: dict[str, Weight] = {
             used_by="evaluate.fvd.weights as a state dict (the VideoGPT port's layout, loaded into avgen.models.i3d)",
         ),
         Weight(
+            "panns-cnn14-16k",
+            # the URL av-benchmark (av_bench/panns/models.py) downloads; Zenodo publishes an MD5, no SHA-256
+            url="https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth",
+            filename="Cnn14_16k_mAP=0.438.pth",
+            licence="the Zenodo record's (PANNs, Kong et al.); audioset_tagging_cnn code: MIT",
+            used_by="evaluate.panns.weights (fd_panns, is_panns, v2a_kl_panns as av-benchmark, 16 kHz)",
+        ),
+        Weight(
+            "panns-cnn14-32k",
+            # the URL panns_inference downloads (record 3987831; av-benchmark fetches the same file from 3576403);
+            # Zenodo's published checksum is the MD5 541141fa2ee191a88f24a3219fff024e, no SHA-256
+            url="https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1",
+            filename="Cnn14_mAP=0.431.pth",
+            licence="the Zenodo record's (PANNs, Kong et al.); audioset_tagging_cnn code: MIT",
+            used_by="evaluate.panns.weights (the paper's 32 kHz Cnn14: PANNs metrics on its front end)",
+        ),
+        Weight(
+            "vggish",
+            # torchvggish's hubconf URL; the name carries only a SHA-256 prefix (10086976), no full hash is published
+            url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
+            filename="vggish-10086976.pth",
+            licence="Apache-2.0 (VGGish, tensorflow/models; torchvggish port)",
+            used_by="evaluate.vggish.weights (fd_vggish as av-benchmark: no PCA postprocessing)",
+        ),
+        Weight(
             "imagebind-huge",
             url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
             filename="imagebind_huge.pth",

@@ -1,0 +1,71 @@
+"""Test-only transcriptions of the public checkpoints' state-dict layouts (name -> shape), read off the
+reference code that loads them with strict=True:
+
+- PANNs Cnn14 (`Cnn14_mAP=0.431.pth` at 32 kHz, `Cnn14_16k_mAP=0.438.pth` at 16 kHz; their `model` entry):
+  qiuqiangkong/audioset_tagging_cnn `pytorch/models.py` `Cnn14` = av-benchmark `av_bench/panns/models.py`
+  `Cnn14`, with torchlibrosa's `Spectrogram` (`stft.conv_real`/`conv_imag`, Conv1d(1, n_fft // 2 + 1, n_fft),
+  no bias) and `LogmelFilterBank` (`melW`, (n_fft // 2 + 1, 64)). BatchNorm layers carry `num_batches_tracked`.
+- VGGish (`vggish-10086976.pth`): harritaylor/torchvggish `torchvggish/vggish.py` `VGG` (`make_layers()`:
+  Conv2d at indices 0, 3, 6, 8, 11, 13; `embeddings` Linear at 0, 2, 4), loaded before its `pproc` exists.
+"""
+
+from __future__ import annotations
+
+
+def _bn(name: str, c: int) -> dict[str, tuple[int, ...]]:
+    return {
+        f"{name}.weight": (c,),
+        f"{name}.bias": (c,),
+        f"{name}.running_mean": (c,),
+        f"{name}.running_var": (c,),
+        f"{name}.num_batches_tracked": (),
+    }
+
+
+def cnn14_layout(n_fft: int) -> dict[str, tuple[int, ...]]:
+    bins = n_fft // 2 + 1
+    out = {
+        "spectrogram_extractor.stft.conv_real.weight": (bins, 1, n_fft),
+        "spectrogram_extractor.stft.conv_imag.weight": (bins, 1, n_fft),
+        "logmel_extractor.melW": (bins, 64),
+        **_bn("bn0", 64),
+    }
+    for i, (cin, cout) in enumerate([(1, 64), (64, 128), (128, 256), (256, 512), (512, 1024), (1024, 2048)], 1):
+        out[f"conv_block{i}.conv1.weight"] = (cout, cin, 3, 3)
+        out[f"conv_block{i}.conv2.weight"] = (cout, cout, 3, 3)
+        out.update(_bn(f"conv_block{i}.bn1", cout))
+        out.update(_bn(f"conv_block{i}.bn2", cout))
+    out.update(
+        {
+            "fc1.weight": (2048, 2048),
+            "fc1.bias": (2048,),
+            "fc_audioset.weight": (527, 2048),
+            "fc_audioset.bias": (527,),
+        }
+    )
+    return out
+
+
+CNN14_32K = cnn14_layout(1024)  # Cnn14_mAP=0.431.pth: window 1024
+CNN14_16K = cnn14_layout(512)  # Cnn14_16k_mAP=0.438.pth: window 512
+
+VGGISH = {
+    "features.0.weight": (64, 1, 3, 3),
+    "features.0.bias": (64,),
+    "features.3.weight": (128, 64, 3, 3),
+    "features.3.bias": (128,),
+    "features.6.weight": (256, 128, 3, 3),
+    "features.6.bias": (256,),
+    "features.8.weight": (256, 256, 3, 3),
+    "features.8.bias": (256,),
+    "features.11.weight": (512, 256, 3, 3),
+    "features.11.bias": (512,),
+    "features.13.weight": (512, 512, 3, 3),
+    "features.13.bias": (512,),
+    "embeddings.0.weight": (4096, 12288),
+    "embeddings.0.bias": (4096,),
+    "embeddings.2.weight": (4096, 4096),
+    "embeddings.2.bias": (4096,),
+    "embeddings.4.weight": (128, 4096),
+    "embeddings.4.bias": (128,),
+}
