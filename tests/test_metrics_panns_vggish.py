@@ -4,6 +4,8 @@ formulas, and the media metrics end to end with randomly initialised stand-in we
 
 from __future__ import annotations
 
+import os
+
 import librosa
 import numpy as np
 import pytest
@@ -60,6 +62,15 @@ def test_loaders_name_the_key_and_what_was_expected(tmp_path):
     assert load_panns(tmp_path / "cnn14.pth", 16000).net.sample_rate == 16000
     with pytest.raises(ValueError, match="evaluate.vggish.weights: .* not a torchvggish VGGish state dict"):
         load_vggish(tmp_path / "cnn14.pth", 16000)
+    # numpy's array globals are all a weights file may pickle besides tensors: code is refused, never run
+    torch.save({"model": Cnn14(16000).state_dict(), "hook": RunsCode()}, tmp_path / "code.pth")
+    with pytest.raises(ValueError, match=r"evaluate.panns.weights: .*code.pth pickles code objects .*posix.system"):
+        load_panns(tmp_path / "code.pth", 16000)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("false",))
 
 
 @pytest.mark.parametrize("rate", [16000, 32000])
@@ -88,6 +99,7 @@ def test_cnn14_log_mel_is_librosa_power_to_db(rate):
 
 
 @pytest.mark.parametrize("rate", [16000, 32000])
+@pytest.mark.slow  # Cnn14 forwards (80M parameters)
 def test_cnn14_matches_the_reference_forward(rate):
     """Same weights (random, batch-norm statistics included) in ours and the reference transcription: the same
     front-end tensors at construction, the same embedding, logits and probabilities."""
@@ -168,6 +180,7 @@ def evaluate_cfg(panns, vggish):
     )
 
 
+@pytest.mark.slow  # Cnn14 forwards (80M parameters)
 def test_media_metrics_panns_and_vggish_end_to_end(stand_in_weights):
     torch.set_num_threads(1)
     rate, n, seconds = 22050, 6, 1.1  # resampled to 16 kHz; one VGGish example per clip
@@ -196,6 +209,7 @@ def test_media_metrics_panns_and_vggish_end_to_end(stand_in_weights):
     assert features["fd_panns"]["reference"].shape == (n, 1, 2048)
 
 
+@pytest.mark.slow  # Cnn14 forwards (80M parameters)
 def test_paired_kl_panns_and_its_v2a_names(stand_in_weights):
     torch.set_num_threads(1)
     rng = np.random.default_rng(1)

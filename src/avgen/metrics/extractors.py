@@ -17,7 +17,7 @@ docs/weights.md: `i3d-torchscript`, `i3d-videogpt`, `clap-htsat-unfused`, fetche
 
 from __future__ import annotations
 
-import pickle
+import importlib
 import zipfile
 from pathlib import Path
 
@@ -205,13 +205,28 @@ def centred_waves(wave: torch.Tensor, sample_rate: int, model_rate: int) -> np.n
     return resample(x - x.mean(-1, keepdim=True), sample_rate, model_rate)
 
 
+def _numpy_global(name: str):
+    """The numpy object a pickled array's global names (numpy 1's `numpy.core` as numpy 2's `numpy._core`)."""
+    module, _, attr = name.replace("numpy.core.", "numpy._core.").rpartition(".")
+    allowed = {"numpy._core.multiarray": {"_reconstruct", "scalar"}, "numpy": {"ndarray", "dtype"}}
+    if attr in allowed.get(module, ()) or (module == "numpy.dtypes" and attr.endswith("DType")):
+        return getattr(importlib.import_module(module), attr)
+    return None
+
+
 def load_state(path: Path, key: str) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors. The published PANNs checkpoints also pickle their training sampler's numpy
-    state, which the tensors-only loader refuses: those are read in full (their bytes pinned by avgen.weights)."""
-    try:
+    """A checkpoint's tensors, read with the tensors-only unpickler. The published PANNs checkpoints also
+    pickle their training sampler's numpy state: numpy's array globals are allowed for that, nothing else."""
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    objects = {n: _numpy_global(n) for n in names}
+    refused = sorted(n for n, obj in objects.items() if obj is None)
+    if refused:
+        raise ValueError(f"{key}: {path} pickles code objects a weights file should not ({', '.join(refused)})")
+    allowed = [(obj, n) for n, obj in objects.items()]
+    if "numpy.dtype" in objects:  # a dtype unpickles to its class (numpy.dtypes.UInt32DType...), never named
+        allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    with torch.serialization.safe_globals(allowed):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{key}: {path} holds a {type(checkpoint).__name__}, not a state dict")
     return checkpoint_state(checkpoint)
