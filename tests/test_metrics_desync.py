@@ -91,6 +91,43 @@ def test_resize_center_crop_as_torchvision():
     assert sf.resize_center_crop(torch.zeros(1, 3, 32, 48)).shape == (1, 3, 224, 224)
 
 
+def test_media_metrics_desync_end_to_end(tmp_path):
+    from avgen.config import load_config
+    from avgen.evaluation.scoring import media_metrics
+
+    torch.manual_seed(0)
+    torch.save(sf.Synchformer(SMALL).state_dict(), tmp_path / "sync.pth")
+    cfg = load_config("train", [f"paths.output_dir={tmp_path}", f"evaluate.desync.weights={tmp_path / 'sync.pth'}"])
+    rng = np.random.default_rng(0)
+    media = {
+        "video": [rng.random((40, 3, 16, 16)).astype(np.float32) for _ in range(2)],  # 5 s at 8 fps
+        "audio": [rng.standard_normal(5 * 16000).astype(np.float32) * 0.1 for _ in range(2)],
+    }
+    out = media_metrics(["desync"], media, media, cfg, 8.0, 16000)
+    assert 0 <= out["desync"] <= 2 and np.isfinite(out["desync"])
+    low, high = out["intervals"]["desync"]
+    assert low <= out["desync"] <= high
+    protocol = out["protocol"]["desync"]
+    assert protocol["extractor"]["file"] == "sync.pth" and len(protocol["extractor"]["sha256"]) == 64
+    assert (protocol["model_fps"], protocol["model_rate"], protocol["scale"], protocol["num_samples"]) == (
+        25.0,
+        16000,
+        1,
+        2,
+    )
+
+
+def test_plan_needs_desync_weights_and_auto_picks_them(tmp_path):
+    from avgen.config import load_config
+    from avgen.evaluation.plan import metric_plan
+
+    listed = load_config("train", [f"paths.output_dir={tmp_path}", "evaluate.metrics=[desync]"])
+    with pytest.raises(ValueError, match="evaluate.desync.weights"):
+        metric_plan(listed, "vggsound")
+    auto = load_config("train", [f"paths.output_dir={tmp_path}", "evaluate.desync.weights=synchformer-audioset"])
+    assert "desync" in metric_plan(auto, "vggsound")
+
+
 @pytest.mark.slow
 def test_full_size_model_scores_a_clip():
     torch.manual_seed(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-WEIGHTED = {"fvd": ("weights",), "fad": ("weights",), "imagebind": ("video", "audio")}
+WEIGHTED = {"fvd": ("weights",), "fad": ("weights",), "imagebind": ("video", "audio"), "desync": ("weights",)}
 AV_ALIGN = {"av_align": "reference", "av_align_one_to_one": "one_to_one"}  # metric name -> mode (metrics/av_align.py)
 
 

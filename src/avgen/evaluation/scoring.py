@@ -284,7 +284,39 @@ def media_metrics(
                 "scale": 1,
                 "extractor": {m: fingerprint(p) for m, p in paths.items() if p},
             }
+    if "desync" in names:
+        _desync(out, generated, ev, fps, sample_rate, common)
     return {k: v for k, v in out.items() if v != {}}
+
+
+def _desync(out: dict[str, Any], generated: dict[str, list], ev: Any, fps: float, sample_rate: int, common: dict):
+    """DeSync of the generated pairs (metrics/desync.py) with its bootstrap interval over clips."""
+    from avgen.metrics import desync as ds
+    from avgen.metrics.extractors import require_file
+    from avgen.metrics.stats import bootstrap_interval, safe_div
+    from avgen.models import synchformer as sf
+    from avgen.weights import fingerprint
+
+    model = sf.load_synchformer(require_file(ev.desync.weights, "evaluate.desync.weights"))
+    if torch.cuda.is_available():
+        model = model.cuda()
+    per_clip = ds.DeSync(model).per_clip(generated["video"], generated["audio"], fps, sample_rate)
+    columns = {"offset": per_clip, "clips": np.ones_like(per_clip)}
+    out["desync"] = ds.desync(per_clip)
+    out["intervals"]["desync"] = list(
+        bootstrap_interval(columns, lambda s: safe_div(s["offset"], s["clips"]), seed=ev.seed)
+    )
+    out["protocol"]["desync"] = {
+        **{k: v for k, v in common.items() if k != "num_reference"},  # no reference set
+        "extractor": fingerprint(ev.desync.weights),
+        "model_fps": sf.VIDEO_FPS,
+        "model_rate": sf.SAMPLE_RATE,
+        "resolution": sf.IMAGE_SIZE,
+        "windows": f"first and last {ds.WINDOW_SECONDS:.1f} s ({sf.NUM_SEGMENTS} segments of 0.64 s, step 0.32 s)",
+        "offsets": "21 classes, -2.0 to +2.0 s; mean |offset| of the argmax class",
+        "reference": "av-benchmark av_bench/evaluate.py (DeSync)",
+        "scale": 1,
+    }
 
 
 def _split_distances(out: dict[str, Any], values: dict[str, Any], provenance: dict[str, dict]) -> None:
