@@ -49,6 +49,25 @@ def test_divided_attention_matches_the_reference(over_time):
     torch.testing.assert_close(attn(x, frames, over_time), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_forward_matches_the_reference_transcription():
+    torch.manual_seed(0)
+    cfg = sf.SynchformerConfig(dim=192, video_depth=2, audio_depth=2, sync_depth=2)  # 3 heads, 2 in the sync head
+    model = sf.Synchformer(cfg).eval()
+    video = torch.randn(1, 2, 16, 3, 224, 224)  # (B, S, frames, 3, H, W)
+    mels = torch.randn(1, 2, 128, 66)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.video_features(video), ref.extract_vfeats(model, video, cfg.heads), rtol=1e-4, atol=1e-4
+        )
+        torch.testing.assert_close(
+            model.audio_features(mels), ref.extract_afeats(model, mels[:, :, None], cfg.heads), rtol=1e-4, atol=1e-4
+        )
+        v, a = torch.randn(2, 14, 8, 192), torch.randn(2, 14, 6, 192)
+        torch.testing.assert_close(
+            model.offset_logits(v, a), ref.compare_v_a(model, v, a, cfg.sync_heads), rtol=1e-4, atol=1e-4
+        )
+
+
 def test_log_mel_matches_torchaudio_transcription():
     rng = np.random.default_rng(0)
     wave = (rng.standard_normal(16000) * 0.1 + np.sin(np.arange(16000) * 0.05)).astype(np.float32)

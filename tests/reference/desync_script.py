@@ -135,3 +135,112 @@ def divided_attention(qkv, proj, num_heads, x, over_time, f, n):
     out = torch.cat((cls_out, out), dim=1)
     out = out.reshape(b, h, tokens, dim // h).permute(0, 2, 1, 3).reshape(b, tokens, dim)  # '(b h) n d -> b n (h d)'
     return proj(out)
+
+
+# ---- the forward pass: Synchformer.extract_vfeats / extract_afeats / compare_v_a with the reference's sequence
+# of operations (motionformer.py, video_model_builder.forward_features, vit_helper.DividedSpaceTimeBlock,
+# ast.py, hf_src/modeling_ast.py, transformer.py), reading the weights of a given avgen model
+
+
+def base_encoder_layer(layer, x):
+    """motionformer.BaseEncoderLayer.forward without mask or position embedding: CLS, torch's layer, CLS out."""
+    cls_tokens = layer.cls_token.expand(x.shape[0], -1, -1)
+    x = torch.cat((cls_tokens, x), dim=-2)
+    x = torch.nn.TransformerEncoderLayer.forward(layer, src=x, src_mask=None)
+    return x[:, 0, :]
+
+
+def extract_vfeats(model, vis, num_heads):
+    m = model.vfeat_extractor
+    B, S, Tv, C, H, W = vis.shape
+    vis = vis.permute(0, 1, 3, 2, 4, 5)  # (B, S, C, Tv, H, W)
+    x = vis.reshape(B * S, C, Tv, H, W)
+    # forward_features
+    x = m.patch_embed_3d.proj(x).flatten(2).transpose(1, 2)
+    x = torch.cat((m.cls_token.expand(B * S, -1, -1), x), dim=1)
+    npatch, temporal_resolution = 196, 8
+    cls_embed = m.pos_embed[:, 0, :].unsqueeze(1)
+    tile_pos_embed = m.pos_embed[:, 1:, :].repeat(1, temporal_resolution, 1)
+    tile_temporal_embed = m.temp_embed.repeat_interleave(npatch, 1)
+    total_pos_embed = torch.cat([cls_embed, tile_pos_embed + tile_temporal_embed], dim=1)
+    x = x + total_pos_embed
+    for blk in m.blocks:
+        a = blk.timeattn
+        time_output = divided_attention(a.qkv, a.proj, num_heads, blk.norm3(x), True, temporal_resolution, npatch)
+        time_residual = x + time_output
+        a = blk.attn
+        space_output = divided_attention(
+            a.qkv, a.proj, num_heads, blk.norm1(time_residual), False, temporal_resolution, npatch
+        )
+        x = time_residual + space_output
+        x = x + blk.mlp.fc2(torch.nn.functional.gelu(blk.mlp.fc1(blk.norm2(x))))
+    # forward_segments
+    x = x[:, 1:, :]
+    x = m.norm(x)
+    D = x.shape[-1]
+    x = x.permute(0, 2, 1).reshape(B * S, D, 8, 14, 14)  # restore_spatio_temp_dims
+    x = x.permute(0, 2, 3, 4, 1).reshape(B * S * 8, 14 * 14, D)  # 'BS D t h w -> (BS t) (h w) D'
+    x = base_encoder_layer(m.spatial_attn_agg, x)
+    x = x.reshape(B * S, 8, D)  # '(BS t) D -> BS t D'
+    return x.reshape(B, S, 8, D)
+
+
+def _transpose_for_scores(t, num_heads):
+    return t.view(t.size()[:-1] + (num_heads, t.shape[-1] // num_heads)).permute(0, 2, 1, 3)
+
+
+def extract_afeats(model, aud, num_heads):
+    a = model.afeat_extractor
+    B, S, _, Fa, Ta = aud.shape
+    aud = aud.view(B, S, Fa, Ta).permute(0, 1, 3, 2)  # (B, S, Ta, F)
+    x = aud.reshape(B * S, Ta, Fa)
+    e = a.ast.embeddings
+    input_values = x.unsqueeze(1).transpose(2, 3)
+    emb = e.patch_embeddings.projection(input_values).flatten(2).transpose(1, 2)
+    n = emb.shape[0]
+    emb = torch.cat((e.cls_token.expand(n, -1, -1), e.distillation_token.expand(n, -1, -1), emb), dim=1)
+    hidden = emb + e.position_embeddings
+    for layer in a.ast.encoder.layer:
+        s = layer.attention.attention
+        h = layer.layernorm_before(hidden)
+        D = h.shape[-1]
+        head = D // num_heads
+
+        q, k, v = (_transpose_for_scores(f(h), num_heads) for f in (s.query, s.key, s.value))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / (head**0.5)
+        context = torch.matmul(scores.softmax(dim=-1), v).permute(0, 2, 1, 3).contiguous()
+        context = context.view(context.size()[:-2] + (D,))
+        hidden = layer.attention.output.dense(context) + hidden
+        out = layer.layernorm_after(hidden)
+        out = torch.nn.functional.gelu(layer.intermediate.dense(out))
+        hidden = layer.output.dense(out) + hidden
+    seq = a.ast.layernorm(hidden)
+    D = seq.shape[-1]
+    feats = seq[:, 2:, :].permute(0, 2, 1).reshape(B * S, D, 12, 6)  # restore_freq_temp_dims
+    x = feats.permute(0, 3, 2, 1).reshape(B * S * 6, 12, D)  # FrequencyTransformerEncoderLayer
+    x = base_encoder_layer(a.freq_attn_agg, x).view(B * S, 6, D)
+    return x.view(B, S, 6, D)
+
+
+def compare_v_a(model, vis, aud, n_head):
+    vis, aud = model.vproj(vis), model.aproj(aud)
+    B, S, tv, D = vis.shape
+    B, S, ta, D = aud.shape
+    v, a = vis.view(B, S * tv, D), aud.view(B, S * ta, D)
+    t = model.transformer
+    off_tok, mod_tok = t.OFF_tok.repeat(B, 1, 1), t.MOD_tok.repeat(B, 1, 1)
+    v, a = t.vis_in_lnorm(v), t.aud_in_lnorm(a)
+    x = torch.cat((off_tok, v, mod_tok, a), dim=1)
+    x = x + t.pos_emb_cfg.pos_emb
+    for blk in t.blocks:
+        h = blk.ln1(x)
+        B, T, C = h.size()
+        k = blk.attn.key(h).view(B, T, n_head, C // n_head).transpose(1, 2)
+        q = blk.attn.query(h).view(B, T, n_head, C // n_head).transpose(1, 2)
+        vv = blk.attn.value(h).view(B, T, n_head, C // n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / (k.size(-1) ** 0.5))
+        y = (att.softmax(dim=-1) @ vv).transpose(1, 2).contiguous().view(B, T, C)
+        x = x + blk.attn.proj(y)
+        x = x + blk.mlp[2](torch.nn.functional.gelu(blk.mlp[0](blk.ln2(x))))
+    x = t.ln_f(x)
+    return t.off_head(x[:, 0, :])

@@ -58,7 +58,7 @@ def clip_inputs(
 
     duration = min(len(frames) / fps, len(wave) / sample_rate)
     audio = torch.from_numpy(resample(torch.as_tensor(wave), sample_rate, sf.SAMPLE_RATE)).float()
-    audio = audio[: int(sf.SAMPLE_RATE * duration)]
+    audio = audio[: int(sf.SAMPLE_RATE * duration + 1e-6)]  # + 1e-6: d = T / fps exactly, not below
     idx = sf.frame_indices(len(frames), fps, duration)
     count = min(
         num_segments(len(idx), sf.SEGMENT_FRAMES, sf.SEGMENT_STEP_FRAMES),

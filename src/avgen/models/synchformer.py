@@ -459,7 +459,7 @@ def resize_center_crop(frames: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Te
 def frame_indices(num_frames: int, fps: float, duration: float, target_fps: float = VIDEO_FPS) -> torch.Tensor:
     """Source frame per output frame at `target_fps` over `duration` s: the nearest in time (as ffmpeg's fps
     filter, which av-benchmark's decoder applies, rounds timestamps to the nearest output frame)."""
-    count = int(target_fps * duration)
+    count = int(target_fps * duration + 1e-6)  # duration = frames / fps: no float shortfall
     idx = torch.floor(torch.arange(count, dtype=torch.float64) * fps / target_fps + 0.5).long()
     return idx.clamp(max=num_frames - 1)
 
