@@ -136,6 +136,23 @@ def test_media_metrics_desync_end_to_end(tmp_path):
     )
 
 
+def test_score_a_folder_needs_no_reference_for_desync(tmp_path):
+    import json
+
+    from avgen.cli.main import main
+    from tests.media_helpers import av_clip
+
+    torch.manual_seed(0)
+    torch.save(sf.Synchformer(SMALL).state_dict(), tmp_path / "sync.pth")
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    for i in range(2):
+        av_clip(folder / f"s{i}.mp4", fps=25, frames=125, click_at=1.0 + i, flash_frames=(25 + 25 * i,))  # 5 s
+    assert main(["score", str(folder), "metrics=desync", f"evaluate.desync.weights={tmp_path / 'sync.pth'}"]) == 0
+    metrics = json.loads((folder / "scores" / "metrics.json").read_text())
+    assert 0 <= metrics["desync"] <= 2 and metrics["protocol"]["desync"]["num_samples"] == 2
+
+
 def test_plan_needs_desync_weights_and_auto_picks_them(tmp_path):
     from avgen.config import load_config
     from avgen.evaluation.plan import metric_plan
