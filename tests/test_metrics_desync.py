@@ -95,6 +95,8 @@ def test_clip_inputs_cut_segments_as_the_reference():
     frames = rng.random((60, 3, 24, 32)).astype(np.float32)  # 6 s at 10 fps
     wave = rng.standard_normal(6 * 8000).astype(np.float32)  # at 8 kHz
     video, mels = ds.clip_inputs(frames, wave, 10.0, 8000)
+    assert video.dtype == mels.dtype == torch.float32
+    assert ds.clip_inputs(rng.random((125, 3, 224, 224)), wave[:40000], 25.0, 8000)[0].dtype == torch.float32
     # 6 s: 150 frames at 25 fps -> 17 segments; 96000 samples at 16 kHz -> 17 segments
     assert video.shape == (17, 16, 3, 224, 224) and mels.shape == (17, 128, 66)
     assert video.min() >= -1 and video.max() <= 1

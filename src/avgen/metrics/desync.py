@@ -70,7 +70,8 @@ def clip_inputs(
             f"({sf.NUM_SEGMENTS} segments of 0.64 s): longer samples (evaluate.length_factor) or drop desync "
             "from evaluate.metrics"
         )
-    pixels = torch.from_numpy(np.clip(np.asarray(frames)[idx.numpy()], 0, 1) * 255 + 0.5).floor()  # uint8 values
+    pixels = np.floor(np.clip(np.asarray(frames)[idx.numpy()], 0, 1) * 255 + 0.5)  # the uint8 frames' values
+    pixels = torch.from_numpy(pixels).float()
     video = sf.segments(sf.resize_center_crop(pixels), sf.SEGMENT_FRAMES, sf.SEGMENT_STEP_FRAMES)[:count]
     mels = sf.log_mel(sf.segments(audio, sf.SEGMENT_SAMPLES, sf.SEGMENT_STEP_SAMPLES)[:count])
     return video, mels

@@ -444,12 +444,13 @@ def resize_center_crop(frames: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Te
     """(T, 3, H, W) uint8-valued floats in [0, 255] -> (T, 3, size, size) in [-1, 1]: torchvision's v2
     Resize(size, bicubic, antialias) of uint8 frames (rounded back to uint8), CenterCrop, ToDtype(scale),
     Normalize(0.5, 0.5) (av_bench/data/video_dataset.py sync_transform)."""
+    frames = frames.float()
     h, w = frames.shape[-2:]
     short, long = (h, w) if h <= w else (w, h)
     new_long = int(size * long / short)  # torchvision _compute_resized_output_size
     out_hw = (size, new_long) if h <= w else (new_long, size)
     if (h, w) != out_hw:
-        frames = F.interpolate(frames.float(), size=out_hw, mode="bicubic", antialias=True, align_corners=False)
+        frames = F.interpolate(frames, size=out_hw, mode="bicubic", antialias=True, align_corners=False)
         frames = frames.round().clamp(0, 255)
     top, left = int(round((out_hw[0] - size) / 2.0)), int(round((out_hw[1] - size) / 2.0))
     x = frames[..., top : top + size, left : left + size] / 255.0
