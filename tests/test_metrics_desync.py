@@ -138,6 +138,37 @@ def test_media_metrics_desync_end_to_end(tmp_path):
     )
 
 
+class _Decoder:
+    """Stand-in decoders: representations are already frames (T, 3, H, W) / waveforms."""
+
+    fps, sample_rate = 8.0, 16000
+
+    def __call__(self, x):
+        return np.asarray(x)
+
+    def batch(self, xs, batch_size=64):
+        return [np.asarray(x) for x in xs]
+
+
+def test_v2a_desync_scores_generated_audio_on_the_test_videos(tmp_path):
+    from avgen.config import load_config
+    from avgen.evaluation.scoring import v2a_desync
+
+    torch.manual_seed(0)
+    torch.save(sf.Synchformer(SMALL).state_dict(), tmp_path / "sync.pth")
+    cfg = load_config("train", [f"paths.output_dir={tmp_path}", f"evaluate.desync.weights={tmp_path / 'sync.pth'}"])
+    rng = np.random.default_rng(1)
+    pairs = {
+        "video": rng.random((2, 40, 3, 16, 16)).astype(np.float32),  # 5 s at 8 fps
+        "audio": rng.standard_normal((2, 5 * 16000)).astype(np.float32) * 0.1,
+        "reference": np.zeros((2, 5 * 16000), np.float32),
+    }
+    out = v2a_desync(pairs, _Decoder(), _Decoder(), cfg, {"vocoder": "none"})
+    assert 0 <= out["v2a_desync"] <= 2
+    assert out["intervals"]["v2a_desync"][0] <= out["v2a_desync"] <= out["intervals"]["v2a_desync"][1]
+    assert out["protocol"]["v2a_desync"]["vocoder"] == "none" and out["protocol"]["v2a_desync"]["num_samples"] == 2
+
+
 def test_score_a_folder_needs_no_reference_for_desync(tmp_path):
     import json
 

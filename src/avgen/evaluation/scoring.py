@@ -67,7 +67,7 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         metrics.update(guidance_kwargs(cfg))
     for known, num in counts.items():
         if num:
-            scores, pairs = _conditional(module, dm, cfg, names, audio_dec, per_sample, known, num)
+            scores, pairs = _conditional(module, dm, cfg, names, (video_dec, audio_dec), per_sample, known, num)
             merge(metrics, scores)
             _conditional_videos(dm, out_dir / "samples", cfg, (video_dec, audio_dec), pairs, known)
     if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
@@ -384,14 +384,15 @@ def _conditional(
     dm: AVDataModule,
     cfg: Any,
     names: list[str],
-    audio_dec: AudioDecoder,
+    decs: tuple[Any, AudioDecoder],
     per_sample: dict,
     known: str,
     num: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The other modality generated for test-split clips of `known` by reconstruction guidance (v2a: audio
-    for videos, a2v: video for audio), scored against those clips (synthetic) and, for v2a's beat hit rate,
-    against the test clips' own audio; (the scores, the pairs)."""
+    for videos, a2v: video for audio), scored against those clips (synthetic), for v2a's beat hit rate
+    against the test clips' own audio, and for v2a's DeSync with the test clips' video; (the scores, the pairs)."""
+    video_dec, audio_dec = decs
     v2a = known == "video"
     prefix = "v2a_" if v2a else "a2v_"
     pairs = conditional_pairs(
@@ -447,4 +448,18 @@ def _conditional(
                 **decoding,
             }
         merge(out, section)
+    if "desync" in names and v2a:  # generated audio on the test videos: the protocol MMAudio reports DeSync in
+        merge(out, v2a_desync(pairs, video_dec, audio_dec, cfg, decoding_protocol(cfg, dm, audio_dec)))
     return out, pairs
+
+
+def v2a_desync(pairs: dict[str, np.ndarray], video_dec, audio_dec: AudioDecoder, cfg: Any, decoding=None) -> dict:
+    """`v2a_desync`: DeSync of video-to-audio pairs (the test clips' video, the audio generated for it), with
+    its interval and provenance."""
+    media = decode_pairs({m: pairs[m] for m in ("video", "audio")}, video_dec, audio_dec)
+    scores = media_metrics(["desync"], media, media, cfg, video_dec.fps, audio_dec.sample_rate, decoding=decoding)
+    return {
+        "v2a_desync": scores["desync"],
+        "intervals": {"v2a_desync": scores["intervals"]["desync"]},
+        "protocol": {"v2a_desync": {**scores["protocol"]["desync"], "video": "the test clips' (the conditions)"}},
+    }
