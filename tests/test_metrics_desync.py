@@ -186,6 +186,20 @@ def test_score_a_folder_needs_no_reference_for_desync(tmp_path):
     assert 0 <= metrics["desync"] <= 2 and metrics["protocol"]["desync"]["num_samples"] == 2
 
 
+def test_short_clips_stop_desync_before_sampling(tmp_path):
+    from avgen.config import load_config
+    from avgen.evaluation.scoring import desync_lengths
+
+    cfg = load_config("train", [f"paths.output_dir={tmp_path}", "evaluate.length_factor=2"])
+    meta = {"clip_frames": 24, "seconds_per_frame": 0.125}  # 3 s clips
+    desync_lengths(meta, cfg.evaluate, v2a=False)  # 6 s joint samples
+    with pytest.raises(ValueError, match="test clips v2a conditions on.*3.00 s.*4.8 s"):
+        desync_lengths(meta, cfg.evaluate, v2a=True)
+    with pytest.raises(ValueError, match="joint samples.*length_factor"):
+        desync_lengths({"clip_frames": 24, "seconds_per_frame": 0.0625}, cfg.evaluate, v2a=False)
+    desync_lengths({"clip_frames": 120, "seconds_per_frame": 0.04}, cfg.evaluate, v2a=True)  # exactly 4.8 s
+
+
 def test_plan_needs_desync_weights_and_auto_picks_them(tmp_path):
     from avgen.config import load_config
     from avgen.evaluation.plan import metric_plan

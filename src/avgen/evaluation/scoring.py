@@ -57,6 +57,8 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     With `evaluate.num_samples=0` only the conditional pairs (v2a, a2v) are generated and scored."""
     dataset = dm.store.metadata["dataset"]
     names = metric_plan(cfg, dataset)
+    if "desync" in names:
+        desync_lengths(rep_metadata(dm)[0], cfg.evaluate, conditional_counts(module, cfg)["video"] > 0)
     video_dec, audio_dec = decoders(dm, cfg)
     metrics: dict[str, Any] = {"metrics_reference": f"{dataset} {dm.splits['val']} split"}
     per_sample: dict[str, dict] = {}
@@ -75,6 +77,18 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
             out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()} for k, cols in per_sample.items()}
         )
     return metrics
+
+
+def desync_lengths(video_meta: dict, ev: Any, v2a: bool) -> None:
+    """DeSync's clips are long enough (4.8 s), checked before sampling: the joint samples (the stored clip
+    length times `evaluate.length_factor`) and the test clips v2a conditions on."""
+    from avgen.metrics.desync import check_seconds
+
+    seconds = video_meta["clip_frames"] * video_meta["seconds_per_frame"]
+    if ev.num_samples > 0:
+        check_seconds(seconds * ev.length_factor, "the joint samples (the stored clips x evaluate.length_factor)")
+    if v2a:
+        check_seconds(seconds, "the test clips v2a conditions on (evaluate.num_video_to_audio=0 skips them)")
 
 
 def _conditional_videos(dm: AVDataModule, samples_dir: Path, cfg: Any, decs: tuple, pairs: dict, known: str) -> None:

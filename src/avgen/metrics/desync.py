@@ -48,6 +48,15 @@ def first_and_last(x: torch.Tensor, window: int = sf.NUM_SEGMENTS) -> tuple[torc
     return x[:, :window], x[:, -window:]
 
 
+def check_seconds(seconds: float, what: str) -> None:
+    """Stop before any sampling when the clips DeSync would score are shorter than its 4.8 s window."""
+    if seconds + 1e-6 < WINDOW_SECONDS:
+        raise ValueError(
+            f"desync: {what} last {seconds:.2f} s; DeSync needs at least {WINDOW_SECONDS:.1f} s "
+            "(or drop desync from evaluate.metrics)"
+        )
+
+
 def clip_inputs(
     frames: np.ndarray, wave: np.ndarray, fps: float, sample_rate: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
