@@ -39,6 +39,8 @@ METRICS = (
     "ib_av",
     "ib_tv",
     "ib_ta",
+    "desync",
+    "v2a_desync",
 )
 INFO = (
     "parameters",

@@ -89,8 +89,9 @@ def score_folder(
     if unknown:
         raise ValueError(f"metrics: unknown {sorted(unknown)}; choose from {', '.join([*AV_ALIGN, *WEIGHTED])}")
     weighted = [m for m in metrics if m in WEIGHTED]
-    if weighted and reference is None:
-        raise ValueError(f"{', '.join(weighted)} compare with a reference set: give ref=<folder of real clips>")
+    compared = [m for m in weighted if m != "desync"]  # DeSync scores each pair on its own
+    if compared and reference is None:
+        raise ValueError(f"{', '.join(compared)} compare with a reference set: give ref=<folder of real clips>")
     ev = cfg.evaluate
     generated = read_folder(folder)
     real = read_folder(reference) if reference is not None else None
@@ -127,7 +128,8 @@ def score_folder(
         out["protocol"][name] = {**common, "mode": mode, "sample_rate": rate}
         per_file[name] = [float(x) for x in score.columns["iou"]]
     if weighted:
-        gen_pairs, ref_pairs = generated.pairs(sample_rate), real.pairs(sample_rate)
+        gen_pairs = generated.pairs(sample_rate)
+        ref_pairs = real.pairs(sample_rate) if real is not None else gen_pairs
         frames = min(len(gen_pairs["video"][0]), len(ref_pairs["video"][0]))
         samples = min(len(gen_pairs["audio"][0]), len(ref_pairs["audio"][0]))
         cut = lambda p: {"video": [v[:frames] for v in p["video"]], "audio": [a[:samples] for a in p["audio"]]}  # noqa: E731

@@ -57,6 +57,8 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
     With `evaluate.num_samples=0` only the conditional pairs (v2a, a2v) are generated and scored."""
     dataset = dm.store.metadata["dataset"]
     names = metric_plan(cfg, dataset)
+    if "desync" in names:
+        desync_lengths(rep_metadata(dm)[0], cfg.evaluate, conditional_counts(module, cfg)["video"] > 0)
     video_dec, audio_dec = decoders(dm, cfg)
     metrics: dict[str, Any] = {"metrics_reference": f"{dataset} {dm.splits['val']} split"}
     per_sample: dict[str, dict] = {}
@@ -67,7 +69,7 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
         metrics.update(guidance_kwargs(cfg))
     for known, num in counts.items():
         if num:
-            scores, pairs = _conditional(module, dm, cfg, names, audio_dec, per_sample, known, num)
+            scores, pairs = _conditional(module, dm, cfg, names, (video_dec, audio_dec), per_sample, known, num)
             merge(metrics, scores)
             _conditional_videos(dm, out_dir / "samples", cfg, (video_dec, audio_dec), pairs, known)
     if per_sample:  # per-pair counts: paired differences between runs (avgen compare)
@@ -75,6 +77,18 @@ def evaluate(module, dm: AVDataModule, out_dir: Path, cfg: Any) -> dict[str, Any
             out_dir / "per_sample.json", {k: {c: v.tolist() for c, v in cols.items()} for k, cols in per_sample.items()}
         )
     return metrics
+
+
+def desync_lengths(video_meta: dict, ev: Any, v2a: bool) -> None:
+    """DeSync's clips are long enough (4.8 s), checked before sampling: the joint samples (the stored clip
+    length times `evaluate.length_factor`) and the test clips v2a conditions on."""
+    from avgen.metrics.desync import check_seconds
+
+    seconds = video_meta["clip_frames"] * video_meta["seconds_per_frame"]
+    if ev.num_samples > 0:
+        check_seconds(seconds * ev.length_factor, "the joint samples (the stored clips x evaluate.length_factor)")
+    if v2a:
+        check_seconds(seconds, "the test clips v2a conditions on (evaluate.num_video_to_audio=0 skips them)")
 
 
 def _conditional_videos(dm: AVDataModule, samples_dir: Path, cfg: Any, decs: tuple, pairs: dict, known: str) -> None:
@@ -288,6 +302,8 @@ def media_metrics(
                 "scale": 1,
                 "extractor": {m: fingerprint(p) for m, p in paths.items() if p},
             }
+    if "desync" in names:
+        _desync(out, generated, ev, fps, sample_rate, common)
     return {k: v for k, v in out.items() if v != {}}
 
 
@@ -372,6 +388,36 @@ def prefixed(section: dict[str, Any], prefix: str) -> dict[str, Any]:
     }
 
 
+def _desync(out: dict[str, Any], generated: dict[str, list], ev: Any, fps: float, sample_rate: int, common: dict):
+    """DeSync of the generated pairs (metrics/desync.py) with its bootstrap interval over clips."""
+    from avgen.metrics import desync as ds
+    from avgen.metrics.extractors import require_file
+    from avgen.metrics.stats import bootstrap_interval, safe_div
+    from avgen.models import synchformer as sf
+    from avgen.weights import fingerprint
+
+    model = sf.load_synchformer(require_file(ev.desync.weights, "evaluate.desync.weights"))
+    if torch.cuda.is_available():
+        model = model.cuda()
+    per_clip = ds.DeSync(model).per_clip(generated["video"], generated["audio"], fps, sample_rate)
+    columns = {"offset": per_clip, "clips": np.ones_like(per_clip)}
+    out["desync"] = ds.desync(per_clip)
+    out["intervals"]["desync"] = list(
+        bootstrap_interval(columns, lambda s: safe_div(s["offset"], s["clips"]), seed=ev.seed)
+    )
+    out["protocol"]["desync"] = {
+        **{k: v for k, v in common.items() if k != "num_reference"},  # no reference set
+        "extractor": fingerprint(ev.desync.weights),
+        "model_fps": sf.VIDEO_FPS,
+        "model_rate": sf.SAMPLE_RATE,
+        "resolution": sf.IMAGE_SIZE,
+        "windows": f"first and last {ds.WINDOW_SECONDS:.1f} s ({sf.NUM_SEGMENTS} segments of 0.64 s, step 0.32 s)",
+        "offsets": "21 classes, -2.0 to +2.0 s; mean |offset| of the argmax class",
+        "reference": "av-benchmark av_bench/evaluate.py (DeSync)",
+        "scale": 1,
+    }
+
+
 def _split_distances(out: dict[str, Any], values: dict[str, Any], provenance: dict[str, dict]) -> None:
     """FeatureDistances' outputs into values, intervals (`<name>_interval`) and provenance per metric."""
     for k, v in values.items():
@@ -437,14 +483,15 @@ def _conditional(
     dm: AVDataModule,
     cfg: Any,
     names: list[str],
-    audio_dec: AudioDecoder,
+    decs: tuple[Any, AudioDecoder],
     per_sample: dict,
     known: str,
     num: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The other modality generated for test-split clips of `known` by reconstruction guidance (v2a: audio
-    for videos, a2v: video for audio), scored against those clips (synthetic) and, for v2a's beat hit rate,
-    against the test clips' own audio; (the scores, the pairs)."""
+    for videos, a2v: video for audio), scored against those clips (synthetic), for v2a's beat hit rate
+    against the test clips' own audio, and for v2a's DeSync with the test clips' video; (the scores, the pairs)."""
+    video_dec, audio_dec = decs
     v2a = known == "video"
     prefix = "v2a_" if v2a else "a2v_"
     pairs = conditional_pairs(
@@ -509,4 +556,18 @@ def _conditional(
             audio_names, list(generated), list(real), cfg, audio_dec.sample_rate, common, paired=True
         )
         merge(out, prefixed(section, prefix))
+    if "desync" in names and v2a:  # generated audio on the test videos: the protocol MMAudio reports DeSync in
+        merge(out, v2a_desync(pairs, video_dec, audio_dec, cfg, decoding_protocol(cfg, dm, audio_dec)))
     return out, pairs
+
+
+def v2a_desync(pairs: dict[str, np.ndarray], video_dec, audio_dec: AudioDecoder, cfg: Any, decoding=None) -> dict:
+    """`v2a_desync`: DeSync of video-to-audio pairs (the test clips' video, the audio generated for it), with
+    its interval and provenance."""
+    media = decode_pairs({m: pairs[m] for m in ("video", "audio")}, video_dec, audio_dec)
+    scores = media_metrics(["desync"], media, media, cfg, video_dec.fps, audio_dec.sample_rate, decoding=decoding)
+    return {
+        "v2a_desync": scores["desync"],
+        "intervals": {"v2a_desync": scores["intervals"]["desync"]},
+        "protocol": {"v2a_desync": {**scores["protocol"]["desync"], "video": "the test clips' (the conditions)"}},
+    }

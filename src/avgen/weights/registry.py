@@ -206,6 +206,15 @@ REGISTRY: dict[str, Weight] = {
             used_by="evaluate.vggish.weights (fd_vggish as av-benchmark: no PCA postprocessing)",
         ),
         Weight(
+            "synchformer-audioset",
+            url="https://github.com/hkchengrex/MMAudio/releases/download/v0.1/synchformer_state_dict.pth",
+            filename="synchformer_state_dict.pth",
+            # the file av-benchmark's README and MMAudio's download list point to (the 24-01-04T16-39-21
+            # AudioSet model, 907 MB); MMAudio publishes its MD5 only (5b2f5594b0730f70e41e549b7c94390c)
+            licence="MIT (the Synchformer repository; its AudioSet model re-published by MMAudio)",
+            used_by="evaluate.desync.weights (DeSync; loaded into avgen.models.synchformer.Synchformer)",
+        ),
+        Weight(
             "imagebind-huge",
             url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
             filename="imagebind_huge.pth",
