@@ -49,6 +49,8 @@ def test_smoke_train(synthetic_store, tmp_path, coupling, experiment):
     ):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["steps"] == 3 and metrics["parameters"] > 0
+    for key in ("fd_video_pixels", "fd_audio_mel"):  # each modality's fidelity, beside the alignment scores
+        assert np.isfinite(metrics[key]) and metrics["protocol"][key]["num_samples"] == 4, key
     assert (out / "samples" / "sample_000.mp4").stat().st_size > 0
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["avgen_config"]["model"]["coupling"] == coupling  # reloadable without the command line

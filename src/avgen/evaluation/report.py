@@ -21,6 +21,8 @@ METRICS = (
     "a2v_lag_contrast",
     "a2v_semantic_agreement",
     "a2v_temporal_alignment",
+    "fd_video_pixels",
+    "fd_audio_mel",
     "fvd",
     "kvd",
     "fad",

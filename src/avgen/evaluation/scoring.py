@@ -150,11 +150,11 @@ def _joint(
         **{f"{k}_per_sample": v for k, v in counted.items()},
         "sampling_gflops_per_sample": cost.gflops_per_sample,
     }
+    features: dict[str, dict] = {}  # FD/KD feature sets: paired distance differences between runs (avgen compare)
     if "synthetic" in names:
-        merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample))
+        merge(metrics, _synthetic(module, dm, pairs, draw, cfg, per_sample, features))
     media_names = [n for n in names if n not in ("synthetic", "beats")]
     if media_names:
-        features: dict[str, dict] = {}
         reference = decode_pairs(reference_pairs(dm, cfg.evaluate.num_samples), video_dec, audio_dec)
         merge(
             metrics,
@@ -170,8 +170,8 @@ def _joint(
                 features=features,
             ),
         )
-        if features:  # FD/KD feature sets: paired distance differences between runs (avgen compare)
-            torch.save(features, out_dir / "distance_features.pt")
+    if features:
+        torch.save(features, out_dir / "distance_features.pt")
     return metrics
 
 
@@ -456,14 +456,27 @@ def _ceiling(dm: AVDataModule, probe: SyntheticProbe, num: int, protocol: Protoc
 
 
 def _synthetic(
-    module, dm: AVDataModule, pairs: dict[str, np.ndarray], draw: dict, cfg: Any, per_sample: dict
+    module,
+    dm: AVDataModule,
+    pairs: dict[str, np.ndarray],
+    draw: dict,
+    cfg: Any,
+    per_sample: dict,
+    features: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
-    """The exact synthetic metrics with intervals, floors and ceilings; for MMDisCo also of the same bases,
-    seeds and noise without guidance (no joint), and the paired difference guided - no joint."""
+    """The exact synthetic metrics with intervals, floors and ceilings, and each modality's fidelity
+    (`evaluate.representation_fd`); for MMDisCo also of the same bases, seeds and noise without guidance (no
+    joint), and the paired difference guided - no joint."""
+    from avgen.metrics.representation_fd import representation_distances
+
     probe, protocol, seed = synthetic_probe(dm), synthetic_protocol(cfg), cfg.evaluate.seed
     reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split"
     ceiling = _ceiling(dm, probe, len(pairs["video"]), protocol)
     metrics, per_sample["synthetic"] = synthetic_report(probe, pairs, protocol, seed, ceiling, reference)
+    fidelity = cfg.evaluate.get("representation_fd", False)
+    real = reference_pairs(dm, len(pairs["video"])) if fidelity else None
+    if fidelity:
+        merge(metrics, representation_distances(pairs, real, seed, features=features))
     baseline = module.baseline_settings()
     if baseline is not None:  # the method's no-coupling baseline from the same weights, seeds and noise
         cost = SamplingCost()
@@ -472,6 +485,8 @@ def _synthetic(
             probe, plain, protocol, seed, ceiling, reference, prefix="no_joint_"
         )
         merge(metrics, no_joint)  # and what its samples cost (no guidance passes)
+        if fidelity:
+            merge(metrics, representation_distances(plain, real, seed, prefix="no_joint_"))
         metrics.update({f"no_joint_{k}_per_sample": v for k, v in cost.per_sample(len(plain["video"])).items()})
         metrics["no_joint_sampling_gflops_per_sample"] = cost.gflops_per_sample
         merge(metrics, paired_report(per_sample["synthetic"], per_sample["no_joint_synthetic"], "guided - no joint"))
