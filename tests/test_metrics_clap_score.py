@@ -3,10 +3,15 @@ built from config, its formulas, its calibration and its path through `media_met
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from avgen.evaluation.plan import metric_plan
+from avgen.evaluation.scoring import media_metrics
 from avgen.metrics.clap_score import (
     ClapTextAudio,
     calibrated_clap_score,
@@ -92,3 +97,52 @@ def test_the_floor_lies_below_the_score_when_audio_matches_its_prompt():
     assert (deranged_scores(text, text, 20, seed=0) < 0.5).all()
     one = calibrated_clap_score(audio[:1], text[:1])  # one pair: nothing to derange
     assert one["floor"] is None and one["interval"] == [one["value"], one["value"]]
+
+
+def clap_cfg(weights: Path | None, audio_length: float = 1.0):
+    return OmegaConf.create(
+        {
+            "evaluate": {
+                "seed": 0,
+                "metrics": ["clap"],
+                "synthetic": {"num_derangements": 20},
+                "clap": {"weights": None if weights is None else str(weights), "audio_length": audio_length},
+            }
+        }
+    )
+
+
+def test_media_metrics_clap_end_to_end(tiny_clap):
+    torch.set_num_threads(1)
+    rate, n = 16000, 4
+    audio = list(waves(n, 0.5, rate).numpy())
+    generated = {"video": [np.zeros((2, 3, 8, 8), np.float32)] * n, "audio": audio}
+    cfg = clap_cfg(tiny_clap)
+    out = media_metrics(["clap"], generated, generated, cfg, fps=8.0, sample_rate=rate, prompts=PROMPTS)
+    scorer = load_clap_text_audio(tiny_clap, rate, 1.0)
+    direct = clap_score(pair_cosines(scorer.audio(torch.from_numpy(np.stack(audio))), scorer.text(PROMPTS)))
+    assert out["clap_score"] == pytest.approx(direct, rel=1e-9)
+    lo, hi = out["intervals"]["clap_score"]
+    assert lo <= out["clap_score"] <= hi
+    assert {"floor", "floor_std"} <= set(out["calibration"]["clap_score"])
+    protocol = out["protocol"]["clap_score"]
+    assert protocol["extractor"]["sha256"] and protocol["model_rate"] == 48000 and protocol["scale"] == 1
+    assert protocol["num_samples"] == n and "av-benchmark" in protocol["reference"] and "1.0 s" in protocol["crop"]
+    # a run without prompts: no value, a note saying why (never a silent zero)
+    none = media_metrics(["clap"], generated, generated, cfg, fps=8.0, sample_rate=rate)
+    assert "clap_score" not in none and "no prompts" in none["protocol"]["clap_score"]["skipped"]
+    with pytest.raises(ValueError, match="3 prompts for 4"):
+        media_metrics(["clap"], generated, generated, cfg, fps=8.0, sample_rate=rate, prompts=PROMPTS[:3])
+
+
+def test_clap_is_planned_and_refuses_what_it_cannot_score(tiny_clap, tmp_path):
+    train = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "train.yaml")
+    assert train.evaluate.clap.weights is None and train.evaluate.clap.audio_length == 8.0
+    assert metric_plan(clap_cfg(tiny_clap), "vggsound") == ["clap"]
+    with pytest.raises(ValueError, match="evaluate.clap.weights"):
+        metric_plan(clap_cfg(None), "vggsound")
+    with pytest.raises(ValueError, match="window"):  # the tiny model's window is 1 s: the reference would crop
+        load_clap_text_audio(tiny_clap, 16000, audio_length=2.0)
+    (tmp_path / "not_clap").mkdir()
+    with pytest.raises(ValueError, match="not a transformers CLAP directory"):
+        load_clap_text_audio(tmp_path / "not_clap", 16000)

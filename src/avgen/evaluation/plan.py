@@ -10,6 +10,7 @@ WEIGHTED = {
     "panns": ("weights",),
     "vggish": ("weights",),
     "imagebind": ("video", "audio"),
+    "clap": ("weights",),
 }
 AV_ALIGN = {"av_align": "reference", "av_align_one_to_one": "one_to_one"}  # metric name -> mode (metrics/av_align.py)
 

@@ -39,6 +39,7 @@ METRICS = (
     "ib_av",
     "ib_tv",
     "ib_ta",
+    "clap_score",
 )
 INFO = (
     "parameters",
