@@ -6,9 +6,11 @@ or a random crop to the window), HTSAT's torchlibrosa front end (`Spectrogram` +
 STFT power, librosa's Slaney mel bank, 10 log10 with ref 1 and amin 1e-10, no top_db), the RoBERTa tokenizer
 (`padding="max_length", truncation=True, max_length=77`) and the L2 normalisation of both embeddings.
 
-Changes: the networks are a transformers ClapModel (the same towers and projections as LAION-CLAP's HTSAT and
-RoBERTa branches), fed the log-mel computed here; the resampler is librosa's (av-benchmark's is torchaudio's
-Resample, not installed here); files are not read (waves come as arrays).
+Changes: the window (`get_audio_embedding_from_data` passes 480000, LAION's 10 s at 48 kHz) is the model's
+`clip_samples`, so that a tiny model's shorter window works; the networks are a transformers ClapModel (the
+same towers and projections as LAION-CLAP's HTSAT and RoBERTa branches), fed the log-mel computed here; the
+resampler is librosa's (av-benchmark's is torchaudio's Resample, not installed here); files are not read
+(waves come as arrays).
 """
 
 from __future__ import annotations
