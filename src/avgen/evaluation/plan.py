@@ -11,6 +11,7 @@ WEIGHTED = {
     "vggish": ("weights",),
     "imagebind": ("video", "audio"),
     "desync": ("weights",),
+    "clap": ("weights",),
 }
 AV_ALIGN = {"av_align": "reference", "av_align_one_to_one": "one_to_one"}  # metric name -> mode (metrics/av_align.py)
 

@@ -43,6 +43,7 @@ METRICS = (
     "ib_ta",
     "desync",
     "v2a_desync",
+    "clap_score",
 )
 INFO = (
     "parameters",

@@ -187,9 +187,9 @@ def media_metrics(
     features: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
-    (and, with `prompts` and a text encoder, ImageBind's text-video and text-audio scores; PANNs and VGGish
-    metrics through `audio_classifier_metrics`, unpaired: no KL): each value with
-    its interval, the alignment scores with their floors and ceiling, and every metric's provenance
+    (and, with `prompts`, ImageBind's text-video and text-audio scores given its text encoder, and the CLAP
+    score; PANNs and VGGish metrics through `audio_classifier_metrics`, unpaired: no KL): each value with its
+    interval, the alignment scores with their floors and ceiling, and every metric's provenance
     (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder). `features`, if
     given, receives the distance metrics' feature sets by metric prefix."""
     from avgen.metrics.av_align import REFERENCE_SAMPLE_RATE
@@ -304,7 +304,49 @@ def media_metrics(
             }
     if "desync" in names:
         _desync(out, generated, ev, fps, sample_rate, common)
+    if "clap" in names:
+        merge(out, clap_metrics(generated["audio"], prompts, cfg, sample_rate, common))
     return {k: v for k, v in out.items() if v != {}}
+
+
+def clap_metrics(
+    audio: list, prompts: list[str] | None, cfg: Any, sample_rate: int, common: dict[str, Any]
+) -> dict[str, Any]:
+    """`clap_score`: each generated clip's audio against its own prompt (metrics/clap_score.py), with its interval,
+    its derangement floor and provenance. A run without prompts gets no value, only a protocol note saying why."""
+    from avgen.metrics.clap_score import MODEL_RATE, REFERENCE, calibrated_clap_score, load_clap_text_audio
+    from avgen.weights import fingerprint
+
+    ev = cfg.evaluate
+    if prompts is None:
+        note = "not computed: the run has no prompts (CLAP score scores each clip's audio against its own prompt)"
+        return {"protocol": {"clap_score": {**common, "skipped": note}}}
+    if len(prompts) != len(audio):
+        raise ValueError(f"clap_score: {len(prompts)} prompts for {len(audio)} generated clips")
+    scorer = load_clap_text_audio(ev.clap.weights, sample_rate, ev.clap.audio_length)
+    wave = torch.from_numpy(np.stack(audio)).float()
+    cal = calibrated_clap_score(
+        scorer.audio(wave), scorer.text(prompts), ev.seed, num_derangements=ev.synthetic.num_derangements
+    )
+    window = scorer.window / scorer.model_rate
+    return {
+        "clap_score": cal["value"],
+        "intervals": {"clap_score": cal["interval"]},
+        "calibration": {"clap_score": calibration_entry(cal["value"], cal["floor"], cal["floor_std"])},
+        "protocol": {
+            "clap_score": {
+                **common,
+                "extractor": fingerprint(ev.clap.weights),
+                "model_rate": scorer.model_rate,
+                "crop": f"each clip's mean removed, resampled to {scorer.model_rate} Hz, its first "
+                f"{ev.clap.audio_length} s, repeat-padded to the model's {window:g} s window",
+                "text": "RoBERTa tokens padded and truncated to 77, one prompt per clip (its own)",
+                "scale": 1,
+                "reference": REFERENCE,
+                "reference_rate": MODEL_RATE,
+            }
+        },
+    }
 
 
 def audio_classifier_metrics(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 
 def tiny_clap(path: str | Path, seed: int = 0) -> Path:
-    """A transformers CLAP (HTSAT audio tower + RoBERTa text tower) and its feature extractor: 48 kHz input,
-    1 s windows, 16-d joint embeddings."""
+    """A transformers CLAP (HTSAT audio tower + RoBERTa text tower), its feature extractor and a word-level
+    tokenizer with RoBERTa's special tokens: 48 kHz input, 1 s windows, 16-d joint embeddings."""
     import torch
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
 
@@ -49,6 +49,7 @@ def tiny_clap(path: str | Path, seed: int = 0) -> Path:
     path = Path(path)
     model.save_pretrained(path)
     extractor.save_pretrained(path)
+    tiny_tokenizer("<s>", "</s>", "<pad>", "<unk>").save_pretrained(path)
     return path
 
 

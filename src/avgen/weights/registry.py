@@ -163,6 +163,28 @@ REGISTRY: dict[str, Weight] = {
             used_by="evaluate.fad.weights (FAD, per-sample FAD)",
         ),
         Weight(
+            "larger-clap-music-and-speech",
+            # LAION's transformers port of the HTSAT-base CLAP trained on music, speech, AudioSet and LAION-Audio-630K
+            # (the music_speech_audioset_epoch_15_esc_89.98.pt that av-benchmark loads). The revision is the one
+            # mteb's model registry and other projects pin; a weights SHA-256 (d4e5cf63...) is cited downstream
+            # without naming its file, so nothing is pinned: recorded on first use, and checked against the hub's
+            # LFS hashes for this commit
+            repo_id="laion/larger_clap_music_and_speech",
+            revision="195c3a3e68faebb3e2088b9a79e79b43ddbda76b",
+            patterns=(
+                "config.json",
+                "merges.txt",
+                "preprocessor_config.json",
+                "pytorch_model.bin",
+                "special_tokens_map.json",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "vocab.json",
+            ),
+            licence="Apache-2.0 (as the projects pinning this revision state it)",
+            used_by="evaluate.clap.weights (clap_score as av-benchmark's LAION-CLAP-Score)",
+        ),
+        Weight(
             "i3d-torchscript",
             url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
             filename="i3d_torchscript.pt",
