@@ -200,7 +200,7 @@ REGISTRY: dict[str, Weight] = {
         Weight(
             "passt-s-ap476-swa",
             # the URL hear21passt (passt_hear21 models/passt.py, arch passt_s_swa_p16_128_ap476) downloads for
-            # av-benchmark's get_basic_model; the release publishes no SHA-256 beside it
+            # av-benchmark's get_basic_model, with its hash check off; neither PaSST repository states a SHA-256
             url="https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
             filename="passt-s-f128-p16-s10-ap.476-swa.pt",
             licence="Apache-2.0 (kkoutini/PaSST, whose release it is; no separate licence stated for the weights)",
