@@ -91,7 +91,8 @@ class MelFrontEnd(nn.Module):
             return_complex=True,
         )  # (B, 513, T): the window zero-padded to N_FFT in the middle
         power = spec.real.square() + spec.imag.square()
-        mel = self.mel_banks @ power.float()  # (128, 513) @ (B, 513, T) -> (B, 128, T)
+        with torch.autocast(wave.device.type, enabled=False):  # the reference keeps the mel product in float32
+            mel = self.mel_banks @ power.float()  # (128, 513) @ (B, 513, T) -> (B, 128, T)
         return ((mel + LOG_OFFSET).log() + NORM_SHIFT) / NORM_SCALE
 
 
