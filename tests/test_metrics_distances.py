@@ -291,11 +291,13 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
         == 0
     )
     from avgen.models.panns import Cnn14
+    from avgen.models.passt import PaSST
     from avgen.models.vggish import VGGish
 
     torch.save({"model": Cnn14(16000).state_dict()}, tmp_path / "cnn14.pth")  # random stand-ins, public layouts
     torch.save(VGGish().state_dict(), tmp_path / "vggish.pth")
-    metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,panns,vggish,imagebind,beats]"
+    torch.save(PaSST(embed_dim=64, depth=1).state_dict(), tmp_path / "passt.pt")  # the layout at reduced width
+    metrics_list = "evaluate.metrics=[synthetic,av_align,fvd,fad,panns,passt,vggish,imagebind,beats]"
     assert (
         main(
             [
@@ -310,6 +312,7 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
                 "evaluate.fad.window_seconds=0.5",
                 f"evaluate.panns.weights={tmp_path / 'cnn14.pth'}",
                 f"evaluate.vggish.weights={tmp_path / 'vggish.pth'}",
+                f"evaluate.passt.weights={tmp_path / 'passt.pt'}",
                 f"evaluate.imagebind.video={tmp_path / 'ib_video.pt'}",
                 f"evaluate.imagebind.audio={tmp_path / 'ib_audio.pt'}",
             ]
@@ -325,6 +328,7 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     assert 0 <= metrics["v2a_beat_hit_rate_100ms"] <= metrics["v2a_beat_hit_rate_500ms"] <= 1
     # every media score with its interval and provenance; the alignment ones with floors and a ceiling
     panns_vggish = ("fd_panns", "is_panns", "fd_vggish", "v2a_fd_panns", "v2a_kl_panns", "v2a_fd_vggish")
+    panns_vggish += ("fd_passt", "is_passt", "v2a_fd_passt", "v2a_kl_passt", "v2a_is_passt")
     for key in ("av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av", "v2a_beat_hit_rate_100ms", *panns_vggish):
         lo, hi = metrics["intervals"][key]
         assert lo <= hi and metrics["protocol"][key]["num_samples"] > 0, key

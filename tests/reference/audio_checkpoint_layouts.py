@@ -7,6 +7,10 @@ reference code that loads them with strict=True:
   no bias) and `LogmelFilterBank` (`melW`, (n_fft // 2 + 1, 64)). BatchNorm layers carry `num_batches_tracked`.
 - VGGish (`vggish-10086976.pth`): harritaylor/torchvggish `torchvggish/vggish.py` `VGG` (`make_layers()`:
   Conv2d at indices 0, 3, 6, 8, 11, 13; `embeddings` Linear at 0, 2, 4), loaded before its `pproc` exists.
+- PaSST (`passt-s-f128-p16-s10-ap.476-swa.pt`, PaSST release v0.0.1-audioset): kkoutini/passt_hear21
+  `hear21passt/models/passt.py` `PaSST` as `get_model(arch="passt_s_swa_p16_128_ap476")` builds it (distilled,
+  embed 768, depth 12, qkv_bias=True, patch 16 stride 10 over 128 x 998: grid 12 x 99, 527 classes;
+  `patch_embed.norm` and `pre_logits` are Identity, so hold nothing) and loads it with strict=True.
 """
 
 from __future__ import annotations
@@ -69,3 +73,49 @@ VGGISH = {
     "embeddings.4.weight": (128, 4096),
     "embeddings.4.bias": (128,),
 }
+
+
+def passt_layout(embed: int = 768, depth: int = 12, classes: int = 527, grid: tuple[int, int] = (12, 99)):
+    out = {
+        "cls_token": (1, 1, embed),
+        "dist_token": (1, 1, embed),
+        "new_pos_embed": (1, 2, embed),
+        "freq_new_pos_embed": (1, embed, grid[0], 1),
+        "time_new_pos_embed": (1, embed, 1, grid[1]),
+        "patch_embed.proj.weight": (embed, 1, 16, 16),
+        "patch_embed.proj.bias": (embed,),
+    }
+    for i in range(depth):
+        b = f"blocks.{i}"
+        out.update(
+            {
+                f"{b}.norm1.weight": (embed,),
+                f"{b}.norm1.bias": (embed,),
+                f"{b}.attn.qkv.weight": (3 * embed, embed),
+                f"{b}.attn.qkv.bias": (3 * embed,),
+                f"{b}.attn.proj.weight": (embed, embed),
+                f"{b}.attn.proj.bias": (embed,),
+                f"{b}.norm2.weight": (embed,),
+                f"{b}.norm2.bias": (embed,),
+                f"{b}.mlp.fc1.weight": (4 * embed, embed),
+                f"{b}.mlp.fc1.bias": (4 * embed,),
+                f"{b}.mlp.fc2.weight": (embed, 4 * embed),
+                f"{b}.mlp.fc2.bias": (embed,),
+            }
+        )
+    out.update(
+        {
+            "norm.weight": (embed,),
+            "norm.bias": (embed,),
+            "head.0.weight": (embed,),
+            "head.0.bias": (embed,),
+            "head.1.weight": (classes, embed),
+            "head.1.bias": (classes,),
+            "head_dist.weight": (classes, embed),
+            "head_dist.bias": (classes,),
+        }
+    )
+    return out
+
+
+PASST_S = passt_layout()  # passt-s-f128-p16-s10-ap.476-swa.pt

@@ -8,6 +8,7 @@ WEIGHTED = {
     "fvd": ("weights",),
     "fad": ("weights",),
     "panns": ("weights",),
+    "passt": ("weights",),
     "vggish": ("weights",),
     "imagebind": ("video", "audio"),
     "desync": ("weights",),

@@ -188,8 +188,8 @@ def media_metrics(
 ) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
     (and, with `prompts`, ImageBind's text-video and text-audio scores given its text encoder, and the CLAP
-    score; PANNs and VGGish metrics through `audio_classifier_metrics`, unpaired: no KL): each value with its
-    interval, the alignment scores with their floors and ceiling, and every metric's provenance
+    score; PANNs, PaSST and VGGish metrics through `audio_classifier_metrics`, unpaired: no KL): each value with
+    its interval, the alignment scores with their floors and ceiling, and every metric's provenance
     (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder). `features`, if
     given, receives the distance metrics' feature sets by metric prefix."""
     from avgen.metrics.av_align import REFERENCE_SAMPLE_RATE
@@ -359,13 +359,12 @@ def audio_classifier_metrics(
     features: dict[str, dict] | None = None,
     paired: bool = False,
 ) -> dict[str, Any]:
-    """av-benchmark's PANNs and VGGish metrics of generated against reference waves at `sample_rate`: `fd_panns`,
-    `is_panns` (+ `is_panns_std`), `fd_vggish`, and with `paired` (generated clip i made for reference clip i,
-    as v2a) `kl_panns`; each with its interval and provenance."""
-    from avgen.metrics.classifier_scores import inception_scores, kl_per_pair
-    from avgen.metrics.extractors import load_panns, load_vggish
+    """av-benchmark's PANNs, PaSST and VGGish metrics of generated against reference waves at `sample_rate`:
+    `fd_panns`, `is_panns` (+ `is_panns_std`), `fd_passt`, `is_passt` (+ `is_passt_std`), `fd_vggish`, and with
+    `paired` (generated clip i made for reference clip i, as v2a) `kl_panns` and `kl_passt`; each with its
+    interval and provenance."""
+    from avgen.metrics.extractors import load_panns, load_passt, load_vggish
     from avgen.metrics.frechet import FeatureDistances
-    from avgen.metrics.stats import bootstrap_interval
     from avgen.weights import fingerprint
 
     ev, seed = cfg.evaluate, cfg.evaluate.seed
@@ -373,7 +372,6 @@ def audio_classifier_metrics(
     stack = lambda xs: torch.from_numpy(np.stack(xs)).float()  # noqa: E731
     if "panns" in names:
         panns = load_panns(ev.panns.weights, sample_rate, key="evaluate.panns.weights")
-        real, fake = panns(stack(reference)), panns(stack(generated))
         provenance = {
             **common,
             "extractor": fingerprint(ev.panns.weights),
@@ -382,19 +380,18 @@ def audio_classifier_metrics(
             "scale": 1,
             "reference": "av-benchmark (FD-PANN, KL-PANNS-softmax, ISC-PANNS)",
         }
-        metric = FeatureDistances(lambda f: f, "fd_panns", seed=seed)
-        values = _distances(metric, real["embedding"], fake["embedding"], features)
-        _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kd_")}, {"fd_panns": provenance})
-        splits = min(ev.panns.is_splits, len(generated))  # av-benchmark: 10; one clip per split below that
-        scores = inception_scores(fake["logits"], splits, seed=ev.panns.is_seed)
-        out["is_panns"], out["is_panns_std"] = float(scores.mean()), float(scores.std())
-        out["intervals"]["is_panns"] = _mean_interval(scores)
-        out["protocol"]["is_panns"] = {**provenance, "splits": splits, "shuffle_seed": ev.panns.is_seed}
-        if paired:
-            kl = kl_per_pair(fake["logits"], real["logits"]).numpy()  # (N,) KL(reference || generated)
-            out["kl_panns"] = float(kl.mean())
-            out["intervals"]["kl_panns"] = list(bootstrap_interval({"kl": kl}, lambda s: s["kl"] / len(kl), seed=seed))
-            out["protocol"]["kl_panns"] = {**provenance, "direction": "KL(reference || generated), softmax of logits"}
+        _classifier_scores(out, "panns", panns, generated, reference, ev.panns, provenance, seed, features, paired)
+    if "passt" in names:
+        passt = load_passt(ev.passt.weights, sample_rate, key="evaluate.passt.weights")
+        provenance = {
+            **common,
+            "extractor": fingerprint(ev.passt.weights),
+            "model_rate": passt.net.sample_rate,
+            "window": "the first 10 s of each clip, zero-padded to 10 s if shorter (one output per clip)",
+            "scale": 1,
+            "reference": "av-benchmark (FD-PASST, KL-PASST-softmax, ISC-PASST)",
+        }
+        _classifier_scores(out, "passt", passt, generated, reference, ev.passt, provenance, seed, features, paired)
     if "vggish" in names:
         vggish = load_vggish(ev.vggish.weights, sample_rate, key="evaluate.vggish.weights")
         metric = FeatureDistances(vggish, "fd_vggish", seed=seed)
@@ -409,6 +406,42 @@ def audio_classifier_metrics(
         }
         _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kd_")}, {"fd_vggish": provenance})
     return {k: v for k, v in out.items() if v != {}}
+
+
+def _classifier_scores(
+    out: dict[str, Any],
+    tag: str,
+    extractor,
+    generated: list,
+    reference: list,
+    section: Any,
+    provenance: dict[str, Any],
+    seed: int,
+    features: dict[str, dict] | None,
+    paired: bool,
+) -> None:
+    """An AudioSet classifier's av-benchmark scores into `out`: `fd_<tag>` of its embeddings, `is_<tag>`
+    (+ `_std`) of its logits over `section.is_splits` shuffled splits, and with `paired` `kl_<tag>`."""
+    from avgen.metrics.classifier_scores import inception_scores, kl_per_pair
+    from avgen.metrics.frechet import FeatureDistances
+    from avgen.metrics.stats import bootstrap_interval
+
+    stack = lambda xs: torch.from_numpy(np.stack(xs)).float()  # noqa: E731
+    real, fake = extractor(stack(reference)), extractor(stack(generated))
+    fd, is_, kl = f"fd_{tag}", f"is_{tag}", f"kl_{tag}"
+    metric = FeatureDistances(lambda f: f, fd, seed=seed)
+    values = _distances(metric, real["embedding"], fake["embedding"], features)
+    _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kd_")}, {fd: provenance})
+    splits = min(section.is_splits, len(generated))  # av-benchmark: 10; one clip per split below that
+    scores = inception_scores(fake["logits"], splits, seed=section.is_seed)
+    out[is_], out[f"{is_}_std"] = float(scores.mean()), float(scores.std())
+    out["intervals"][is_] = _mean_interval(scores)
+    out["protocol"][is_] = {**provenance, "splits": splits, "shuffle_seed": section.is_seed}
+    if paired:
+        per_pair = kl_per_pair(fake["logits"], real["logits"]).numpy()  # (N,) KL(reference || generated)
+        out[kl] = float(per_pair.mean())
+        out["intervals"][kl] = list(bootstrap_interval({"kl": per_pair}, lambda s: s["kl"] / len(per_pair), seed=seed))
+        out["protocol"][kl] = {**provenance, "direction": "KL(reference || generated), softmax of logits"}
 
 
 def _mean_interval(scores: np.ndarray, level: float = 0.95) -> list[float]:
@@ -557,7 +590,7 @@ def _conditional(
         known,
         num,
         cfg.evaluate.seed,
-        keep_reference=v2a and bool({"beats", "panns", "vggish"} & set(names)),
+        keep_reference=v2a and bool({"beats", "panns", "passt", "vggish"} & set(names)),
         **guidance_kwargs(cfg),
         **sampler_kwargs(cfg),
     )
@@ -604,7 +637,7 @@ def _conditional(
                 **decoding,
             }
         merge(out, section)
-    audio_names = [n for n in ("panns", "vggish") if n in names]
+    audio_names = [n for n in ("panns", "passt", "vggish") if n in names]
     if audio_names and v2a:  # av-benchmark's setting: each generated audio against its video's own audio
         generated, real = audio_dec.batch(pairs["audio"]), audio_dec.batch(pairs["reference"])
         common = {"num_samples": len(generated), "num_reference": len(real), "sample_rate": audio_dec.sample_rate}

@@ -10,6 +10,9 @@ docs/weights.md: `i3d-torchscript`, `i3d-videogpt`, `clap-htsat-unfused`, fetche
 - PANNs Cnn14 (FD-PANNs, KL-PANNs, IS-PANNs) and VGGish (FD-VGGish), as av-benchmark runs them: the published
   checkpoints (`panns-cnn14-16k`, `vggish`) as state dicts for `avgen.models.panns.Cnn14` / `avgen.models.vggish`;
   each clip's mean removed, resampled to the model's rate, the whole clip (PANNs) or its 0.96 s examples (VGGish).
+- PaSST (FD-PaSST, KL-PaSST, IS-PaSST), as av-benchmark runs it: the published checkpoint (`passt-s-ap476-swa`)
+  as a state dict for `avgen.models.passt.PaSST`; each clip's mean removed, resampled to 32 kHz, its first 10 s
+  (or the clip followed by zeros to 10 s), one output per clip.
 - ImageBind (IB-AV/TV/TA): the official code has no pip release, so its modality encoders are used as
   TorchScript exports: `video (B, T, 3, H, W) in [0, 1] -> (B, d)`, `audio (B, S) -> (B, d)`,
   `text list[str] -> (B, d)` (docs/metrics.md shows the export).
@@ -29,6 +32,8 @@ from torch import nn
 
 from avgen.models.i3d import InceptionI3d
 from avgen.models.panns import Cnn14, checkpoint_state, rate_of_state
+from avgen.models.passt import PaSST, fit_clip
+from avgen.models.passt import checkpoint_state as passt_checkpoint_state
 from avgen.models.vggish import EXAMPLE_FRAMES, HOP, WINDOW, VGGish
 from avgen.models.vggish import SAMPLE_RATE as VGGISH_RATE
 from avgen.weights import resolve
@@ -257,6 +262,22 @@ class PannsAudio(nn.Module):
         return {k: torch.cat([o[k] for o in outs]).float().cpu() for k in outs[0]}
 
 
+class PasstAudio(nn.Module):
+    """PaSST outputs of each clip's first 10 s at 32 kHz (zero-padded if shorter): (B, S) at `sample_rate` ->
+    {"embedding": (B, 768), "logits": (B, 527), "probabilities": (B, 527)}, in batches of `batch_size`."""
+
+    def __init__(self, net: PaSST, sample_rate: int, batch_size: int = 16):
+        super().__init__()
+        self.net, self.sample_rate, self.batch_size = net.eval(), sample_rate, batch_size
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = fit_clip(torch.from_numpy(centred_waves(wave, self.sample_rate, self.net.sample_rate)))
+        device = next(self.net.parameters()).device
+        outs = [self.net(chunk.to(device)) for chunk in x.split(self.batch_size)]
+        return {k: torch.cat([o[k] for o in outs]).float().cpu() for k in outs[0]}
+
+
 class VggishAudio(nn.Module):
     """VGGish embeddings of each clip's 0.96 s examples: (B, S) at `sample_rate` -> (B, n, 128)."""
 
@@ -282,6 +303,23 @@ def load_panns(path: str | Path, sample_rate: int, key: str = "evaluate.panns.we
         raise ValueError(f"{key}: {p} is not a PANNs Cnn14 state dict (no logmel_extractor.melW)")
     net = Cnn14(rate_of_state(state))
     return PannsAudio(load_strict(net, state, p, key, "a PANNs Cnn14 state dict"), sample_rate)
+
+
+def load_passt(path: str | Path, sample_rate: int, key: str = "evaluate.passt.weights") -> PasstAudio:
+    """PaSST from the published checkpoint (a bare state dict, or one under `model`), read as the reference's
+    loader reads it; width, depth and classes from its shapes."""
+    p = require_file(path, key)
+    state = passt_checkpoint_state(load_state(p, key))
+    if "time_new_pos_embed" not in state or "head_dist.weight" not in state:
+        raise ValueError(f"{key}: {p} is not a PaSST state dict (no time_new_pos_embed / head_dist)")
+    net = PaSST.from_state(state)
+    wrong = {k: (tuple(v.shape), tuple(state[k].shape)) for k, v in net.state_dict().items() if k in state}
+    wrong = {k: shapes for k, shapes in wrong.items() if shapes[0] != shapes[1]}
+    if wrong:  # e.g. the 20 s / 30 s models' longer time grids, or another patch stride
+        raise ValueError(
+            f"{key}: {p} is not a PaSST of the published 10 s, 128-bin layout: (expected, found) shapes {wrong}"
+        )
+    return PasstAudio(load_strict(net, state, p, key, "a PaSST state dict of the published layout"), sample_rate)
 
 
 def load_vggish(path: str | Path, sample_rate: int, key: str = "evaluate.vggish.weights") -> VggishAudio:

@@ -220,6 +220,15 @@ REGISTRY: dict[str, Weight] = {
             used_by="evaluate.panns.weights (the paper's 32 kHz Cnn14: PANNs metrics on its front end)",
         ),
         Weight(
+            "passt-s-ap476-swa",
+            # the URL hear21passt (passt_hear21 models/passt.py, arch passt_s_swa_p16_128_ap476) downloads for
+            # av-benchmark's get_basic_model, with its hash check off; neither PaSST repository states a SHA-256
+            url="https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+            filename="passt-s-f128-p16-s10-ap.476-swa.pt",
+            licence="Apache-2.0 (kkoutini/PaSST, whose release it is; no separate licence stated for the weights)",
+            used_by="evaluate.passt.weights (fd_passt, is_passt, v2a_kl_passt as av-benchmark, 32 kHz)",
+        ),
+        Weight(
             "vggish",
             # torchvggish's hubconf URL; the name carries only a SHA-256 prefix (10086976), no full hash is published
             url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
