@@ -152,7 +152,7 @@ class _Decoder:
 
 def test_v2a_desync_scores_generated_audio_on_the_test_videos(tmp_path):
     from avgen.config import load_config
-    from avgen.evaluation.scoring import v2a_desync
+    from avgen.evaluation.scoring import v2a_media
 
     torch.manual_seed(0)
     torch.save(sf.Synchformer(SMALL).state_dict(), tmp_path / "sync.pth")
@@ -163,7 +163,7 @@ def test_v2a_desync_scores_generated_audio_on_the_test_videos(tmp_path):
         "audio": rng.standard_normal((2, 5 * 16000)).astype(np.float32) * 0.1,
         "reference": np.zeros((2, 5 * 16000), np.float32),
     }
-    out = v2a_desync(pairs, _Decoder(), _Decoder(), cfg, {"vocoder": "none"})
+    out = v2a_media(["desync"], pairs, _Decoder(), _Decoder(), cfg, {"vocoder": "none"})
     assert 0 <= out["v2a_desync"] <= 2
     assert out["intervals"]["v2a_desync"][0] <= out["v2a_desync"] <= out["intervals"]["v2a_desync"][1]
     assert out["protocol"]["v2a_desync"]["vocoder"] == "none" and out["protocol"]["v2a_desync"]["num_samples"] == 2

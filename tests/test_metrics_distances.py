@@ -245,6 +245,48 @@ def test_imagebind_scores_from_local_torchscript(tmp_path):
     assert scores["ib_tv"] == pytest.approx(0.0, abs=1e-6) and scores["ib_ta"] == pytest.approx(np.cos(np.pi / 6))
 
 
+class SignedAxis(nn.Module):
+    """A stand-in audio encoder whose direction follows the clip's sign: matching audio 0 deg, other 180 deg."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sign = torch.sign(x.mean(1, keepdim=True))
+        return torch.cat([sign, torch.zeros_like(sign)], 1)
+
+
+def test_v2a_imagebind_scores_the_test_video_against_the_audio_generated_for_it(tmp_path):
+    """av-benchmark's IB-Score setting: each test clip's video with the audio generated for it; the ceiling
+    from the clips' own audio, the floor from deranged pairs."""
+    from avgen.config import load_config
+    from avgen.evaluation.scoring import v2a_media
+
+    torch.jit.script(Axis(0.0)).save(str(tmp_path / "video.pt"))
+    torch.jit.script(SignedAxis()).save(str(tmp_path / "audio.pt"))
+    ib = [f"evaluate.imagebind.{m}={tmp_path / m}.pt" for m in ("video", "audio")]
+    cfg = load_config("train", [f"paths.output_dir={tmp_path}", *ib, "evaluate.synthetic.num_derangements=20"])
+    n = 6
+    real = np.ones((n, 16000), np.float32)
+    generated = real.copy()
+    generated[:2] *= -1  # 4 of 6 generated clips point the video's way: cosine +1, the others -1
+    pairs = {"video": np.random.default_rng(0).random((n, 4, 3, 8, 8), np.float32), "audio": generated}
+    out = v2a_media(["imagebind"], {**pairs, "reference": real}, Frames(), Frames(), cfg)
+    assert out["v2a_ib_av"] == pytest.approx((4 - 2) / 6, abs=1e-6)
+    assert out["calibration"]["v2a_ib_av"]["ceiling"] == pytest.approx(1.0, abs=1e-6)  # the clips' own audio
+    lo, hi = out["intervals"]["v2a_ib_av"]
+    assert lo <= out["v2a_ib_av"] <= hi and out["protocol"]["v2a_ib_av"]["video"].startswith("the test clips'")
+
+
+class Frames:
+    """Stand-in decoders: the arrays are already frames (T, 3, H, W) and waveforms."""
+
+    fps, sample_rate = 8.0, 16000
+
+    def __call__(self, x):
+        return np.asarray(x)
+
+    def batch(self, xs, batch_size=64):
+        return [np.asarray(x) for x in xs]
+
+
 class TextAxis(nn.Module):
     def __init__(self, angle: float):
         super().__init__()
@@ -323,6 +365,7 @@ def test_eval_reports_every_configured_metric(synthetic_store, tmp_path, tiny_cl
     for key in ("temporal_alignment", "av_align", "fvd", "kvd", "fad", "fad_per_sample", "ib_av"):
         assert np.isfinite(metrics[key]), key
     assert metrics["ib_av"] == pytest.approx(np.cos(1.0), abs=1e-5)
+    assert metrics["v2a_ib_av"] == pytest.approx(np.cos(1.0), abs=1e-5)  # the test videos with their new audio
     # the reference AV-Align counts several onsets against one flow peak, so it can exceed 1 (docs/metrics.md)
     assert metrics["fvd"] > 0 and metrics["av_align"] >= 0
     assert 0 <= metrics["v2a_beat_hit_rate_100ms"] <= metrics["v2a_beat_hit_rate_500ms"] <= 1

@@ -44,6 +44,7 @@ METRICS = (
     "v2a_beat_hit_rate_100ms",
     "v2a_beat_hit_rate_500ms",
     "ib_av",
+    "v2a_ib_av",
     "ib_tv",
     "ib_ta",
     "desync",

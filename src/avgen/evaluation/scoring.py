@@ -590,7 +590,7 @@ def _conditional(
         known,
         num,
         cfg.evaluate.seed,
-        keep_reference=v2a and bool({"beats", "panns", "passt", "vggish"} & set(names)),
+        keep_reference=v2a and bool({"beats", "panns", "passt", "vggish", "imagebind"} & set(names)),
         **guidance_kwargs(cfg),
         **sampler_kwargs(cfg),
     )
@@ -646,18 +646,25 @@ def _conditional(
             audio_names, list(generated), list(real), cfg, audio_dec.sample_rate, common, paired=True
         )
         merge(out, prefixed(section, prefix))
-    if "desync" in names and v2a:  # generated audio on the test videos: the protocol MMAudio reports DeSync in
-        merge(out, v2a_desync(pairs, video_dec, audio_dec, cfg, decoding_protocol(cfg, dm, audio_dec)))
+    if v2a and set(V2A_MEDIA) & set(names):  # generated audio on the test videos: how MMAudio reports both
+        merge(out, v2a_media(names, pairs, video_dec, audio_dec, cfg, decoding_protocol(cfg, dm, audio_dec)))
     return out, pairs
 
 
-def v2a_desync(pairs: dict[str, np.ndarray], video_dec, audio_dec: AudioDecoder, cfg: Any, decoding=None) -> dict:
-    """`v2a_desync`: DeSync of video-to-audio pairs (the test clips' video, the audio generated for it), with
-    its interval and provenance."""
+V2A_MEDIA = ("desync", "imagebind")  # media metrics scored on v2a pairs, as the published v2a tables do
+
+
+def v2a_media(
+    names: list[str], pairs: dict[str, np.ndarray], video_dec, audio_dec: AudioDecoder, cfg: Any, decoding=None
+) -> dict:
+    """`v2a_desync` and `v2a_ib_av` of video-to-audio pairs: the test clips' video with the audio generated
+    for it (av-benchmark's DeSync and IB-Score, the setting MMAudio reports them in), with intervals, floors
+    and provenance; the ImageBind ceiling from the test clips' own audio (`pairs["reference"]`)."""
     media = decode_pairs({m: pairs[m] for m in ("video", "audio")}, video_dec, audio_dec)
-    scores = media_metrics(["desync"], media, media, cfg, video_dec.fps, audio_dec.sample_rate, decoding=decoding)
-    return {
-        "v2a_desync": scores["desync"],
-        "intervals": {"v2a_desync": scores["intervals"]["desync"]},
-        "protocol": {"v2a_desync": {**scores["protocol"]["desync"], "video": "the test clips' (the conditions)"}},
-    }
+    real = dict(media, audio=list(audio_dec.batch(pairs["reference"]))) if "reference" in pairs else media
+    scores = media_metrics(
+        [n for n in V2A_MEDIA if n in names], media, real, cfg, video_dec.fps, audio_dec.sample_rate, decoding=decoding
+    )
+    for entry in scores.get("protocol", {}).values():
+        entry["video"] = "the test clips' (the conditions)"
+    return prefixed({k: v for k, v in scores.items() if k in ("desync", "ib_av", *NESTED)}, "v2a_")
