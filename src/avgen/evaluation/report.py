@@ -32,6 +32,8 @@ METRICS = (
     "is_panns",
     "fd_passt",
     "is_passt",
+    "fad_audioclip",
+    "fad_audioclip_x1e4",
     "v2a_fd_panns",
     "v2a_fd_vggish",
     "v2a_kl_panns",

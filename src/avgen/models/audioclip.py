@@ -182,6 +182,15 @@ class ESResNeXtFBSP(nn.Module):
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> ESResNeXtFBSP:
+        """An ESResNeXt-fbsp of the depths, grouping and embedding size a state dict has (the published one is
+        ResNeXt-50 32x4d to 1024; reduced stand-ins for tests)."""
+        layers = tuple(1 + max(int(k.split(".")[1]) for k in state if k.startswith(f"layer{i}.")) for i in range(1, 5))
+        width, per_group = state["layer1.0.conv2.weight"].shape[:2]  # layer 1: width = groups * width_per_group
+        groups = width // per_group
+        return cls(layers, groups, width // groups, state["fc.weight"].shape[0])
+
     def log_power(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, S) or (B, C, S) -> (B, C, 3, 341, T): the dB spectrogram in three bands of the lowest 1023 bins."""
         b, length = wave.shape[0], wave.shape[-1]
