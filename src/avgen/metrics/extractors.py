@@ -375,6 +375,11 @@ class AudioClipAudio(nn.Module):
         device = next(self.net.parameters()).device
         norms = [m for m in self.net.modules() if isinstance(m, nn.BatchNorm2d)]
         batch = self.batch_norm == "batch"
+        if batch and len(x) % self.batch_size == 1:
+            raise ValueError(
+                "evaluate.audioclip.batch_norm=batch: a batch of one clip has no batch statistics "
+                f"({len(x)} clips in batches of {self.batch_size}); score another number of clips, or use eval"
+            )
         for m in norms:  # batch statistics without updating the running ones
             m.train(batch)
             m.track_running_stats = not batch
