@@ -20,11 +20,12 @@ checkpoint also holds CLIP's image and text towers and the logit scales: only th
   the reference's attention gates `att1`..`att5` (adaptive max pool of the stage's input to its output size,
   depthwise conv, pointwise conv, BatchNorm, sigmoid, multiplied in), global average pooling, `fc` to 1024.
 
-Sample rate: AudioCLIP was trained on 44.1 kHz audio (its ESC-50 / UrbanSound8K protocols, its AudioSet
-training); MM-Diffusion evaluates at 44.1 kHz, JavisBench's script at its default 16 kHz. Amplitude: the network
-expects int16-range values; MM-Diffusion and JavisBench feed float waveforms in [-1, 1] unchanged (so the
-network sees about 1/32768 of its training amplitude), and so does the metric here (`avgen.metrics.extractors.
-AudioClipAudio`). Inference only: the reference's gradient hooks and its ttf-norm loss are training matters.
+Sample rate: AudioCLIP's protocols read audio at 44.1 kHz (`protocols/audioclip-esc50.json`, `-us8k.json`);
+MM-Diffusion evaluates at 44.1 kHz, JavisBench's script at its default 16 kHz. Amplitude: the network expects
+int16-range values (its dataset loaders multiply librosa's [-1, 1] waves by 32768); MM-Diffusion and JavisBench
+feed float waveforms in [-1, 1] unchanged (so the network sees about 1/32768 of its training amplitude), and so
+does the metric here (`avgen.metrics.extractors.AudioClipAudio`). Inference only: the reference's gradient hooks
+and its ttf-norm loss are training matters.
 """
 
 from __future__ import annotations
