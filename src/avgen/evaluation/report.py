@@ -34,6 +34,7 @@ METRICS = (
     "is_passt",
     "fad_audioclip",
     "fad_audioclip_x1e4",
+    "fad_audioclip_x1e4_reference_estimator",
     "v2a_fd_panns",
     "v2a_fd_vggish",
     "v2a_kl_panns",

@@ -422,8 +422,8 @@ def audioclip_distances(
 ) -> None:
     """`fad_audioclip` (scale 1) and `fad_audioclip_x1e4` (the same distance times 1e4, the scale MM-Diffusion and
     JavisBench print as "FAD") into `out`: the Fréchet distance of AudioCLIP's 1024-d audio embeddings, one per
-    clip, generated against reference, with the jackknife interval and provenance; the x1e4 entry's protocol also
-    holds `reference_estimator_x1e4`, the references' own estimator on the same embeddings
+    clip, generated against reference, with the jackknife interval and provenance; and
+    `fad_audioclip_x1e4_reference_estimator`, the references' own estimator on the same embeddings, x1e4
     (metrics/audioclip_fad.py)."""
     from avgen.metrics.audioclip_fad import REPORTED_SCALE, reference_estimator
     from avgen.metrics.extractors import load_audioclip
@@ -459,13 +459,14 @@ def audioclip_distances(
     out[reported] = out["fad_audioclip"] * REPORTED_SCALE
     if "fad_audioclip" in out["intervals"]:
         out["intervals"][reported] = [x * REPORTED_SCALE for x in out["intervals"]["fad_audioclip"]]
-    feats = metric.features()
-    out["protocol"][reported] = {
+    out["protocol"][reported] = {**provenance, "scale": REPORTED_SCALE}
+    feats, estimated = metric.features(), f"{reported}_reference_estimator"
+    out[estimated] = reference_estimator(feats["generated"][:, 0], feats["reference"][:, 0])
+    out["protocol"][estimated] = {
         **provenance,
         "scale": REPORTED_SCALE,
-        "reference_estimator_x1e4": reference_estimator(feats["generated"][:, 0], feats["reference"][:, 0]),
-        "estimator": "the Fréchet distance; reference_estimator_x1e4: the references' SVD square roots, singular "
-        "values under 1e-10 left unrooted (larger where the embeddings are small)",
+        "estimator": "the references' code on the same embeddings: SVD square roots with singular values under "
+        "1e-10 left unrooted (above the Fréchet distance where the embeddings are small), float64, no interval",
     }
 
 
