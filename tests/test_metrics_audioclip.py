@@ -103,18 +103,13 @@ def test_loader_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="evaluate.audioclip.weights: .* not an AudioCLIP checkpoint"):
         load_audioclip(tmp_path / "other.pt", 16000)
     state = ESResNeXtFBSP(**SMALL).state_dict()
+    torch.save(state, tmp_path / "small.pt")
+    with pytest.raises(ValueError, match="batch_norm"):
+        load_audioclip(tmp_path / "small.pt", 16000, batch_norm="train")
     del state["att5.bn.running_var"]
     torch.save(state, tmp_path / "partial.pt")
     with pytest.raises(ValueError, match=r"missing \['att5.bn.running_var'\]"):
         load_audioclip(tmp_path / "partial.pt", 16000)
-    with pytest.raises(ValueError, match="batch_norm"):
-        load_audioclip(_small_file(tmp_path), 16000, batch_norm="train")
-
-
-def _small_file(tmp_path) -> str:
-    torch.manual_seed(0)
-    torch.save(ESResNeXtFBSP(**SMALL).state_dict(), tmp_path / "small.pt")
-    return str(tmp_path / "small.pt")
 
 
 @pytest.mark.parametrize("samples", [1000, 1654, 13_000, 70_560])  # < a frame, one frame, odd, MM-Diffusion's 1.6 s
