@@ -24,7 +24,8 @@ from avgen.weights.registry import REGISTRY
 from tests.reference import audio_checkpoint_layouts as layouts
 from tests.reference import audioclip_esresnext as reference
 
-SMALL = {"layers": (1, 1, 1, 1)}  # the published widths and grouping, one bottleneck per stage
+SMALL = {"layers": (1, 1, 1, 1), "embed_dim": 256}  # the published widths and grouping, one bottleneck per stage
+REF_SMALL = {"layers": (1, 1, 1, 1), "num_classes": 256}  # the same in the transcription's arguments
 
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -78,7 +79,7 @@ def test_audio_encoder_has_the_public_checkpoint_audio_layout():
     assert len(layouts.AUDIOCLIP_AUDIO) == 370 and layouts.AUDIOCLIP_AUDIO["fbsp.bias"] == (0,)
     with torch.device("meta"):
         small = ESResNeXtFBSP(**SMALL)
-    assert shapes(small) == layouts.audioclip_audio_layout(SMALL["layers"])
+    assert shapes(small) == layouts.audioclip_audio_layout(SMALL["layers"], embed=256)
 
 
 def test_random_init_round_trips_strictly_through_the_full_checkpoint(tmp_path):
@@ -116,7 +117,7 @@ def test_loader_names_what_is_wrong(tmp_path):
 def test_fbsp_front_end_matches_the_reference(samples):
     torch.set_num_threads(1)
     net = randomised(ESResNeXtFBSP(**SMALL))
-    ref = reference_with(net, **SMALL)
+    ref = reference_with(net, **REF_SMALL)
     wave = torch.randn(2, samples, generator=torch.Generator().manual_seed(samples)) * 0.3
     window = ref.window
     ours_frames = frames(wave, window)
@@ -139,13 +140,13 @@ def test_forward_matches_the_reference():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
-    for kwargs in (SMALL, {}):
-        net = randomised(ESResNeXtFBSP(**kwargs))
-        ref = reference_with(net, **kwargs)
+    for ours_args, ref_args, dim in ((SMALL, REF_SMALL, 256), ({}, {}, 1024)):
+        net = randomised(ESResNeXtFBSP(**ours_args))
+        ref = reference_with(net, **ref_args)
         for wave in (torch.randn(2, 9000, generator=g) * 0.3, torch.randn(2, 2, 6000, generator=g) * 0.3):
             with torch.no_grad():
                 ours, expected = net(wave), ref(wave)
-            assert ours.shape == (2, 1024) and expected.std() > 1e-3
+            assert ours.shape == (2, dim) and expected.std() > 1e-3
             torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
         with torch.no_grad():
             torch.testing.assert_close(net(wave[:, :1]), net(wave[:, 0]))
@@ -157,7 +158,7 @@ def test_forward_matches_the_reference_in_float64():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = randomised(ESResNeXtFBSP(**SMALL))
-    ref = reference_with(net, **SMALL).double()
+    ref = reference_with(net, **REF_SMALL).double()
     net = net.double()
     wave = torch.from_numpy(np.stack(clips(np.random.default_rng(0), 2, 44100, 0.2))).double()
     default = torch.get_default_dtype()
@@ -233,7 +234,7 @@ def test_metric_end_to_end_equals_the_reference_pipeline(small_weights):
     features: dict = {}
     out = audio_classifier_metrics(["audioclip"], fake, real, cfg, rate, common, features)
 
-    ref = reference_with(load_audioclip(small_weights, rate).net, **SMALL)
+    ref = reference_with(load_audioclip(small_weights, rate).net, **REF_SMALL)
     size = int(0.3 * 44100)
 
     def embed(waves):  # MM-Diffusion's loader: the first 1.6 s (here 0.3 s), zeros after a shorter clip
@@ -245,7 +246,7 @@ def test_metric_end_to_end_equals_the_reference_pipeline(small_weights):
 
     real_emb, fake_emb = embed(real), embed(fake)
     kept = features["fad_audioclip"]  # the metric's embeddings: those of the reference pipeline
-    assert fake_emb.std() > 1e-3 and kept["reference"].shape == (n, 1, 1024)
+    assert fake_emb.std() > 1e-3 and kept["reference"].shape == (n, 1, 256)
     # float32 rounding of the lowest-power bins (tonal clips span about -170 to -75 dB) differs with the batching;
     # in float64 the two encoders agree to 1e-12 (test_forward_matches_the_reference_in_float64)
     for ours, expected in ((kept["reference"][:, 0], real_emb), (kept["generated"][:, 0], fake_emb)):
@@ -255,7 +256,7 @@ def test_metric_end_to_end_equals_the_reference_pipeline(small_weights):
     assert out[estimated] == pytest.approx(printed, rel=1e-9)
     assert out["protocol"][estimated]["scale"] == 10000 and estimated not in out["intervals"]
     assert "reference_estimator" not in json.dumps(out["protocol"]["fad_audioclip_x1e4"])  # no per-run values
-    # the Fréchet distance; with 5 clips in 1024 dimensions the references' unrooted near-zero singular values of
+    # the Fréchet distance; with 5 clips in 256 dimensions the references' unrooted near-zero singular values of
     # the rank-4 covariances move their estimator a little
     assert out["fad_audioclip_x1e4"] == pytest.approx(printed, rel=1e-3) and printed > 0
     assert out["fad_audioclip"] * 1e4 == pytest.approx(out["fad_audioclip_x1e4"], rel=1e-12)
@@ -279,7 +280,7 @@ def test_batch_statistics_as_mm_diffusion_leave_the_weights_alone(small_weights)
     extractor = load_audioclip(small_weights, 44100, batch_norm="batch")
     before = {k: v.clone() for k, v in extractor.net.state_dict().items()}
     ours = extractor(waves)
-    ref = reference_with(extractor.net, **SMALL).train()
+    ref = reference_with(extractor.net, **REF_SMALL).train()
     with torch.no_grad():
         expected = torch.cat([ref(chunk) for chunk in waves.split(8)])
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
@@ -309,7 +310,7 @@ def test_media_metrics_audioclip_joint(small_weights):
     )
     assert {"fad_audioclip", "fad_audioclip_x1e4"} <= set(out) and np.isfinite(out["fad_audioclip"])
     assert out["protocol"]["fad_audioclip"]["window"].startswith("the whole clip")
-    assert features["fad_audioclip"]["generated"].shape == (n, 1, 1024)
+    assert features["fad_audioclip"]["generated"].shape == (n, 1, 256)  # the stand-in's embedding size
 
 
 def test_audioclip_is_a_weighted_metric_of_the_config():
