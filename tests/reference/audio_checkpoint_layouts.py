@@ -11,6 +11,13 @@ reference code that loads them with strict=True:
   `hear21passt/models/passt.py` `PaSST` as `get_model(arch="passt_s_swa_p16_128_ap476")` builds it (distilled,
   embed 768, depth 12, qkv_bias=True, patch 16 stride 10 over 128 x 998: grid 12 x 99, 527 classes;
   `patch_embed.norm` and `pre_logits` are Identity, so hold nothing) and loads it with strict=True.
+- AudioCLIP's audio encoder (the `audio.` entries of `AudioCLIP-Full-Training.pt`, AndreyGuzhov/AudioCLIP
+  release v0.1): `model/audioclip.py` builds `ESResNeXtFBSP(n_fft=2048, win_length=1654, num_classes=1024,
+  apply_attention=True, ...)` (`model/esresnet/fbsp.py`, `base.py`, `attention.py`): torchvision's ResNeXt-50
+  32x4d layout (`conv1`, `bn1`, `layer1..4` of Bottlenecks with `downsample.0/1` on each stage's first block),
+  the five `Attention2d` gates (`conv_depth` depthwise with bias, `conv_point` 1x1 with bias, `bn`), `fc`
+  2048 -> 1024, `LinearFBSP(1025, bias=False)` (`m`, `fb`, `fc`, and `bias` = Parameter(None): an empty
+  tensor), and the registered `window` buffer (1654).
 """
 
 from __future__ import annotations
@@ -119,3 +126,54 @@ def passt_layout(embed: int = 768, depth: int = 12, classes: int = 527, grid: tu
 
 
 PASST_S = passt_layout()  # passt-s-f128-p16-s10-ap.476-swa.pt
+
+
+def audioclip_audio_layout(
+    layers: tuple[int, ...] = (3, 4, 6, 3), groups: int = 32, width_per_group: int = 4, embed: int = 1024
+) -> dict[str, tuple[int, ...]]:
+    out = {"conv1.weight": (64, 3, 7, 7), **_bn("bn1", 64)}
+    # Attention2d(in, out, num_kernels=1, kernel): att1 (3, 1), att2 (1, 5), att3 (3, 1), att4 (1, 5), att5 (3, 5)
+    kernels = [(3, 1), (1, 5), (3, 1), (1, 5), (3, 5)]
+    inplanes, stage_in = 64, 64
+    for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers), 1):
+        width = int(planes * (width_per_group / 64.0)) * groups
+        for j in range(blocks):
+            b = f"layer{i}.{j}"
+            cin = inplanes if j == 0 else planes * 4
+            out[f"{b}.conv1.weight"] = (width, cin, 1, 1)
+            out.update(_bn(f"{b}.bn1", width))
+            out[f"{b}.conv2.weight"] = (width, width // groups, 3, 3)
+            out.update(_bn(f"{b}.bn2", width))
+            out[f"{b}.conv3.weight"] = (planes * 4, width, 1, 1)
+            out.update(_bn(f"{b}.bn3", planes * 4))
+            if j == 0:  # stride 2 (layers 2-4) or 64 -> 256 channels (layer 1)
+                out[f"{b}.downsample.0.weight"] = (planes * 4, inplanes, 1, 1)
+                out.update(_bn(f"{b}.downsample.1", planes * 4))
+        inplanes = planes * 4
+        a = f"att{i}"
+        out[f"{a}.conv_depth.weight"] = (stage_in, 1, *kernels[i - 1])
+        out[f"{a}.conv_depth.bias"] = (stage_in,)
+        out[f"{a}.conv_point.weight"] = (inplanes, stage_in, 1, 1)
+        out[f"{a}.conv_point.bias"] = (inplanes,)
+        out.update(_bn(f"{a}.bn", inplanes))
+        stage_in = inplanes
+    out.update(
+        {
+            "att5.conv_depth.weight": (inplanes, 1, *kernels[4]),
+            "att5.conv_depth.bias": (inplanes,),
+            "att5.conv_point.weight": (inplanes, inplanes, 1, 1),
+            "att5.conv_point.bias": (inplanes,),
+            **_bn("att5.bn", inplanes),
+            "fc.weight": (embed, inplanes),
+            "fc.bias": (embed,),
+            "fbsp.m": (1025,),
+            "fbsp.fb": (1025,),
+            "fbsp.fc": (1025,),
+            "fbsp.bias": (0,),
+            "window": (1654,),
+        }
+    )
+    return out
+
+
+AUDIOCLIP_AUDIO = audioclip_audio_layout()  # AudioCLIP-Full-Training.pt, its `audio.` entries without the prefix

@@ -9,6 +9,7 @@ WEIGHTED = {
     "fad": ("weights",),
     "panns": ("weights",),
     "passt": ("weights",),
+    "audioclip": ("weights",),
     "vggish": ("weights",),
     "imagebind": ("video", "audio"),
     "desync": ("weights",),

@@ -188,8 +188,8 @@ def media_metrics(
 ) -> dict[str, Any]:
     """The weight-free and weighted media metrics of decoded generated pairs against decoded reference pairs
     (and, with `prompts`, ImageBind's text-video and text-audio scores given its text encoder, and the CLAP
-    score; PANNs, PaSST and VGGish metrics through `audio_classifier_metrics`, unpaired: no KL): each value with
-    its interval, the alignment scores with their floors and ceiling, and every metric's provenance
+    score; PANNs, PaSST, VGGish and AudioCLIP metrics through `audio_classifier_metrics`, unpaired: no KL): each
+    value with its interval, the alignment scores with their floors and ceiling, and every metric's provenance
     (`protocol[<metric>]`: extractor file and SHA-256, rates, sizes, samples, scale, decoder). `features`, if
     given, receives the distance metrics' feature sets by metric prefix."""
     from avgen.metrics.av_align import REFERENCE_SAMPLE_RATE
@@ -361,8 +361,9 @@ def audio_classifier_metrics(
 ) -> dict[str, Any]:
     """av-benchmark's PANNs, PaSST and VGGish metrics of generated against reference waves at `sample_rate`:
     `fd_panns`, `is_panns` (+ `is_panns_std`), `fd_passt`, `is_passt` (+ `is_passt_std`), `fd_vggish`, and with
-    `paired` (generated clip i made for reference clip i, as v2a) `kl_panns` and `kl_passt`; each with its
-    interval and provenance."""
+    `paired` (generated clip i made for reference clip i, as v2a) `kl_panns` and `kl_passt`; and MM-Diffusion's /
+    JavisBench's FAD on AudioCLIP (`fad_audioclip`, `fad_audioclip_x1e4`; joint only in the references); each
+    with its interval and provenance."""
     from avgen.metrics.extractors import load_panns, load_passt, load_vggish
     from avgen.metrics.frechet import FeatureDistances
     from avgen.weights import fingerprint
@@ -392,6 +393,8 @@ def audio_classifier_metrics(
             "reference": "av-benchmark (FD-PASST, KL-PASST-softmax, ISC-PASST)",
         }
         _classifier_scores(out, "passt", passt, generated, reference, ev.passt, provenance, seed, features, paired)
+    if "audioclip" in names:
+        audioclip_distances(out, generated, reference, cfg, sample_rate, common, features)
     if "vggish" in names:
         vggish = load_vggish(ev.vggish.weights, sample_rate, key="evaluate.vggish.weights")
         metric = FeatureDistances(vggish, "fd_vggish", seed=seed)
@@ -406,6 +409,65 @@ def audio_classifier_metrics(
         }
         _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kd_")}, {"fd_vggish": provenance})
     return {k: v for k, v in out.items() if v != {}}
+
+
+def audioclip_distances(
+    out: dict[str, Any],
+    generated: list,
+    reference: list,
+    cfg: Any,
+    sample_rate: int,
+    common: dict[str, Any],
+    features: dict[str, dict] | None = None,
+) -> None:
+    """`fad_audioclip` (scale 1) and `fad_audioclip_x1e4` (the same distance times 1e4, the scale MM-Diffusion and
+    JavisBench print as "FAD") into `out`: the Fréchet distance of AudioCLIP's 1024-d audio embeddings, one per
+    clip, generated against reference, with the jackknife interval and provenance; and
+    `fad_audioclip_x1e4_reference_estimator`, the references' own estimator on the same embeddings, x1e4
+    (metrics/audioclip_fad.py)."""
+    from avgen.metrics.audioclip_fad import REPORTED_SCALE, reference_estimator
+    from avgen.metrics.extractors import load_audioclip
+    from avgen.metrics.frechet import FeatureDistances
+    from avgen.weights import fingerprint
+
+    ev = cfg.evaluate
+    section = ev.audioclip
+    stack = lambda xs: torch.from_numpy(np.stack(xs)).float()  # noqa: E731
+    extractor = load_audioclip(
+        section.weights,
+        sample_rate,
+        section.model_rate,
+        section.seconds,
+        section.batch_norm,
+        key="evaluate.audioclip.weights",
+    )
+    metric = FeatureDistances(extractor, "fad_audioclip", seed=ev.seed)
+    values = _distances(metric, stack(reference), stack(generated), features)
+    length = "the whole clip" if section.seconds is None else f"the first {section.seconds} s, zero-padded if shorter"
+    provenance = {
+        **common,
+        "extractor": fingerprint(section.weights),
+        "model_rate": section.model_rate,
+        "window": f"{length} (one 1024-d embedding per clip, before AudioCLIP's L2 normalisation)",
+        "amplitude": "waves in [-1, 1] as the references feed them (the network's int16-range scaling applied to them)",
+        "batch_norm": section.batch_norm,
+        "scale": 1,
+        "reference": "MM-Diffusion evaluator.py / JavisBench metrics.py (fad = frechet_distance(fake, real) * 10000)",
+    }
+    _split_distances(out, {k: v for k, v in values.items() if not k.startswith("kad_")}, {"fad_audioclip": provenance})
+    reported = "fad_audioclip_x1e4"
+    out[reported] = out["fad_audioclip"] * REPORTED_SCALE
+    if "fad_audioclip" in out["intervals"]:
+        out["intervals"][reported] = [x * REPORTED_SCALE for x in out["intervals"]["fad_audioclip"]]
+    out["protocol"][reported] = {**provenance, "scale": REPORTED_SCALE}
+    feats, estimated = metric.features(), f"{reported}_reference_estimator"
+    out[estimated] = reference_estimator(feats["generated"][:, 0], feats["reference"][:, 0])
+    out["protocol"][estimated] = {
+        **provenance,
+        "scale": REPORTED_SCALE,
+        "estimator": "the references' code on the same embeddings: SVD square roots with singular values under "
+        "1e-10 left unrooted (above the Fréchet distance where the embeddings are small), float64, no interval",
+    }
 
 
 def _classifier_scores(

@@ -13,6 +13,11 @@ docs/weights.md: `i3d-torchscript`, `i3d-videogpt`, `clap-htsat-unfused`, fetche
 - PaSST (FD-PaSST, KL-PaSST, IS-PaSST), as av-benchmark runs it: the published checkpoint (`passt-s-ap476-swa`)
   as a state dict for `avgen.models.passt.PaSST`; each clip's mean removed, resampled to 32 kHz, its first 10 s
   (or the clip followed by zeros to 10 s), one output per clip.
+- AudioCLIP's audio encoder (FAD on AudioCLIP, as MM-Diffusion and JavisBench compute it): the `audio.` entries of
+  the published `AudioCLIP-Full-Training.pt` (`audioclip-full-training`) for `avgen.models.audioclip.ESResNeXtFBSP`;
+  waves in [-1, 1] fed as the references feed them (no int16 rescaling, no mean removal), resampled to the
+  configured rate (44.1 kHz: MM-Diffusion's and AudioCLIP's own), optionally cut or zero-padded to a length,
+  one 1024-d embedding per clip.
 - ImageBind (IB-AV/TV/TA): the official code has no pip release, so its modality encoders are used as
   TorchScript exports: `video (B, T, 3, H, W) in [0, 1] -> (B, d)`, `audio (B, S) -> (B, d)`,
   `text list[str] -> (B, d)` (docs/metrics.md shows the export).
@@ -30,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avgen.models.audioclip import ESResNeXtFBSP, audio_state
 from avgen.models.i3d import InceptionI3d
 from avgen.models.panns import Cnn14, checkpoint_state, rate_of_state
 from avgen.models.passt import PaSST, fit_clip
@@ -327,3 +333,81 @@ def load_vggish(path: str | Path, sample_rate: int, key: str = "evaluate.vggish.
     p = require_file(path, key)
     net = load_strict(VGGish(), load_state(p, key), p, key, "a torchvggish VGGish state dict")
     return VggishAudio(net, sample_rate)
+
+
+class AudioClipAudio(nn.Module):
+    """AudioCLIP audio embeddings of whole clips: (B, S) in [-1, 1] at `sample_rate` -> (B, 1024), the encoder's
+    output before AudioCLIP's L2 normalisation (what MM-Diffusion's and JavisBench's FAD read).
+
+    The waves are resampled to `model_rate` and, with `seconds`, cut to their first `seconds` or followed by
+    zeros to that length (MM-Diffusion: 1.6 s at 44.1 kHz; JavisBench: at most 4 s at 16 kHz); they are not
+    rescaled to the int16 range the network was trained on (neither reference does). `batch_norm`: "eval" uses
+    the checkpoint's running statistics (JavisBench calls `.eval()`); "batch" normalises each batch of
+    `batch_size` clips by its own statistics, as MM-Diffusion's evaluator, which never calls `.eval()`, does
+    (its batches: 8 clips per process; the checkpoint's running statistics are left untouched here)."""
+
+    def __init__(
+        self,
+        net: ESResNeXtFBSP,
+        sample_rate: int,
+        model_rate: int = 44100,
+        seconds: float | None = None,
+        batch_norm: str = "eval",
+        batch_size: int = 8,
+    ):
+        super().__init__()
+        if batch_norm not in ("eval", "batch"):
+            raise ValueError(f"evaluate.audioclip.batch_norm: 'eval' or 'batch', not {batch_norm!r}")
+        self.net, self.sample_rate, self.model_rate = net.eval(), sample_rate, model_rate
+        self.seconds, self.batch_norm, self.batch_size = seconds, batch_norm, batch_size
+
+    def waves(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, S) at `sample_rate` -> (B, S') at `model_rate`, fitted to `seconds` if set."""
+        x = torch.from_numpy(resample(wave, self.sample_rate, self.model_rate))
+        if self.seconds is None:
+            return x
+        n = int(self.seconds * self.model_rate)
+        return x[:, :n] if x.shape[1] >= n else F.pad(x, (0, n - x.shape[1]))
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self.waves(wave)
+        device = next(self.net.parameters()).device
+        norms = [m for m in self.net.modules() if isinstance(m, nn.BatchNorm2d)]
+        batch = self.batch_norm == "batch"
+        if batch and len(x) % self.batch_size == 1:
+            raise ValueError(
+                "evaluate.audioclip.batch_norm=batch: a batch of one clip has no batch statistics "
+                f"({len(x)} clips in batches of {self.batch_size}); score another number of clips, or use eval"
+            )
+        for m in norms:  # batch statistics without updating the running ones
+            m.train(batch)
+            m.track_running_stats = not batch
+        try:
+            return torch.cat([self.net(chunk.to(device)).float().cpu() for chunk in x.split(self.batch_size)])
+        finally:
+            for m in norms:
+                m.eval()
+                m.track_running_stats = True
+
+
+def load_audioclip(
+    path: str | Path,
+    sample_rate: int,
+    model_rate: int = 44100,
+    seconds: float | None = None,
+    batch_norm: str = "eval",
+    key: str = "evaluate.audioclip.weights",
+) -> AudioClipAudio:
+    """AudioCLIP's audio encoder from the full AudioCLIP checkpoint (its `audio.` entries only: the image and text
+    towers are not loaded) or a bare ESResNeXt-fbsp state dict, strictly."""
+    p = require_file(path, key)
+    state = audio_state(load_state(p, key))
+    if "fbsp.fb" not in state or "fc.weight" not in state:
+        raise ValueError(f"{key}: {p} is not an AudioCLIP checkpoint (no audio.fbsp / audio.fc entries)")
+    if any(k not in state for k in ("layer1.0.conv2.weight", *(f"layer{i}.0.conv1.weight" for i in range(1, 5)))):
+        raise ValueError(f"{key}: {p} is not an AudioCLIP audio encoder state dict (no ResNeXt stages)")
+    net = load_strict(
+        ESResNeXtFBSP.from_state(state), state, p, key, "AudioCLIP's audio encoder (ESResNeXt-fbsp) state dict"
+    )
+    return AudioClipAudio(net, sample_rate, model_rate, seconds, batch_norm)

@@ -229,6 +229,19 @@ REGISTRY: dict[str, Weight] = {
             used_by="evaluate.passt.weights (fd_passt, is_passt, v2a_kl_passt as av-benchmark, 32 kHz)",
         ),
         Weight(
+            "audioclip-full-training",
+            # the release URL AudioCLIP's README gives and MM-Diffusion's / JavisBench's get_embedding.py download
+            # (unchecked); no SHA-256 is published for the release asset (the repository's Git LFS copy under
+            # assets/ has LFS oid 2441d35b353352c8b1bbfb8f7c687f46314c3d2909e940eaf763b8c17f632c44, 537,302,068 B,
+            # not stated to be the same file)
+            url="https://github.com/AndreyGuzhov/AudioCLIP/releases/download/v0.1/AudioCLIP-Full-Training.pt",
+            filename="AudioCLIP-Full-Training.pt",
+            licence="MIT (AndreyGuzhov/AudioCLIP, whose release it is; its image and text towers start from OpenAI's "
+            "CLIP RN50, MIT); no separate licence stated for the weights",
+            used_by="evaluate.audioclip.weights (fad_audioclip as MM-Diffusion and JavisBench; only its audio.* "
+            "entries are loaded)",
+        ),
+        Weight(
             "vggish",
             # torchvggish's hubconf URL; the name carries only a SHA-256 prefix (10086976), no full hash is published
             url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
