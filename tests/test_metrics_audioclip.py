@@ -14,8 +14,8 @@ import torch
 from omegaconf import OmegaConf
 
 from avgen.config import load_config
+from avgen.evaluation.media_scores import audio_classifier_metrics, media_metrics
 from avgen.evaluation.plan import metric_plan
-from avgen.evaluation.scoring import audio_classifier_metrics, media_metrics
 from avgen.metrics.audioclip_fad import REPORTED_SCALE, reference_estimator, thresholded_sqrt
 from avgen.metrics.extractors import load_audioclip
 from avgen.metrics.frechet import frechet_distance, gaussian_stats

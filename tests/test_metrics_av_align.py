@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avgen.metrics.av_align import AVAlign, av_align_files, av_align_iou, reference_iou
+from avgen.metrics.av_align import AVAlign, av_align_files, av_align_iou, reference_iou, reproducible_flow
 
 FPS, SR = 10, 16000
 
@@ -84,13 +84,33 @@ def test_reference_mode_equals_the_reference_script_on_mp4_files(tmp_path):
         sf.write(stem.with_suffix(".wav"), wav, SR)
         stems.append(str(stem))
     ours = av_align_files([f"{s}.mp4" for s in stems])
-    for stem, score in zip(stems, ours):
-        assert score == pytest.approx(score_files([stem]), abs=1e-12), stem
-    assert np.mean(ours) == pytest.approx(score_files(stems), abs=1e-12)
+    with reproducible_flow():  # the script's computation on the same (reproducible) OpenCV kernels as ours
+        for stem, score in zip(stems, ours):
+            assert score == pytest.approx(score_files([stem]), abs=1e-12), stem
+        assert np.mean(ours) == pytest.approx(score_files(stems), abs=1e-12)
     assert ours[0] > ours[1]  # aligned above late
     # without the wav, the mp4's own (AAC) track: what `avgen score` reads for a folder of mp4s
     (tmp_path / "aligned.wav").unlink()
     assert av_align_files([stems[0] + ".mp4"])[0] == pytest.approx(ours[0], abs=0.35)
+
+
+@pytest.mark.slow  # fresh processes (OpenCV's optimised kernels vary between processes, not within one)
+def test_the_flow_trajectory_is_the_same_in_every_process(tmp_path):
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "frames.npy", jumping_square([5, 13, 22, 31]))
+    code = (
+        "import sys, numpy as np; from avgen.metrics.av_align import reference_motion; "
+        "sys.stdout.write(reference_motion(np.load(sys.argv[1])).tobytes().hex())"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "frames.npy")], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(6)
+    }
+    assert len(runs) == 1
 
 
 def test_calibrated_av_align_sits_between_its_floors_and_ceiling():

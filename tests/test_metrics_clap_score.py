@@ -10,8 +10,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from avgen.evaluation.media_scores import media_metrics
 from avgen.evaluation.plan import metric_plan
-from avgen.evaluation.scoring import media_metrics
 from avgen.metrics.clap_score import (
     ClapTextAudio,
     calibrated_clap_score,

@@ -114,7 +114,7 @@ def test_resize_center_crop_as_torchvision():
 
 def test_media_metrics_desync_end_to_end(tmp_path):
     from avgen.config import load_config
-    from avgen.evaluation.scoring import media_metrics
+    from avgen.evaluation.media_scores import media_metrics
 
     torch.manual_seed(0)
     torch.save(sf.Synchformer(SMALL).state_dict(), tmp_path / "sync.pth")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from avgen.evaluation.scoring import audio_classifier_metrics, media_metrics, prefixed
+from avgen.evaluation.media_scores import audio_classifier_metrics, media_metrics, prefixed
 from avgen.metrics.classifier_scores import inception_scores, kl_mean, kl_per_pair
 from avgen.metrics.extractors import load_panns, load_vggish
 from avgen.models.panns import Cnn14

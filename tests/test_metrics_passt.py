@@ -11,8 +11,8 @@ import torch
 from omegaconf import OmegaConf
 
 from avgen.config import load_config
+from avgen.evaluation.media_scores import audio_classifier_metrics, media_metrics, prefixed
 from avgen.evaluation.plan import metric_plan
-from avgen.evaluation.scoring import audio_classifier_metrics, media_metrics, prefixed
 from avgen.metrics.extractors import load_passt
 from avgen.models.passt import CLIP_SAMPLES, MelFrontEnd, PaSST, checkpoint_state, fit_clip, kaldi_mel_banks
 from tests.reference import audio_checkpoint_layouts as layouts

@@ -82,7 +82,7 @@ def score_folder(
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """(metrics.json content, per-file scores) of a folder's media; `cfg.evaluate` holds the metrics' settings
     (weights, seed, derangements) as for a trained run."""
-    from avgen.evaluation.scoring import media_metrics
+    from avgen.evaluation.media_scores import media_metrics
     from avgen.metrics.calibrated import calibrated_av_align
 
     unknown = set(metrics) - {*AV_ALIGN, *WEIGHTED}

@@ -18,7 +18,8 @@ exceeds 1, but it is not comparable with published AV-Align numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import librosa
@@ -28,6 +29,22 @@ from scipy.signal import argrelmax
 from torchmetrics import Metric
 
 REFERENCE_SAMPLE_RATE = 22050  # librosa.load's default rate, at which the reference script detects onsets
+
+
+@contextmanager
+def reproducible_flow() -> Iterator[None]:
+    """OpenCV's optimised kernels off while flow is computed: with them, Farneback's output for one pair of
+    frames varies in its last digits from process to process (measured: 3 different trajectories of one clip
+    in 6 processes), which now and then moves a strict local maximum and with it a clip's score. Off, every
+    process computes the same values, as fast on these sizes; they differ from the optimised ones by ~1e-7."""
+    import cv2
+
+    optimised = cv2.useOptimized()
+    cv2.setUseOptimized(False)
+    try:
+        yield
+    finally:
+        cv2.setUseOptimized(optimised)
 
 
 # ------------------------------------------------------------------------------------ the reference mode
@@ -44,7 +61,8 @@ def reference_motion(frames: np.ndarray) -> np.ndarray:
 
     if len(gray) < 2:
         return np.zeros(len(gray))
-    return np.array([magnitude(gray[0], gray[1])] + [magnitude(gray[i - 1], gray[i]) for i in range(1, len(gray))])
+    with reproducible_flow():
+        return np.array([magnitude(gray[0], gray[1])] + [magnitude(gray[i - 1], gray[i]) for i in range(1, len(gray))])
 
 
 def reference_video_peaks(frames: np.ndarray, fps: float) -> np.ndarray:
@@ -119,12 +137,13 @@ def flow_peaks(frames: np.ndarray, fps: float) -> np.ndarray:
     import cv2
 
     gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    motion = np.array(
-        [
-            np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0), axis=-1).mean()
-            for a, b in zip(gray[:-1], gray[1:])
-        ]
-    )
+    with reproducible_flow():
+        motion = np.array(
+            [
+                np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0), axis=-1).mean()
+                for a, b in zip(gray[:-1], gray[1:])
+            ]
+        )
     if len(motion) < 3:
         return np.zeros(0)
     peaks = argrelmax(np.pad(motion, 1), order=1)[0] - 1  # padding lets the first and last transitions peak
