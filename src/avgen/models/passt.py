@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avgen.models.vit_mlp import Mlp
+
 SAMPLE_RATE = 32000
 CLIP_SAMPLES = 320000  # av-benchmark pads (zeros, at the end) or cuts every clip to the model's 10 s
 NUM_CLASSES = 527  # AudioSet
@@ -118,15 +120,6 @@ class Attention(nn.Module):
         # softmax(q k^T / sqrt(head dim)) v, heads side by side
         out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, d / H)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class Block(nn.Module):

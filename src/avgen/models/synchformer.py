@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avgen.models.vit_mlp import Mlp
+
 # fixed by the reference's configs (divided_224_16x4.yaml, ASTConfig, Synchformer's sync.yaml)
 IMAGE_SIZE = 224
 PATCH = 16
@@ -169,15 +171,6 @@ class DividedAttention(nn.Module):
         out = (out.transpose(2, 3) if over_time else out).flatten(2, 3)  # back to (B, h, f*p, e)
         out = torch.cat([cls_out, out], dim=2).transpose(1, 2).reshape(b, n, d)  # (B, h, N, e) -> (B, N, D)
         return self.proj(out)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class DividedSpaceTimeBlock(nn.Module):
