@@ -178,7 +178,8 @@ class AVAlign(Metric):
     higher_is_better = True
 
     def __init__(self, fps: float, sample_rate: int, window: float | None = None, mode: str = "reference", **kwargs):
-        super().__init__(**kwargs)
+        # every rank scores every sample (evaluation/sharding.py gathers them first): nothing to gather here
+        super().__init__(**{"sync_on_compute": False, **kwargs})
         if mode not in MODES:
             raise ValueError(f"AV-Align mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.fps, self.sample_rate, self.mode = fps, sample_rate, mode

@@ -33,7 +33,8 @@ class BeatHitRate(Metric):
     higher_is_better = True
 
     def __init__(self, sample_rate: int, tolerances: Sequence[float] = (0.1, 0.5), **kwargs):
-        super().__init__(**kwargs)
+        # every rank scores every sample (evaluation/sharding.py gathers them first): nothing to gather here
+        super().__init__(**{"sync_on_compute": False, **kwargs})
         self.sample_rate, self.tolerances = sample_rate, tuple(tolerances)
         self.add_state("hits", default=torch.zeros(len(self.tolerances), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("beats", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")

@@ -226,7 +226,8 @@ class FeatureDistances(Metric):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # every rank scores every sample (evaluation/sharding.py gathers them first): nothing to gather here
+        super().__init__(**{"sync_on_compute": False, **kwargs})
         self.extractor, self.prefix, self.per_sample, self.infinity = extractor, prefix, per_sample, infinity
         self.intervals, self.level, self.seed = intervals, level, seed
         self.bootstrap = bootstrap  # resamples of the per-sample FD's interval
@@ -242,10 +243,9 @@ class FeatureDistances(Metric):
         (self.real_features if real else self.fake_features).append(f)
 
     def features(self) -> dict[str, torch.Tensor]:
-        """The (N, n, d) reference and generated features (of all processes under DDP): what paired differences
-        between runs need (`metrics.stats.paired_distance_difference`)."""
-        with self.sync_context():
-            return {"reference": dim_zero_cat(self.real_features), "generated": dim_zero_cat(self.fake_features)}
+        """The (N, n, d) reference and generated features: what paired differences between runs need
+        (`metrics.stats.paired_distance_difference`)."""
+        return {"reference": dim_zero_cat(self.real_features), "generated": dim_zero_cat(self.fake_features)}
 
     def compute(self) -> dict[str, torch.Tensor]:
         real, fake = dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features)  # (N, n, d)

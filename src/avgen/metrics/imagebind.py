@@ -26,7 +26,8 @@ class ImageBindScore(Metric):
     higher_is_better = True
 
     def __init__(self, encoders: dict[str, Callable], sample_rate: int, model_rate: int = 16000, **kwargs):
-        super().__init__(**kwargs)
+        # every rank scores every sample (evaluation/sharding.py gathers them first): nothing to gather here
+        super().__init__(**{"sync_on_compute": False, **kwargs})
         self.encoders, self.sample_rate, self.model_rate = encoders, sample_rate, model_rate
         for name in PAIRS:
             self.add_state(f"{name}_sum", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
