@@ -212,28 +212,27 @@ def audio_classifier_metrics(
     ev, seed = cfg.evaluate, cfg.evaluate.seed
     out: dict[str, Any] = {"intervals": {}, "calibration": {}, "protocol": {}}
     stack = lambda xs: torch.from_numpy(np.stack(xs)).float()  # noqa: E731
-    if "panns" in names:
-        panns = load_panns(ev.panns.weights, sample_rate, key="evaluate.panns.weights")
+    classifiers = {  # av-benchmark's audio classifiers: loader, what each clip shows it, the names it reports
+        "panns": (load_panns, "the whole clip (one output per clip)", "FD-PANN, KL-PANNS-softmax, ISC-PANNS"),
+        "passt": (
+            load_passt,
+            "the first 10 s of each clip, zero-padded to 10 s if shorter (one output per clip)",
+            "FD-PASST, KL-PASST-softmax, ISC-PASST",
+        ),
+    }
+    for name, (load, window, reported) in classifiers.items():
+        if name not in names:
+            continue
+        net = load(ev[name].weights, sample_rate, key=f"evaluate.{name}.weights")
         provenance = {
             **common,
-            "extractor": fingerprint(ev.panns.weights),
-            "model_rate": panns.net.sample_rate,
-            "window": "the whole clip (one output per clip)",
+            "extractor": fingerprint(ev[name].weights),
+            "model_rate": net.net.sample_rate,
+            "window": window,
             "scale": 1,
-            "reference": "av-benchmark (FD-PANN, KL-PANNS-softmax, ISC-PANNS)",
+            "reference": f"av-benchmark ({reported})",
         }
-        _classifier_scores(out, "panns", panns, generated, reference, ev.panns, provenance, seed, features, paired)
-    if "passt" in names:
-        passt = load_passt(ev.passt.weights, sample_rate, key="evaluate.passt.weights")
-        provenance = {
-            **common,
-            "extractor": fingerprint(ev.passt.weights),
-            "model_rate": passt.net.sample_rate,
-            "window": "the first 10 s of each clip, zero-padded to 10 s if shorter (one output per clip)",
-            "scale": 1,
-            "reference": "av-benchmark (FD-PASST, KL-PASST-softmax, ISC-PASST)",
-        }
-        _classifier_scores(out, "passt", passt, generated, reference, ev.passt, provenance, seed, features, paired)
+        _classifier_scores(out, name, net, generated, reference, ev[name], provenance, seed, features, paired)
     if "audioclip" in names:
         audioclip_distances(out, generated, reference, cfg, sample_rate, common, features)
     if "vggish" in names:
