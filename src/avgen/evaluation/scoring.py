@@ -202,10 +202,10 @@ def _synthetic(
 
     probe, protocol, seed = synthetic_probe(dm), synthetic_protocol(cfg), cfg.evaluate.seed
     reference = f"{dm.store.metadata['dataset']} {dm.splits['val']} split"
-    ceiling = _ceiling(dm, probe, len(pairs["video"]), protocol)
+    real = reference_pairs(dm, len(pairs["video"]))  # read once: the ceiling's pairs and the fidelity's reference
+    ceiling = ceilings(probe, real, protocol)
     metrics, per_sample["synthetic"] = synthetic_report(probe, pairs, protocol, seed, ceiling, reference)
     fidelity = cfg.evaluate.get("representation_fd", False)
-    real = reference_pairs(dm, len(pairs["video"])) if fidelity else None
     if fidelity:
         merge(metrics, representation_distances(pairs, real, seed, features=features))
     baseline = module.baseline_settings()
