@@ -355,6 +355,30 @@ def test_shifted_fakes_are_real_clips_with_their_own_audio_displaced():
     assert torch.equal(again["audio"], fake["audio"])  # the same batch draws the same shifts
 
 
+def test_mixed_fakes_replace_a_fraction_of_each_bases_batch_by_shifted_pairs():
+    """data.fakes=mixed: the bases' batch keeps its first rows, its last round(fraction x B) are shifted real
+    pairs, taken in order and started again when that loader runs out; fraction 0 is the bases' batch."""
+    from avgen.data.real_fake import MixedFakes
+
+    def batch(value, b):
+        return {
+            "video": torch.full((b, 6, 3, 2, 2), float(value)),
+            "audio": torch.full((b, 5, 8), float(value)),
+            "caption": [f"{value}"] * b,
+        }
+
+    bases = [batch(0, 8), batch(1, 8), batch(2, 8)]
+    shifted = [batch(-1, 8), batch(-2, 8)]
+    out = list(MixedFakes(bases, shifted, fraction=0.25))
+    assert len(out) == len(MixedFakes(bases, shifted)) == 3
+    for i, (fake, other) in enumerate(zip(out, (-1, -2, -1))):  # the shifted loader starts again
+        for m in ("video", "audio"):
+            assert fake[m].shape == bases[i][m].shape
+            assert torch.equal(fake[m][:6], bases[i][m][:6]) and (fake[m][6:] == other).all()
+        assert fake["caption"] == [f"{i}"] * 6 + [f"{other}"] * 2
+    assert list(MixedFakes(bases, shifted, fraction=0.0))[1] is bases[1]
+
+
 def test_variant_names_what_sets_a_run_apart():
     """The comparison's label says which fakes, L_dsm and L_disc forms and video coordinates a run trained
     with; a run from before `dsm_reduction` (no key) summed its L_dsm, one before `disc_reduction` averaged."""
@@ -370,6 +394,9 @@ def test_variant_names_what_sets_a_run_apart():
     assert label({"dsm_reduction": "mean"}) == "head=mlp, L_dsm per-modality mean, L_disc mean"
     assert label({}, {"fakes": "shifted"}) == (
         "head=mlp, shifted-fakes variant (p_real/p_shifted), L_dsm summed, L_disc mean"
+    )
+    assert label({"dsm_reduction": "normalized", "disc_reduction": "sum"}, {"fakes": "mixed"}) == (
+        "head=mlp, mixed-fakes variant (bases' and shifted)"
     )
     no_dsm = label({"use_dsm": False, "disc_reduction": "sum"}, coords=False)
     assert no_dsm == "head=mlp, no L_dsm, no video coordinates"

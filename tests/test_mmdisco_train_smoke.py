@@ -80,3 +80,8 @@ def test_mmdisco_chain(synthetic_store, tmp_path, capsys):
     # resumed with weight averaging on: the callback restores its state although the bases are left out
     assert main([*args, "resume=true", "trainer.max_steps=3"]) == 0
     assert torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"] == 3
+    # mixed fakes read the same cache (not sampled again) and half of each batch shifted from the real store
+    assert main([*args, "name=mixed", "data.fakes=mixed"]) == 0
+    mixed = json.loads((outputs / "mixed" / "metrics.json").read_text())
+    assert mixed["steps"] == 2 and cache.stat().st_mtime_ns == built
+    assert mixed["upstream_tflops"] == metrics["upstream_tflops"]  # the fake pairs' sampling counted as before

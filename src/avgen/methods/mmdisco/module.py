@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from avgen.data.clips import clips, first_clips
+from avgen.data.real_fake import BASE_FAKES
 from avgen.data.store import METADATA
 from avgen.methods.base import Method
 from avgen.methods.mmdisco.fake_cache import (
@@ -51,7 +52,10 @@ class MMDisCoModule(Method):
     def variant(cfg: DictConfig) -> str:
         fakes = cfg.data.get("fakes", "bases")
         # shifted fakes make the discriminator estimate p_real / p_shifted, not p_real / (p_a p_v): a variant
-        label = {"shifted": "shifted-fakes variant (p_real/p_shifted)"}.get(fakes, f"fakes={fakes}")
+        label = {
+            "shifted": "shifted-fakes variant (p_real/p_shifted)",
+            "mixed": "mixed-fakes variant (bases' and shifted)",
+        }.get(fakes, f"fakes={fakes}")
         parts = [f"head={cfg.model.head}"] + ([label] if fakes != "bases" else [])
         if not cfg.method.get("use_dsm", True):
             parts.append("no L_dsm")
@@ -86,7 +90,7 @@ class MMDisCoModule(Method):
         work: list[tuple[str, float | None]] = []
         if cfg.method.bases.get("text"):
             work.append(("the pretrained text bases", None))
-        if cfg.data.get("fakes", "bases") == "bases":
+        if cfg.data.get("fakes", "bases") in BASE_FAKES:
             meta = Path(cfg.data.fake_store) / METADATA
             tflops = json.loads(meta.read_text()).get("sampling_tflops") if meta.is_file() else None
             work.append((f"fake pairs {cfg.data.fake_store}", tflops))
@@ -177,7 +181,7 @@ class MMDisCoModule(Method):
     def fake_pairs(self, dm, device) -> bool:
         """Sample the fake-pair cache of `dm` (a RealFakeDataModule) from the bases if it is not complete
         (resumable: finished batches are kept); False when the data module needs none (deranged fakes)."""
-        if getattr(dm, "fakes", "bases") != "bases":
+        if getattr(dm, "fakes", "bases") not in BASE_FAKES:
             return False
         source = bases_fingerprint(self.bases)
         metadata = Path(dm.fake_store) / METADATA
