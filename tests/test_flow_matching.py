@@ -329,3 +329,11 @@ def test_flop_counter_equals_torchs_and_survives_a_double_backward():
         (grad,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
         grad.pow(2).sum().backward()
     assert double.get_total_flops() > ours.get_total_flops()
+
+
+def test_token_count_is_the_tokens_the_streams_see():
+    """perf/tokens_per_s counts what `tokens` makes: p x p patches per frame and k mel frames per token."""
+    net = _net(video_patch_size=2, audio_patch_frames=2)
+    video, audio = torch.zeros(1, 6, 3, 8, 4), torch.zeros(1, 5, 12)
+    expected = net.tokens("video", video)[0].shape[1] + net.tokens("audio", audio)[0].shape[1]
+    assert net.token_count({"video": (6, 3, 8, 4), "audio": (5, 12)}) == expected == 6 * 4 * 2 + 6

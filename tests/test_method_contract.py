@@ -273,3 +273,14 @@ class TestRegisteredMethod:
         assert metrics["steps"] == 2 and "gflops_per_step" not in metrics  # the counter would see compiled kernels
         ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
         assert not any("_orig_mod" in k for k in ckpt["state_dict"])  # the plain networks' keys
+
+
+def test_transformers_log_tokens_per_second(trained):
+    """The throughput logs add tokens/s where the method's network works on tokens (the flow transformer)."""
+    root, _ = trained
+
+    def header(experiment: str) -> str:
+        return (root / "outputs" / experiment / "logs" / "metrics.csv").read_text().splitlines()[0]
+
+    assert "perf/tokens_per_s" in header("flowdit_synthetic") and "perf/samples_per_s" in header("cmmd_synthetic")
+    assert "perf/tokens_per_s" not in header("cmmd_synthetic")

@@ -1,5 +1,6 @@
 """Throughput and memory in the training logs: every `every_n_steps` optimizer steps (and at the last),
-`perf/samples_per_s` (all ranks), `perf/steps_per_s`, `perf/peak_memory_gb` (this process's accelerator peak,
+`perf/samples_per_s` (all ranks), `perf/tokens_per_s` for transformers (the method's `tokens_per_sample`),
+`perf/steps_per_s`, `perf/peak_memory_gb` (this process's accelerator peak,
 or its peak resident memory on a CPU), and with the FLOP count (`callbacks/flops.py`) `perf/tflops_per_s` and,
 on a GPU whose dense bf16 peak is known (`PEAK_TFLOPS`, or `peak_tflops=`), `perf/mfu`: model FLOPs
 utilisation, the counted FLOPs per second over that peak summed over the ranks."""
@@ -13,6 +14,7 @@ import torch
 
 from avgen.callbacks.flops import TrainingFlops
 from avgen.data.clips import batch_size
+from avgen.methods.base import Trainable
 from avgen.utils.process import peak_memory_gb
 
 # dense bf16 tensor-core peaks from the vendors' datasheets (TFLOPS per GPU; SXM where there are two forms)
@@ -46,6 +48,9 @@ class Throughput(L.Callback):
             "perf/steps_per_s": (step - self._step) / seconds,
             "perf/peak_memory_gb": peak_memory_gb(),
         }
+        tokens = pl_module.tokens_per_sample(batch) if isinstance(pl_module, Trainable) else None
+        if tokens:
+            logs["perf/tokens_per_s"] = tokens * logs["perf/samples_per_s"]
         flops = next((c for c in trainer.callbacks if isinstance(c, TrainingFlops)), None)
         per_sample = flops.summary(step).get("gflops_per_sample") if flops is not None else None
         if per_sample:

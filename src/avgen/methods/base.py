@@ -56,6 +56,11 @@ class Trainable(L.LightningModule):
     needs_prompts: bool = False
     REQUIRED: ClassVar[tuple[str, ...]] = ("training_step", "configure_optimizers")
 
+    def tokens_per_sample(self, batch: dict[str, Any]) -> int | None:
+        """A transformer's tokens per training sample (the throughput logs' `perf/tokens_per_s`); None for
+        networks that do not work on tokens."""
+        return None
+
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if abstract:

@@ -21,6 +21,7 @@ from avgen.diffusion.flow import FlowSchedule
 from avgen.diffusion.weighting import check_weighting
 from avgen.methods.base import DenoisingMethod
 from avgen.methods.flow_matching.losses import flow_matching_loss
+from avgen.models.transformers.dual_dit import DualStreamDiT
 
 
 def linear_warmup(step: int, steps: int) -> float:
@@ -72,6 +73,11 @@ class FlowMatchingModule(DenoisingMethod):
                     f"{seconds_per_frame[m]}"
                 )
         self._rates_checked = True
+
+    def tokens_per_sample(self, batch: dict[str, Any]) -> int | None:
+        if not isinstance(self.net, DualStreamDiT):
+            return None
+        return self.net.token_count({m: tuple(x.shape[1:]) for m, x in clips(batch, self.modalities).items()})
 
     # --------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

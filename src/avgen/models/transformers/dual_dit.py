@@ -197,6 +197,17 @@ class DualStreamDiT(nn.Module):
         return pos.to(device)
 
     # ---------------------------------------------------------------------------------- tokens and back
+    def token_count(self, shapes: dict[str, tuple[int, ...]]) -> int:
+        """Tokens per sample over every stream, for per-sample shapes {modality: (F, C, H, W) or (C, T[, M])}."""
+        count = 0
+        for m in self.modalities:
+            if m == "video":
+                f, _, hh, ww = shapes[m]
+                count += f * (hh // self.video_patch) * (ww // self.video_patch)
+            else:
+                count += shapes[m][1] // self.audio_patch
+        return count
+
     def tokens(self, m: str, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
         """x -> (B, N, patch features) and the token grid."""
         if m == "video":
