@@ -18,6 +18,7 @@ their temporal phase; video tokens add row and column parts. No learned position
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -198,15 +199,10 @@ class DualStreamDiT(nn.Module):
 
     # ---------------------------------------------------------------------------------- tokens and back
     def token_count(self, shapes: dict[str, tuple[int, ...]]) -> int:
-        """Tokens per sample over every stream, for per-sample shapes {modality: (F, C, H, W) or (C, T[, M])}."""
-        count = 0
-        for m in self.modalities:
-            if m == "video":
-                f, _, hh, ww = shapes[m]
-                count += f * (hh // self.video_patch) * (ww // self.video_patch)
-            else:
-                count += shapes[m][1] // self.audio_patch
-        return count
+        """Tokens per sample over every stream, for per-sample shapes {modality: (F, C, H, W) or (C, T[, M])}:
+        the grids `tokens` makes, from meta tensors (no memory, no compute)."""
+        grids = (self.tokens(m, torch.empty(1, *shapes[m], device="meta"))[1] for m in self.modalities)
+        return sum(math.prod(grid) for grid in grids)
 
     def tokens(self, m: str, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
         """x -> (B, N, patch features) and the token grid."""
