@@ -380,8 +380,8 @@ def test_mixed_fakes_replace_a_fraction_of_each_bases_batch_by_shifted_pairs():
 
 
 def test_variant_names_what_sets_a_run_apart():
-    """The comparison's label says which fakes, L_dsm and L_disc forms and video coordinates a run trained
-    with; a run from before `dsm_reduction` (no key) summed its L_dsm, one before `disc_reduction` averaged."""
+    """The comparison's label says which fakes, L_dsm form and weight, L_disc form and video coordinates a run
+    trained with; a run from before `dsm_reduction` (no key) summed its L_dsm, one before `disc_reduction` averaged."""
     from omegaconf import OmegaConf
 
     from avgen.methods.mmdisco.module import MMDisCoModule
@@ -400,6 +400,9 @@ def test_variant_names_what_sets_a_run_apart():
     )
     no_dsm = label({"use_dsm": False, "disc_reduction": "sum"}, coords=False)
     assert no_dsm == "head=mlp, no L_dsm, no video coordinates"
+    weighted = label({"dsm_reduction": "normalized", "disc_reduction": "sum", "dsm_weight": 30.0})
+    assert weighted == "head=mlp, lambda=30"
+    assert label({"use_dsm": False, "disc_reduction": "sum", "dsm_weight": 30.0}) == "head=mlp, no L_dsm"
 
 
 def test_mmdisco_bench_runs_both_sides_of_each_ratio():

@@ -63,6 +63,8 @@ class MMDisCoModule(Method):
             reduction = cfg.method.get("dsm_reduction", "sum")
             if reduction != "normalized":
                 parts.append({"sum": "L_dsm summed", "mean": "L_dsm per-modality mean"}.get(reduction, reduction))
+            if cfg.method.get("dsm_weight", 1.0) != 1.0:
+                parts.append(f"lambda={cfg.method.dsm_weight:g}")
         if not cfg.method.get("use_disc", True):
             parts.append("no L_disc")
         elif cfg.method.get("disc_reduction", "mean") != "sum":  # runs before the option: one mean (half Eq. 9)
