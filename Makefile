@@ -166,8 +166,9 @@ wandb-report: $(STAMP) ## the W&B dashboard of DATASET's group as code (ARGS="wa
 # Every run of the suite registry (configs/suite/synthetic.yaml: runs x variants x seeds, one budget), each
 # re-scored on the registry's shared samples, then the report. Trained runs are kept: re-running continues.
 SEEDS ?= 1
-suite: data ## every run of configs/suite/synthetic.yaml, SEEDS seeds each (trained if missing) [RUNS='glob ...'], then the report
-	$(AVGEN) suite dataset=synthetic seeds=$(SEEDS) $(if $(RUNS),only='$(call commas,$(RUNS))') $(ARGS)
+REPORT ?= true
+suite: data ## every run of configs/suite/synthetic.yaml, SEEDS seeds each (trained if missing) [RUNS='glob ...'], then the report [REPORT=false]
+	$(AVGEN) suite dataset=synthetic seeds=$(SEEDS) $(if $(RUNS),only='$(call commas,$(RUNS))') report=$(REPORT) $(ARGS)
 
 readme-numbers: $(STAMP) ## the README's measured numbers, from outputs/cmmd_synthetic/metrics.json
 	$(PY) scripts/readme_numbers.py outputs/$(EXP)/metrics.json README.md

@@ -69,6 +69,16 @@ def test_suite_trains_what_is_missing_then_compares(tmp_path, calls):
     assert calls[-1][:2] == ["compare", "dataset_name=synthetic"]
 
 
+def test_suite_without_report_trains_and_stops(tmp_path, calls, capsys):
+    from avgen.cli.main import main
+
+    args = ["suite", "dataset=synthetic", "only=ncmmd_synthetic", f"paths.output_dir={tmp_path}"]
+    assert main([*args, "report=false"]) == 0
+    assert [a[2] for a in calls] == ["name=ncmmd_synthetic"]  # trained, and no compare after it
+    assert "make compare DATASET=synthetic" in capsys.readouterr().out
+    assert main([*args, "report=maybe"]) != 0  # a clear error, not a silent default
+
+
 def test_pipeline_trains_the_upstream_runs_first(tmp_path, calls):
     from avgen.cli.main import main
 

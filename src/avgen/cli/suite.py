@@ -1,7 +1,8 @@
-"""`avgen suite [dataset=synthetic] [seeds=N] [only=<glob>,...]` (`make suite`): every run of a dataset's suite
-registry (configs/suite/<dataset>.yaml) that is not trained yet (with `only`: those whose run names match one
-of the globs), each scored on the registry's shared evaluation, then the comparison report. Trained runs are
-kept: running it again continues."""
+"""`avgen suite [dataset=synthetic] [seeds=N] [only=<glob>,...] [report=false]` (`make suite`): every run of a
+dataset's suite registry (configs/suite/<dataset>.yaml) that is not trained yet (with `only`: those whose run
+names match one of the globs), each scored on the registry's shared evaluation, then the comparison report
+(`report=false` skips it: it re-reads every run of the dataset, minutes on a CPU, when several batches of runs
+train one after another; `make compare` builds it later). Trained runs are kept: running it again continues."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def run(overrides: list[str]) -> int:
     dataset, overrides = pop(overrides, "dataset")
     seeds, overrides = pop(overrides, "seeds")
     only, overrides = pop(overrides, "only")
+    report, overrides = pop(overrides, "report")
+    if report not in (None, "true", "false"):
+        raise ValueError(f"report={report!r}: expected true or false")
     patterns = [p for p in (only or "").split(",") if p]
     dataset = dataset or "synthetic"
     suite = load_suite(dataset)
@@ -35,4 +39,7 @@ def run(overrides: list[str]) -> int:
         if rc != 0:
             print(f"suite {dataset}: {r.name} failed (exit {rc}); the runs before it are kept")
             return rc
+    if report == "false":
+        print(f"suite {dataset}: report skipped (report=false); build it with `make compare DATASET={dataset}`")
+        return 0
     return train(["compare", f"dataset_name={dataset}", *[o for o in overrides if o.startswith("paths.")]])
