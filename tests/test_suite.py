@@ -79,6 +79,17 @@ def test_suite_without_report_trains_and_stops(tmp_path, calls, capsys):
     assert main([*args, "report=maybe"]) != 0  # a clear error, not a silent default
 
 
+def test_command_flags_read_true_or_false_and_refuse_the_rest():
+    """`report=`, `optimizer=` (consolidate): one parser for every command-level on/off argument."""
+    from avgen.cli.args import pop_flag
+
+    assert pop_flag(["report=No", "x=1"], "report", default=True) == (False, ["x=1"])
+    assert pop_flag(["report=1"], "report") == (True, [])
+    assert pop_flag([], "report", default=True) == (True, [])
+    with pytest.raises(ValueError, match="report='maybe'"):
+        pop_flag(["report=maybe"], "report")
+
+
 def test_pipeline_trains_the_upstream_runs_first(tmp_path, calls):
     from avgen.cli.main import main
 

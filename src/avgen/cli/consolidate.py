@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from avgen.cli.args import pop
+from avgen.cli.args import pop, pop_flag
 from avgen.utils.checkpoints import consolidate
 from avgen.utils.io import atomic_path
 
@@ -20,13 +20,13 @@ def run(overrides: list[str]) -> int:
     path, overrides = pop(overrides, "ckpt")
     path = path or (positional[0] if positional else None)
     out, overrides = pop(overrides, "out")
-    optimizer, overrides = pop(overrides, "optimizer")
+    optimizer, overrides = pop_flag(overrides, "optimizer")
     if path is None or not (Path(path) / ".metadata").is_file():
         raise ValueError(
             f"give a distributed checkpoint folder (with .metadata): avgen consolidate <folder>, got {path}"
         )
     target = Path(out) if out else Path(str(path).rstrip("/") + ".consolidated.ckpt")
-    checkpoint = consolidate(path, optimizer=optimizer in ("true", "1"))
+    checkpoint = consolidate(path, optimizer=optimizer)
     with atomic_path(target, suffix=".ckpt") as tmp:
         torch.save(checkpoint, tmp)
     weights = sum(v.numel() for v in checkpoint["state_dict"].values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from pathlib import Path
 
-from avgen.cli.args import pop
+from avgen.cli.args import pop, pop_flag
 from avgen.config import load_config
 from avgen.suite import load_suite, runs, train
 
@@ -18,9 +18,7 @@ def run(overrides: list[str]) -> int:
     dataset, overrides = pop(overrides, "dataset")
     seeds, overrides = pop(overrides, "seeds")
     only, overrides = pop(overrides, "only")
-    report, overrides = pop(overrides, "report")
-    if report not in (None, "true", "false"):
-        raise ValueError(f"report={report!r}: expected true or false")
+    report, overrides = pop_flag(overrides, "report", default=True)
     patterns = [p for p in (only or "").split(",") if p]
     dataset = dataset or "synthetic"
     suite = load_suite(dataset)
@@ -39,7 +37,7 @@ def run(overrides: list[str]) -> int:
         if rc != 0:
             print(f"suite {dataset}: {r.name} failed (exit {rc}); the runs before it are kept")
             return rc
-    if report == "false":
+    if not report:
         print(f"suite {dataset}: report skipped (report=false); build it with `make compare DATASET={dataset}`")
         return 0
     return train(["compare", f"dataset_name={dataset}", *[o for o in overrides if o.startswith("paths.")]])
