@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # A CPU wheel of this version lies on the dev/CI machines; a looser spec pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 DATASET ?= folder
-EXP ?= cmmd_synthetic
+EXP ?= cmmd_synthetic_quick
 RESUME ?=
 ARGS ?=
 empty :=
@@ -75,8 +75,8 @@ prepare: $(STAMP) ## a store from your media: DATASET=<adapter> RAW=<dir> OUT=<d
 	$(AVGEN) prepare dataset=$(DATASET) raw=$(RAW) out=$(OUT) $(ARGS)
 
 # Train an experiment (experiments/<EXP>.yaml); synthetic ones build the synthetic store first if needed.
-train: $(STAMP) ## train EXP (default cmmd_synthetic) [RESUME=1]: checkpoint, samples, metrics.json
-	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
+train: $(STAMP) ## train EXP (default cmmd_synthetic_quick, the first run) [RESUME=1]: checkpoint, samples, metrics.json
+	@case "$(EXP)" in *_synthetic|*_synthetic_*) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
 
 # Generated pairs of a trained run as mp4s with audio: outputs/<EXP>/samples_<MODE>/ (MODE joint|v2a|a2v)
@@ -122,7 +122,7 @@ fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training
 # An experiment with every run it starts from (its method's start_checkpoints: MMDisCo's bases, CMMD's nCMMD
 # parent), each trained if it has no checkpoint yet; BASE_ARGS go to those upstream runs only.
 pipeline: $(STAMP) ## EXP with the runs it starts from (bases, parents), each trained if missing [BASE_ARGS=]
-	@case "$(EXP)" in *_synthetic) $(MAKE) --no-print-directory data ARGS= ;; esac
+	@case "$(EXP)" in *_synthetic|*_synthetic_*) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) pipeline experiment=$(EXP) base_args='$(BASE_ARGS)' $(ARGS)
 
 # Pretrained weights by registry name (docs/weights.md): download + verify into the caches, then a table of
@@ -170,7 +170,7 @@ REPORT ?= true
 suite: data ## every run of configs/suite/synthetic.yaml, SEEDS seeds each (trained if missing) [RUNS='glob ...'], then the report [REPORT=false]
 	$(AVGEN) suite dataset=synthetic seeds=$(SEEDS) $(if $(RUNS),only='$(call commas,$(RUNS))') report=$(REPORT) $(ARGS)
 
-readme-numbers: $(STAMP) ## the README's measured numbers, from outputs/cmmd_synthetic/metrics.json
+readme-numbers: $(STAMP) ## the README's measured numbers, from outputs/$(EXP)/metrics.json
 	$(PY) scripts/readme_numbers.py outputs/$(EXP)/metrics.json README.md
 
 readme-tests: $(STAMP) ## run both test tiers and write their counts and times into the README

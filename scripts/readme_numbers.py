@@ -1,5 +1,5 @@
 """Write the README's measured numbers from a run's metrics.json (never typed by hand):
-`python scripts/readme_numbers.py outputs/cmmd_synthetic/metrics.json README.md` (`make readme-numbers`).
+`python scripts/readme_numbers.py outputs/cmmd_synthetic_quick/metrics.json README.md` (`make readme-numbers`).
 Replaces what stands between the `<!-- measured:begin ... -->` and `<!-- measured:end -->` lines, and the
 experiment table between `<!-- experiments:begin ... -->` and `<!-- experiments:end -->` (from the suite
 registries, configs/suite/). With `--tests FAST_LOG SLOW_LOG README.md` (`make readme-tests`), the test tiers'

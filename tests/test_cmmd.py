@@ -11,7 +11,7 @@ import torch
 from avgen.data.clips import narrow_time, time_shift
 from avgen.diffusion.schedule import NoiseSchedule
 from avgen.methods.cmmd.losses import contrastive_loss, joint_diffusion_loss
-from avgen.methods.cmmd.module import CMMDModule, step_decay
+from avgen.methods.cmmd.module import CMMDModule, linear_cooldown, step_decay
 from avgen.methods.cmmd.negatives import NegativeSampler, partner_permutation, segment_swap
 from avgen.models.unets.dual_unet import DualUNet
 from avgen.sampling.guidance import ReconstructionGuidance
@@ -118,6 +118,12 @@ def test_step_decay_schedule():
     assert step_decay(0, 100, 0.8, 0.2) == 1.0
     assert step_decay(250, 100, 0.8, 0.2) == pytest.approx(0.64)
     assert step_decay(10_000, 100, 0.8, 0.2) == 0.2
+
+
+def test_linear_cooldown_ends_the_run_at_zero():
+    assert [linear_cooldown(s, 10, 4) for s in (0, 6, 7, 8, 9, 10)] == [1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    assert linear_cooldown(9, 10, 0) == 1.0  # off
+    assert linear_cooldown(5, -1, 4) == 1.0  # no max_steps: nothing to end
 
 
 def _module(coupling="easy_fusion", eta=0.1):

@@ -31,6 +31,20 @@ def step_decay(step: int, every: int, factor: float, floor_ratio: float, offset:
     return max(factor ** ((step + offset) // every), floor_ratio)
 
 
+def linear_cooldown(step: int, total: int, steps: int) -> float:
+    """The last `steps` of `total`: the learning rate falls linearly to 0 (the decay phase of a
+    warmup-stable-decay run; a short run ends at a lower loss than with its rate held). 0 steps: off."""
+    if steps <= 0 or total <= 0:
+        return 1.0
+    return min(1.0, max(total - step, 0) / steps)
+
+
+def lr_factor(
+    step: int, every: int, factor: float, floor_ratio: float, offset: int, total: int, cooldown: int
+) -> float:
+    return step_decay(step, every, factor, floor_ratio, offset) * linear_cooldown(step, total, cooldown)
+
+
 class CMMDModule(DenoisingMethod):
     """CMMD (docs/methods.md#cmmd); with eta = 0 nCMMD, with coupling none the independent / single-modal models."""
 
@@ -71,6 +85,7 @@ class CMMDModule(DenoisingMethod):
         lr_decay_every: int = 80_000,
         lr_decay_factor: float = 0.8,
         lr_floor: float = 2e-5,
+        lr_cooldown_steps: int = 0,
         init_from: str | None = None,
         negative_noise: str = "algorithm1",
         modality_weighting: str = "joint",
@@ -84,6 +99,7 @@ class CMMDModule(DenoisingMethod):
         self.negative_noise = noise_mode(negative_noise)
         self.modality_weighting = check_weighting(modality_weighting)
         self.lr_decay = (lr_decay_every, lr_decay_factor, lr_floor)
+        self.lr_cooldown_steps = int(lr_cooldown_steps)
         if eta and len(self.modalities) < 2:
             raise ValueError("the contrastive loss needs both modalities; single-modal bases train with eta=0")
         self.continuation: Continuation | None = None
@@ -150,8 +166,20 @@ class CMMDModule(DenoisingMethod):
         every, factor, floor = self.lr_decay
         base_lr = optimizer.param_groups[0]["lr"]
         offset = self.continuation.step if self.continuation is not None else 0  # the parent's steps
+        total = self.trainer.max_steps if self._trainer is not None else -1  # this run's steps (-1: unbounded)
+        if self.lr_cooldown_steps and total <= 0:
+            raise ValueError("method.lr_cooldown_steps needs trainer.max_steps (the cooldown ends the run)")
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, partial(step_decay, every=every, factor=factor, floor_ratio=floor / base_lr, offset=offset)
+            optimizer,
+            partial(
+                lr_factor,
+                every=every,
+                factor=factor,
+                floor_ratio=floor / base_lr,
+                offset=offset,
+                total=total,
+                cooldown=self.lr_cooldown_steps,
+            ),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
