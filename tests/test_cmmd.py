@@ -249,3 +249,22 @@ def test_shared_noise_lowers_the_variance_of_the_contrastive_difference():
     print(variances)
     assert variances["shared_both"] < 0.5 * variances["independent"], variances
     assert variances["algorithm1"] < variances["independent"], variances
+
+
+@pytest.mark.slow
+def test_a_cooldown_ends_the_run_at_learning_rate_zero(synthetic_store, tmp_path):
+    """Through `avgen train`: a smoke run of 4 steps with the last 2 cooled ends at lr 0 (the schedule reads the
+    Trainer's max_steps), from the experiment's rate."""
+    from avgen.cli.main import main
+    from avgen.suite import smoke_overrides
+    from tests.test_method_contract import workspace
+
+    overrides = [
+        *workspace(tmp_path, synthetic_store),
+        *smoke_overrides("cmmd_synthetic"),
+        "method.lr_cooldown_steps=2",
+    ]
+    assert main(["train", "experiment=cmmd_synthetic", *overrides]) == 0  # smoke: no evaluation
+    ckpt = torch.load(tmp_path / "outputs" / "cmmd_synthetic" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["lr_schedulers"][0]["_last_lr"] == [0.0]
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(5e-4)
