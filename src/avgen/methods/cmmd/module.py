@@ -33,7 +33,7 @@ def step_decay(step: int, every: int, factor: float, floor_ratio: float, offset:
 
 def linear_cooldown(step: int, total: int, steps: int) -> float:
     """The last `steps` of `total`: the learning rate falls linearly to 0 (the decay phase of a
-    warmup-stable-decay run; a short run ends at a lower loss than with its rate held). 0 steps: off."""
+    warmup-stable-decay schedule). 0 steps: off."""
     if steps <= 0 or total <= 0:
         return 1.0
     return min(1.0, max(total - step, 0) / steps)
