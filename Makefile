@@ -76,7 +76,7 @@ prepare: $(STAMP) ## a store from your media: DATASET=<adapter> RAW=<dir> OUT=<d
 
 # Train an experiment (experiments/<EXP>.yaml); synthetic ones build the synthetic store first if needed.
 train: $(STAMP) ## train EXP (default cmmd_synthetic_quick, the first run) [RESUME=1]: checkpoint, samples, metrics.json
-	@case "$(EXP)" in *_synthetic|*_synthetic_*) $(MAKE) --no-print-directory data ARGS= ;; esac
+	@case "$(EXP)" in *_synthetic*) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) train experiment=$(EXP) $(if $(filter 1 true yes,$(RESUME)),resume=true) $(ARGS)
 
 # Generated pairs of a trained run as mp4s with audio: outputs/<EXP>/samples_<MODE>/ (MODE joint|v2a|a2v)
@@ -122,7 +122,7 @@ fake-cache: $(STAMP) ## MMDisCo's fake pairs from its bases (resumable; training
 # An experiment with every run it starts from (its method's start_checkpoints: MMDisCo's bases, CMMD's nCMMD
 # parent), each trained if it has no checkpoint yet; BASE_ARGS go to those upstream runs only.
 pipeline: $(STAMP) ## EXP with the runs it starts from (bases, parents), each trained if missing [BASE_ARGS=]
-	@case "$(EXP)" in *_synthetic|*_synthetic_*) $(MAKE) --no-print-directory data ARGS= ;; esac
+	@case "$(EXP)" in *_synthetic*) $(MAKE) --no-print-directory data ARGS= ;; esac
 	$(AVGEN) pipeline experiment=$(EXP) base_args='$(BASE_ARGS)' $(ARGS)
 
 # Pretrained weights by registry name (docs/weights.md): download + verify into the caches, then a table of
